@@ -1,0 +1,156 @@
+/*
+ * graph.h - the revision graph: loading and validating revision scripts'
+ * metadata, resolving targets, planning upgrade/downgrade/stamp walks and
+ * formatting revisions for `heads`, `current`, `history`, `show` and
+ * `branches`.  The semantics are Alembic's RevisionMap (1.8) exactly, with
+ * refusals where Alembic is ambiguous or crashes.  Pure C: no database, no
+ * Lua.
+ */
+#ifndef LM_GRAPH_H
+#define LM_GRAPH_H
+
+#include <stddef.h>
+#include "util.h"
+
+/* One revision as read from its script.  Strings are owned by the caller
+ * and must outlive the graph. */
+typedef struct lm_revision {
+  const char *id;
+  const char **down; size_t ndown;        /* down_revision: 0 = a base, >1 = a merge point */
+  const char **depends; size_t ndepends;  /* depends_on: revision ids (or unique prefixes) or branch labels */
+  const char **labels; size_t nlabels;    /* branch_labels */
+  const char *message;                    /* doc line, may be NULL */
+  const char *path;                       /* script file, used in error messages; may be NULL */
+} lm_revision;
+
+typedef struct lm_graph lm_graph;
+
+/* A list of revisions as indexes into the graph (malloc'ed). */
+typedef struct lm_revlist { size_t *idx; size_t n; } lm_revlist;
+void lm_revlist_free(lm_revlist *l);
+
+/* Build a graph.  revs come in script-file-name order (Alembic reads
+ * scripts in that order and its tie-breaks follow it).  Fails with a
+ * message naming the revisions (and files) on: an empty or duplicate id, a
+ * down_revision or depends_on naming nothing, a revision that is its own
+ * down_revision, a cycle, a branch label used twice or equal to a revision
+ * id.  Linear time. */
+int lm_graph_new(lm_graph **out, const lm_revision *revs, size_t n, lm_err *err);
+void lm_graph_free(lm_graph *g);
+size_t lm_graph_size(const lm_graph *g);
+const lm_revision *lm_graph_rev(const lm_graph *g, size_t idx);
+
+/* Exact id, else a unique prefix; an ambiguous prefix lists the candidates.
+ * Does not accept labels or symbols (see lm_graph_resolve). */
+int lm_graph_lookup(const lm_graph *g, const char *id_or_prefix, size_t *idx, lm_err *err);
+
+/* All heads (revisions nothing names as down_revision; depends_on does not
+ * count), in Alembic's order (RevisionMap.heads). */
+int lm_graph_heads(const lm_graph *g, lm_revlist *out);
+/* All bases (no down_revision), in Alembic's order. */
+int lm_graph_bases(const lm_graph *g, lm_revlist *out);
+/* Effective heads: heads that nothing depends on either (what "heads"
+ * means as a target, and `heads --resolve-dependencies`), Alembic's order. */
+int lm_graph_effective_heads(const lm_graph *g, lm_revlist *out);
+/* Branch points in `alembic branches` order (walk_revisions, newest first). */
+int lm_graph_branch_points(const lm_graph *g, lm_revlist *out);
+/* The revisions that name idx as down_revision (Alembic's nextrev), in
+ * Alembic's order (sorted by id, as Alembic keeps a frozenset and
+ * `branches` iterates it; see graph.c for the exact rule). */
+int lm_graph_nextrev(const lm_graph *g, size_t idx, lm_revlist *out);
+
+/* Revision properties, as Alembic's Revision.is_head etc. */
+int lm_graph_is_head(const lm_graph *g, size_t idx);
+int lm_graph_is_effective_head(const lm_graph *g, size_t idx);
+int lm_graph_is_branch_point(const lm_graph *g, size_t idx);
+int lm_graph_is_merge_point(const lm_graph *g, size_t idx);
+int lm_graph_is_base(const lm_graph *g, size_t idx);
+
+/* Resolve a target as Alembic would, relative to the current heads in the
+ * database (ids as strings; may be empty): head, heads, base, full id,
+ * unique prefix, +N, -N, REV+N, REV-N, LABEL@head, LABEL@base, LABEL@+N,
+ * LABEL@-N, LABEL (the labelled revision), REV@head.  "base" resolves to
+ * the empty list.  Several space- or comma-free targets are not parsed
+ * here: call once per target. */
+int lm_graph_resolve(const lm_graph *g, const char *target, const char *const *current, size_t ncurrent,
+                     lm_revlist *out, lm_err *err);
+
+/* The heads `revision --head H [--splice]` would put a new revision on top
+ * of: H resolved (head, LABEL@head, REV, REV@head), checked as Alembic's
+ * ScriptDirectory.generate_revision checks it (H must be a head unless
+ * splice; "head" with several heads refuses).  out gets the down_revision
+ * list for the new script (0 entries = a new base, for "base"). */
+int lm_graph_new_revision_parents(const lm_graph *g, const char *head, int splice,
+                                  lm_revlist *out, lm_err *err);
+
+/* Version-table actions. */
+typedef enum { LM_VT_INSERT, LM_VT_DELETE, LM_VT_UPDATE } lm_vt_kind;
+/* INSERT uses to, DELETE uses from, UPDATE both.  Strings point into the
+ * revisions given to lm_graph_new or into the current list given to the
+ * planner; they stay valid as long as those do. */
+typedef struct lm_vt_action { lm_vt_kind kind; const char *from; const char *to; } lm_vt_action;
+typedef struct lm_step {
+  long rev;            /* graph index of the script to run, or -1 for a stamp-only step */
+  int upgrade;         /* 1: run upgrade(), 0: run downgrade() */
+  lm_vt_action *actions; size_t nactions;   /* what this step does to the version table, in order */
+} lm_step;
+typedef struct lm_plan { lm_step *steps; size_t nsteps; } lm_plan;
+void lm_plan_free(lm_plan *p);
+
+/* The migrations `upgrade TARGET` / `downgrade TARGET` run, in Alembic's
+ * order, from the current heads, with the version-table changes Alembic's
+ * HeadMaintainer makes at each step.  `upgrade X` stores only X even when
+ * it ran X's dependencies.  Returns LM_ERROR, with out empty, where Alembic
+ * raises and where luamig refuses Alembic's ambiguous or crashing cases
+ * (see graph_plan.c).  A current id that is not in the graph is an error. */
+int lm_graph_plan_upgrade(const lm_graph *g, const char *target, const char *const *current, size_t ncurrent,
+                          lm_plan *out, lm_err *err);
+int lm_graph_plan_downgrade(const lm_graph *g, const char *target, const char *const *current, size_t ncurrent,
+                            lm_plan *out, lm_err *err);
+/* stamp REV... [--purge]: version-table actions only (steps with rev = -1),
+ * as Alembic's command.stamp / StampStep.  With purge the caller empties
+ * the table first and the plan starts from nothing. */
+int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t ntargets,
+                        const char *const *current, size_t ncurrent, int purge, lm_plan *out, lm_err *err);
+
+/* Output, byte for byte as Alembic's Script.cmd_format (no trailing
+ * newline):
+ *   heads      LM_FMT_BRANCHES | LM_FMT_EFFECTIVE
+ *   current    LM_FMT_TREE
+ *   history    LM_FMT_BRANCHES | LM_FMT_TREE | LM_FMT_PARENTS | LM_FMT_DOC
+ *   branches   LM_FMT_BRANCHES | LM_FMT_TREE (and LM_FMT_BRANCHES [| LM_FMT_DOC]
+ *              for the "-> child" lines, see lm_graph_format_branch_point)
+ * plus LM_FMT_VERBOSE for -v, which prints Alembic's multi-line log_entry
+ * instead (the flags then only matter for LM_FMT_EFFECTIVE vs TREE). */
+enum { LM_FMT_VERBOSE = 1, LM_FMT_BRANCHES = 2 /* (labels) */, LM_FMT_TREE = 4 /* (head) (branchpoint) (mergepoint) */,
+       LM_FMT_PARENTS = 8 /* "p1, p2 (dep) -> " */, LM_FMT_DOC = 16 /* ", message" */,
+       LM_FMT_EFFECTIVE = 32 /* (head) / (effective head), as `heads` */ };
+void lm_graph_format(const lm_graph *g, size_t idx, unsigned flags, lm_buf *out);
+/* Same, with the text Alembic prints as the module docstring in the
+ * verbose form (luamig: the script's leading comment block, comment
+ * markers stripped, e.g. "Add x\n\nRevision ID: ...\nRevises: ...\nCreate
+ * Date: ...").  doc NULL falls back to the message. */
+void lm_graph_format_doc(const lm_graph *g, size_t idx, unsigned flags, const char *doc, lm_buf *out);
+/* One `branches` entry: the branch point line and its "   -> child" lines,
+ * followed by the blank line Alembic prints ("%s\n%s\n" plus print's
+ * newline gives text ending in "\n" here; the caller adds one newline). */
+void lm_graph_format_branch_point(const lm_graph *g, size_t idx, int verbose, const char *doc, lm_buf *out);
+
+/* history -r RANGE: revisions newest first, a revision before its parents,
+ * as `alembic history` orders them; RANGE as Alembic ("a:b", "a:", ":b",
+ * "-3:", "current:" etc., `current` resolved from current).  range NULL is
+ * the whole history. */
+int lm_graph_history(const lm_graph *g, const char *range, const char *const *current, size_t ncurrent,
+                     lm_revlist *out, lm_err *err);
+
+/* `current`: the revisions the version table names (Alembic's
+ * get_all_current: the current heads, each id resolved, dropping any that
+ * another current revision already includes as an ancestor). */
+int lm_graph_current(const lm_graph *g, const char *const *current, size_t ncurrent, lm_revlist *out, lm_err *err);
+
+/* `merge REV...`: resolve the revisions to merge (each a head, id, prefix,
+ * label or "heads"), refusing fewer than two distinct revisions or one that
+ * is an ancestor of another, as Alembic does. */
+int lm_graph_merge_parents(const lm_graph *g, const char *const *revs, size_t nrevs, lm_revlist *out, lm_err *err);
+
+#endif
