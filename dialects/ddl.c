@@ -1,0 +1,294 @@
+/*
+ * ddl.c - DDL shared by the SQL dialects, parameterised by lm_ddl_traits.
+ *
+ * CREATE TABLE follows the layout SQLAlchemy emits (columns first, then the
+ * primary key, unique and foreign key constraints at table level), so the
+ * schemas luamig creates match the ones Alembic users already have.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddl.h"
+
+void lm_ddl_qualified(const lm_ddl_traits *t, lm_buf *out, const char *schema,
+                      const char *name) {
+  if (schema) {
+    t->quote_ident(out, schema);
+    lm_buf_putc(out, '.');
+  }
+  t->quote_ident(out, name);
+}
+
+static void ident_list(const lm_ddl_traits *t, lm_buf *out,
+                       const char *const *names, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    t->quote_ident(out, names[i]);
+  }
+}
+
+static int is_integer_type(const lm_type *type) {
+  return type->kind == LM_T_INTEGER || type->kind == LM_T_BIGINT ||
+         type->kind == LM_T_SMALLINT;
+}
+
+/* SQLAlchemy's rule: the one integer column of a single-column primary key
+ * autoincrements unless told otherwise. */
+lm_autoinc lm_ddl_column_autoinc(const lm_op *op, const lm_column *col) {
+  if (col->autoincrement == LM_AUTO_IDENTITY) return LM_AUTO_IDENTITY;
+  if (col->autoincrement == LM_AUTO_FALSE || !col->primary_key ||
+      !is_integer_type(&col->type))
+    return LM_AUTO_FALSE;
+  size_t pk_cols = 0;
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (op->columns[i].primary_key) pk_cols++;
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_PRIMARY_KEY)
+      pk_cols += op->constraints[i].ncolumns;
+  return pk_cols == 1 ? LM_AUTO_TRUE : LM_AUTO_FALSE;
+}
+
+/* One column definition: name, type, default, NOT NULL.  Keys and unique
+ * constraints of a created table go at table level (see create_table);
+ * for ADD COLUMN they are inline, the only place ALTER TABLE allows them. */
+int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
+                  const lm_column *col, int in_create_table, lm_err *err) {
+  lm_autoinc autoinc = in_create_table ? lm_ddl_column_autoinc(op, col)
+                                       : LM_AUTO_FALSE;
+  t->quote_ident(out, col->name);
+  lm_buf_putc(out, ' ');
+  if (t->render_type(out, &col->type, autoinc, err) != LM_OK) {
+    lm_err_prefix(err, "column %s", col->name);
+    return LM_ERROR;
+  }
+  if (autoinc == LM_AUTO_IDENTITY && t->identity_clause) {
+    lm_buf_putc(out, ' ');
+    lm_buf_puts(out, t->identity_clause);
+  }
+  if (col->server_default.kind != LM_DEF_NONE &&
+      col->server_default.kind != LM_DEF_DROP) {
+    lm_buf_puts(out, " DEFAULT ");
+    if (t->render_default(out, &col->server_default, err) != LM_OK) {
+      lm_err_prefix(err, "column %s", col->name);
+      return LM_ERROR;
+    }
+  }
+  if (!col->nullable || col->primary_key) lm_buf_puts(out, " NOT NULL");
+  if (!in_create_table) {
+    if (col->primary_key) lm_buf_puts(out, " PRIMARY KEY");
+    if (col->unique) lm_buf_puts(out, " UNIQUE");
+    if (col->ref_table) {
+      lm_buf_puts(out, " REFERENCES ");
+      t->quote_ident(out, col->ref_table);
+      lm_buf_puts(out, " (");
+      t->quote_ident(out, col->ref_column);
+      lm_buf_putc(out, ')');
+      if (col->ondelete) lm_buf_printf(out, " ON DELETE %s", col->ondelete);
+      if (col->onupdate) lm_buf_printf(out, " ON UPDATE %s", col->onupdate);
+    }
+  }
+  return LM_OK;
+}
+
+/* A table-level constraint clause. */
+void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
+                       const lm_constraint *con) {
+  if (con->name) {
+    lm_buf_puts(out, "CONSTRAINT ");
+    t->quote_ident(out, con->name);
+    lm_buf_putc(out, ' ');
+  }
+  switch (con->kind) {
+  case LM_CON_PRIMARY_KEY:
+    lm_buf_puts(out, "PRIMARY KEY (");
+    ident_list(t, out, con->columns, con->ncolumns);
+    lm_buf_putc(out, ')');
+    break;
+  case LM_CON_UNIQUE:
+    lm_buf_puts(out, "UNIQUE (");
+    ident_list(t, out, con->columns, con->ncolumns);
+    lm_buf_putc(out, ')');
+    break;
+  case LM_CON_CHECK:
+    lm_buf_printf(out, "CHECK (%s)", con->condition);
+    break;
+  case LM_CON_FOREIGN_KEY:
+    lm_buf_puts(out, "FOREIGN KEY(");
+    ident_list(t, out, con->columns, con->ncolumns);
+    lm_buf_puts(out, ") REFERENCES ");
+    lm_ddl_qualified(t, out, con->ref_schema, con->ref_table);
+    lm_buf_puts(out, " (");
+    ident_list(t, out, con->ref_columns, con->nref_columns);
+    lm_buf_putc(out, ')');
+    if (con->ondelete) lm_buf_printf(out, " ON DELETE %s", con->ondelete);
+    if (con->onupdate) lm_buf_printf(out, " ON UPDATE %s", con->onupdate);
+    if (con->deferrable == 1) lm_buf_puts(out, " DEFERRABLE");
+    if (con->deferrable == 0) lm_buf_puts(out, " NOT DEFERRABLE");
+    if (con->initially) lm_buf_printf(out, " INITIALLY %s", con->initially);
+    break;
+  }
+}
+
+char *lm_ddl_index_name(const char *table, const char *column) {
+  return lm_xasprintf("ix_%s_%s", table, column);
+}
+
+/* CREATE INDEX for a column declared with index = true. */
+static void column_index(const lm_ddl_traits *t, const lm_op *op,
+                         const lm_column *col, lm_strvec *out) {
+  lm_buf b = LM_BUF_INIT;
+  char *name = lm_ddl_index_name(op->table, col->name);
+  lm_buf_puts(&b, col->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
+  t->quote_ident(&b, name);
+  lm_buf_puts(&b, " ON ");
+  lm_ddl_qualified(t, &b, op->schema, op->table);
+  lm_buf_puts(&b, " (");
+  t->quote_ident(&b, col->name);
+  lm_buf_putc(&b, ')');
+  free(name);
+  lm_strvec_push(out, lm_buf_detach(&b));
+}
+
+static void comment_on(const lm_ddl_traits *t, const lm_op *op,
+                       const char *column, const char *comment,
+                       lm_strvec *out) {
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_puts(&b, column ? "COMMENT ON COLUMN " : "COMMENT ON TABLE ");
+  lm_ddl_qualified(t, &b, op->schema, op->table);
+  if (column) {
+    lm_buf_putc(&b, '.');
+    t->quote_ident(&b, column);
+  }
+  lm_buf_puts(&b, " IS ");
+  /* Comments are literals: double the quotes as any string literal. */
+  lm_buf_putc(&b, '\'');
+  for (const char *c = comment; *c; c++) {
+    if (*c == '\'') lm_buf_putc(&b, '\'');
+    lm_buf_putc(&b, *c);
+  }
+  lm_buf_putc(&b, '\'');
+  lm_strvec_push(out, lm_buf_detach(&b));
+}
+
+static int create_table(const lm_ddl_traits *t, const lm_op *op,
+                        lm_strvec *out, lm_err *err) {
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_puts(&b, "CREATE TABLE ");
+  if (op->if_not_exists) lm_buf_puts(&b, "IF NOT EXISTS ");
+  lm_ddl_qualified(t, &b, op->schema, op->table);
+  lm_buf_puts(&b, " (");
+  const char *sep = "\n\t";
+  for (size_t i = 0; i < op->ncolumns; i++) {
+    lm_buf_puts(&b, sep);
+    if (lm_ddl_column(t, &b, op, &op->columns[i], 1, err) != LM_OK) {
+      lm_buf_free(&b);
+      return LM_ERROR;
+    }
+    sep = ", \n\t";
+  }
+  /* Column-level keys become table-level constraints, as SQLAlchemy does. */
+  size_t npk = 0;
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (op->columns[i].primary_key) npk++;
+  if (npk) {
+    lm_buf_puts(&b, sep);
+    lm_buf_puts(&b, "PRIMARY KEY (");
+    size_t k = 0;
+    for (size_t i = 0; i < op->ncolumns; i++)
+      if (op->columns[i].primary_key) {
+        if (k++) lm_buf_puts(&b, ", ");
+        t->quote_ident(&b, op->columns[i].name);
+      }
+    lm_buf_putc(&b, ')');
+  }
+  for (size_t i = 0; i < op->ncolumns; i++) {
+    const lm_column *col = &op->columns[i];
+    if (col->unique && !col->index) {
+      lm_buf_puts(&b, sep);
+      lm_buf_puts(&b, "UNIQUE (");
+      t->quote_ident(&b, col->name);
+      lm_buf_putc(&b, ')');
+    }
+  }
+  for (size_t i = 0; i < op->ncolumns; i++) {
+    const lm_column *col = &op->columns[i];
+    if (!col->ref_table) continue;
+    lm_constraint fk = {.kind = LM_CON_FOREIGN_KEY,
+                        .columns = &col->name,
+                        .ncolumns = 1,
+                        .ref_table = col->ref_table,
+                        .ref_columns = &col->ref_column,
+                        .nref_columns = 1,
+                        .ondelete = col->ondelete,
+                        .onupdate = col->onupdate,
+                        .deferrable = -1};
+    lm_buf_puts(&b, sep);
+    lm_ddl_constraint(t, &b, &fk);
+  }
+  for (size_t i = 0; i < op->nconstraints; i++) {
+    lm_buf_puts(&b, sep);
+    lm_ddl_constraint(t, &b, &op->constraints[i]);
+  }
+  lm_buf_puts(&b, "\n)");
+  lm_strvec_push(out, lm_buf_detach(&b));
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (op->columns[i].index) column_index(t, op, &op->columns[i], out);
+  if (t->supports_comments) {
+    if (op->comment) comment_on(t, op, NULL, op->comment, out);
+    for (size_t i = 0; i < op->ncolumns; i++)
+      if (op->columns[i].comment)
+        comment_on(t, op, op->columns[i].name, op->columns[i].comment, out);
+  }
+  return LM_OK;
+}
+
+static int add_column(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
+                      lm_err *err) {
+  const lm_column *col = &op->columns[0];
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_puts(&b, "ALTER TABLE ");
+  lm_ddl_qualified(t, &b, op->schema, op->table);
+  lm_buf_puts(&b, " ADD COLUMN ");
+  if (lm_ddl_column(t, &b, op, col, 0, err) != LM_OK) {
+    lm_buf_free(&b);
+    return LM_ERROR;
+  }
+  lm_strvec_push(out, lm_buf_detach(&b));
+  if (col->index) column_index(t, op, col, out);
+  if (t->supports_comments && col->comment)
+    comment_on(t, op, col->name, col->comment, out);
+  return LM_OK;
+}
+
+int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
+                   lm_err *err) {
+  lm_buf b = LM_BUF_INIT;
+  switch (op->kind) {
+  case LM_OP_CREATE_TABLE:
+    return create_table(t, op, out, err);
+  case LM_OP_DROP_TABLE:
+    lm_buf_puts(&b, "DROP TABLE ");
+    if (op->if_exists) lm_buf_puts(&b, "IF EXISTS ");
+    lm_ddl_qualified(t, &b, op->schema, op->table);
+    break;
+  case LM_OP_RENAME_TABLE:
+    lm_buf_puts(&b, "ALTER TABLE ");
+    lm_ddl_qualified(t, &b, op->schema, op->table);
+    lm_buf_puts(&b, " RENAME TO ");
+    t->quote_ident(&b, op->name);
+    break;
+  case LM_OP_ADD_COLUMN:
+    return add_column(t, op, out, err);
+  case LM_OP_DROP_COLUMN:
+    lm_buf_puts(&b, "ALTER TABLE ");
+    lm_ddl_qualified(t, &b, op->schema, op->table);
+    lm_buf_puts(&b, " DROP COLUMN ");
+    t->quote_ident(&b, op->name);
+    break;
+  default:
+    return lm_err_set(err, "operation not supported by the %s dialect yet",
+                      t->dialect);
+  }
+  lm_strvec_push(out, lm_buf_detach(&b));
+  return LM_OK;
+}

@@ -1,0 +1,108 @@
+/*
+ * dialect.h - the one seam between the core and a database.
+ *
+ * A dialect is a struct of function pointers, like SQLite's
+ * sqlite3_io_methods: the core only ever calls through it and never names a
+ * database.  The struct grows only by appending members, and `version` says
+ * how many a dialect fills in.  Every function that can fail returns LM_OK or
+ * a negative status and leaves a message in `err`; for a failed statement the
+ * message holds the database's own words and the SQL, and err->sqlstate the
+ * SQLSTATE where the database has one.
+ */
+#ifndef LM_DIALECT_H
+#define LM_DIALECT_H
+
+#include "../src/operation.h"
+#include "../src/util.h"
+
+typedef struct lm_conn lm_conn;         /* a dialect's connection */
+typedef struct lm_cursor lm_cursor;     /* a streaming result */
+
+/* A parsed database URL (see src/url.c). */
+typedef struct lm_url {
+  char *full;           /* the URL as given */
+  char *scheme;         /* "sqlite", "postgresql", ... before "://" */
+  char *rest;           /* everything after "://" */
+  char *display;        /* the URL with any password replaced by "***" */
+} lm_url;
+
+/* What a compile call may consult. */
+typedef struct lm_compile_ctx {
+  lm_conn *conn;        /* NULL when offline (--sql) */
+  int offline;
+} lm_compile_ctx;
+
+typedef struct lm_dialect {
+  int version;                  /* LM_DIALECT_VERSION of the header it was built for */
+  const char *name;             /* "postgresql", "sqlite": what op.dialect shows */
+  const char *const *schemes;   /* URL schemes it serves, NULL-terminated */
+  int transactional_ddl;        /* DDL can roll back */
+
+  /* Connections.  connect sets the application name to `app_name` where
+   * the database has one (so a waiting runner can say who holds a lock). */
+  int (*connect)(lm_conn **out, const lm_url *url, const char *app_name,
+                 lm_err *err);
+  void (*close)(lm_conn *conn);
+
+  /* Run one statement with $1, $2, ... parameters.  With nparams == 0 the
+   * text may hold several statements separated by ';'.  *affected (if not
+   * NULL) receives the rows changed by the last statement. */
+  int (*exec)(lm_conn *conn, const char *sql, size_t nparams,
+              const lm_value *params, int64_t *affected, lm_err *err);
+
+  /* Streaming query: rows are fetched as cursor_next asks for them, never
+   * the whole result at once.  Other statements may run on the same
+   * connection while a cursor is open. */
+  int (*query)(lm_conn *conn, const char *sql, size_t nparams,
+               const lm_value *params, lm_cursor **out, lm_err *err);
+  /* 1: a row is ready, 0: no more rows, <0: error.  The row's values stay
+   * valid until the next call to cursor_next or cursor_close. */
+  int (*cursor_next)(lm_cursor *cur, lm_err *err);
+  size_t (*cursor_ncols)(lm_cursor *cur);
+  const char *(*cursor_colname)(lm_cursor *cur, size_t col);
+  const lm_value *(*cursor_value)(lm_cursor *cur, size_t col);
+  void (*cursor_close)(lm_cursor *cur);
+
+  /* Transactions.  begin takes the write lock at once where the database
+   * would otherwise defer it (SQLite: BEGIN IMMEDIATE). */
+  int (*begin)(lm_conn *conn, lm_err *err);
+  int (*commit)(lm_conn *conn, lm_err *err);
+  int (*rollback)(lm_conn *conn, lm_err *err);
+
+  /* A lock held across transactions for a whole run, keyed by `key` (the
+   * version table's qualified name).  Waits up to timeout seconds; while it
+   * waits it calls `waiting` (if not NULL) once with a description of the
+   * holder.  LM_ERROR with a clear message when the time runs out. */
+  int (*lock)(lm_conn *conn, const char *key, double timeout,
+              void (*waiting)(const char *holder, void *payload),
+              void *payload, lm_err *err);
+  int (*unlock)(lm_conn *conn, const char *key, lm_err *err);
+
+  /* Does a table exist?  schema NULL: the default one. */
+  int (*has_table)(lm_conn *conn, const char *schema, const char *table,
+                   int *exists, lm_err *err);
+
+  /* Compile one operation into statements appended to `out` (without
+   * trailing ';').  LM_OP_EXECUTE is not compiled: the core runs its SQL. */
+  int (*compile)(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
+                 lm_err *err);
+
+  /* Append an identifier, quoted only when it needs it, always escaped. */
+  void (*quote_ident)(lm_buf *out, const char *ident);
+  /* Append a value as an SQL literal (for --sql output). */
+  void (*render_literal)(lm_buf *out, const lm_value *value);
+
+  /* Offline script framing: the statements that open and close a
+   * transaction in --sql output. */
+  const char *begin_sql;
+  const char *commit_sql;
+} lm_dialect;
+
+#define LM_DIALECT_VERSION 1
+
+/* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
+const lm_dialect *lm_dialect_for_scheme(const char *scheme);
+/* The registered dialects, NULL-terminated. */
+extern const lm_dialect *const lm_dialects[];
+
+#endif

@@ -1,0 +1,600 @@
+/*
+ * sqlite.c - the SQLite dialect, through the sqlite3 library.
+ *
+ * Migrations run with foreign-key enforcement off (dropping or rebuilding a
+ * parent table must not cascade) and `PRAGMA foreign_key_check` must pass
+ * before every commit.  One runner at a time is guaranteed by an flock on a
+ * file beside the database, held for the whole run, together with BEGIN
+ * IMMEDIATE for each transaction.
+ */
+#define _DEFAULT_SOURCE
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ddl.h"
+
+struct lm_conn {
+  sqlite3 *db;
+  char *path;           /* file name, or ":memory:" */
+  int lock_fd;          /* the runner lock's file, or -1 */
+  char *lock_path;
+};
+
+struct lm_cursor {
+  lm_conn *conn;
+  sqlite3_stmt *stmt;
+  const char *sql;      /* for error messages; owned by the statement */
+  size_t ncols;
+  lm_value *row;
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+static int db_error(lm_conn *c, const char *sql, lm_err *err) {
+  if (sql)
+    return lm_err_set(err, "%s\n  in: %s", sqlite3_errmsg(c->db), sql);
+  return lm_err_set(err, "%s", sqlite3_errmsg(c->db));
+}
+
+/* ---- connection ------------------------------------------------------ */
+
+/* sqlite:///relative.db, sqlite:////absolute.db, sqlite://:memory: */
+static int url_path(const lm_url *url, char **out, lm_err *err) {
+  const char *rest = url->rest;
+  if (strcmp(rest, ":memory:") == 0 || strcmp(rest, "/:memory:") == 0 ||
+      strcmp(rest, "") == 0) {
+    *out = lm_xstrdup(":memory:");
+    return LM_OK;
+  }
+  if (rest[0] != '/' || rest[1] == '\0')
+    return lm_err_set(err,
+                      "malformed SQLite URL %s: expected sqlite:///relative.db, "
+                      "sqlite:////absolute.db or sqlite://:memory:",
+                      url->display);
+  const char *path = rest + 1;
+  const char *q = strchr(path, '?');
+  *out = q ? lm_xstrndup(path, (size_t)(q - path)) : lm_xstrdup(path);
+  return LM_OK;
+}
+
+static int sqlite_connect(lm_conn **out, const lm_url *url,
+                          const char *app_name, lm_err *err) {
+  (void)app_name;
+  char *path;
+  if (url_path(url, &path, err) != LM_OK) return LM_ERROR;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+    lm_err_set(err, "cannot open SQLite database %s: it is a directory", path);
+    free(path);
+    return LM_ERROR;
+  }
+  lm_conn *c = lm_xcalloc(1, sizeof *c);
+  c->path = path;
+  c->lock_fd = -1;
+  if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                      NULL) != SQLITE_OK) {
+    lm_err_set(err, "cannot open SQLite database %s: %s", path,
+               c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    sqlite3_close(c->db);
+    free(c->path);
+    free(c);
+    return LM_ERROR;
+  }
+  sqlite3_extended_result_codes(c->db, 1);
+  sqlite3_busy_timeout(c->db, 5000);
+  if (sqlite3_exec(c->db, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL) !=
+      SQLITE_OK) {
+    lm_err_set(err, "cannot open SQLite database %s: %s", path,
+               sqlite3_errmsg(c->db));
+    sqlite3_close(c->db);
+    free(c->path);
+    free(c);
+    return LM_ERROR;
+  }
+  *out = c;
+  return LM_OK;
+}
+
+static void sqlite_close(lm_conn *c) {
+  if (!c) return;
+  if (c->lock_fd >= 0) close(c->lock_fd);
+  sqlite3_close_v2(c->db);
+  free(c->lock_path);
+  free(c->path);
+  free(c);
+}
+
+/* ---- statements ------------------------------------------------------ */
+
+/* Bind $1, $2, ... (SQLite treats "$1" as a named parameter, so the same
+ * number used twice is the same value, as on PostgreSQL).  A bare "?"
+ * takes the value at its position. */
+static int bind_params(lm_conn *c, sqlite3_stmt *stmt, const char *sql,
+                       size_t nparams, const lm_value *params, lm_err *err) {
+  int count = sqlite3_bind_parameter_count(stmt);
+  for (int i = 1; i <= count; i++) {
+    const char *name = sqlite3_bind_parameter_name(stmt, i);
+    long k = i;
+    if (name) {
+      char *end;
+      if (name[0] != '$' || !isdigit((unsigned char)name[1]))
+        return lm_err_set(err, "unsupported placeholder %s (use $1, $2, ...)\n  in: %s",
+                          name, sql);
+      k = strtol(name + 1, &end, 10);
+      if (*end) return lm_err_set(err, "bad placeholder %s\n  in: %s", name, sql);
+    }
+    if (k < 1 || (size_t)k > nparams)
+      return lm_err_set(err, "placeholder $%ld has no value (%zu given)\n  in: %s",
+                        k, nparams, sql);
+    const lm_value *v = &params[k - 1];
+    int rc = SQLITE_OK;
+    switch (v->type) {
+    case LM_V_NULL: rc = sqlite3_bind_null(stmt, i); break;
+    case LM_V_INT:
+    case LM_V_BOOL: rc = sqlite3_bind_int64(stmt, i, v->i); break;
+    case LM_V_FLOAT: rc = sqlite3_bind_double(stmt, i, v->f); break;
+    case LM_V_TEXT:
+      rc = sqlite3_bind_text64(stmt, i, v->s, v->len, SQLITE_TRANSIENT,
+                               SQLITE_UTF8);
+      break;
+    case LM_V_BLOB:
+      rc = sqlite3_bind_blob64(stmt, i, v->s, v->len, SQLITE_TRANSIENT);
+      break;
+    }
+    if (rc != SQLITE_OK) return db_error(c, sql, err);
+  }
+  return LM_OK;
+}
+
+static int sqlite_exec(lm_conn *c, const char *sql, size_t nparams,
+                       const lm_value *params, int64_t *affected, lm_err *err) {
+  const char *tail = sql;
+  int64_t changes = 0;
+  while (*tail) {
+    sqlite3_stmt *stmt = NULL;
+    const char *start = tail;
+    if (sqlite3_prepare_v2(c->db, start, -1, &stmt, &tail) != SQLITE_OK)
+      return db_error(c, start, err);
+    if (!stmt) continue;   /* whitespace or a comment */
+    if (nparams && bind_params(c, stmt, sqlite3_sql(stmt), nparams, params,
+                               err) != LM_OK) {
+      sqlite3_finalize(stmt);
+      return LM_ERROR;
+    }
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {}
+    if (rc != SQLITE_DONE) {
+      db_error(c, sqlite3_sql(stmt), err);
+      sqlite3_finalize(stmt);
+      return LM_ERROR;
+    }
+    changes = sqlite3_changes64(c->db);
+    sqlite3_finalize(stmt);
+    if (nparams) break;   /* parameters go with a single statement */
+  }
+  if (affected) *affected = changes;
+  return LM_OK;
+}
+
+static int sqlite_query(lm_conn *c, const char *sql, size_t nparams,
+                        const lm_value *params, lm_cursor **out, lm_err *err) {
+  sqlite3_stmt *stmt = NULL;
+  if (sqlite3_prepare_v2(c->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return db_error(c, sql, err);
+  if (!stmt) return lm_err_set(err, "empty query");
+  if (bind_params(c, stmt, sql, nparams, params, err) != LM_OK) {
+    sqlite3_finalize(stmt);
+    return LM_ERROR;
+  }
+  lm_cursor *cur = lm_xcalloc(1, sizeof *cur);
+  cur->conn = c;
+  cur->stmt = stmt;
+  cur->sql = sqlite3_sql(stmt);
+  cur->ncols = (size_t)sqlite3_column_count(stmt);
+  cur->row = lm_xcalloc(cur->ncols ? cur->ncols : 1, sizeof *cur->row);
+  *out = cur;
+  return LM_OK;
+}
+
+static int sqlite_cursor_next(lm_cursor *cur, lm_err *err) {
+  int rc = sqlite3_step(cur->stmt);
+  if (rc == SQLITE_DONE) return 0;
+  if (rc != SQLITE_ROW) return db_error(cur->conn, cur->sql, err);
+  for (size_t i = 0; i < cur->ncols; i++) {
+    lm_value *v = &cur->row[i];
+    int col = (int)i;
+    switch (sqlite3_column_type(cur->stmt, col)) {
+    case SQLITE_INTEGER:
+      v->type = LM_V_INT;
+      v->i = sqlite3_column_int64(cur->stmt, col);
+      break;
+    case SQLITE_FLOAT:
+      v->type = LM_V_FLOAT;
+      v->f = sqlite3_column_double(cur->stmt, col);
+      break;
+    case SQLITE_TEXT:
+      v->type = LM_V_TEXT;
+      v->s = (const char *)sqlite3_column_text(cur->stmt, col);
+      v->len = (size_t)sqlite3_column_bytes(cur->stmt, col);
+      break;
+    case SQLITE_BLOB:
+      v->type = LM_V_BLOB;
+      v->s = sqlite3_column_blob(cur->stmt, col);
+      v->len = (size_t)sqlite3_column_bytes(cur->stmt, col);
+      if (!v->s) v->s = "";
+      break;
+    default:
+      v->type = LM_V_NULL;
+      break;
+    }
+  }
+  return 1;
+}
+
+static size_t sqlite_cursor_ncols(lm_cursor *cur) { return cur->ncols; }
+
+static const char *sqlite_cursor_colname(lm_cursor *cur, size_t col) {
+  return sqlite3_column_name(cur->stmt, (int)col);
+}
+
+static const lm_value *sqlite_cursor_value(lm_cursor *cur, size_t col) {
+  return &cur->row[col];
+}
+
+static void sqlite_cursor_close(lm_cursor *cur) {
+  if (!cur) return;
+  sqlite3_finalize(cur->stmt);
+  free(cur->row);
+  free(cur);
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+static int sqlite_begin(lm_conn *c, lm_err *err) {
+  if (sqlite3_db_readonly(c->db, "main") == 1)
+    return lm_err_set(err, "SQLite database %s is not writable", c->path);
+  /* IMMEDIATE takes the write lock now, so no other writer slips in
+   * between reading the version table and changing it. */
+  if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    return db_error(c, "BEGIN IMMEDIATE", err);
+  return LM_OK;
+}
+
+/* Foreign keys are not enforced while migrating; check them all before
+ * the commit, so a migration cannot leave dangling references. */
+static int foreign_key_check(lm_conn *c, lm_err *err) {
+  sqlite3_stmt *stmt;
+  const char *sql = "PRAGMA foreign_key_check";
+  if (sqlite3_prepare_v2(c->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return db_error(c, sql, err);
+  lm_buf report = LM_BUF_INIT;
+  int rc, violations = 0;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (violations++ < 10)
+      lm_buf_printf(&report, "\n  %s row %lld references %s (foreign key %d)",
+                    (const char *)sqlite3_column_text(stmt, 0),
+                    (long long)sqlite3_column_int64(stmt, 1),
+                    (const char *)sqlite3_column_text(stmt, 2),
+                    sqlite3_column_int(stmt, 3));
+  }
+  if (rc != SQLITE_DONE) {
+    db_error(c, sql, err);
+    sqlite3_finalize(stmt);
+    lm_buf_free(&report);
+    return LM_ERROR;
+  }
+  sqlite3_finalize(stmt);
+  if (violations) {
+    lm_err_set(err, "PRAGMA foreign_key_check found %d row%s whose foreign key "
+               "points at nothing:%s%s", violations, violations == 1 ? "" : "s",
+               lm_buf_str(&report), violations > 10 ? "\n  ..." : "");
+    lm_buf_free(&report);
+    return LM_ERROR;
+  }
+  lm_buf_free(&report);
+  return LM_OK;
+}
+
+static int sqlite_commit(lm_conn *c, lm_err *err) {
+  if (foreign_key_check(c, err) != LM_OK) return LM_ERROR;
+  if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    return db_error(c, "COMMIT", err);
+  return LM_OK;
+}
+
+static int sqlite_rollback(lm_conn *c, lm_err *err) {
+  if (sqlite3_get_autocommit(c->db)) return LM_OK;   /* nothing open */
+  if (sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+    return db_error(c, "ROLLBACK", err);
+  return LM_OK;
+}
+
+/* ---- the runner lock ------------------------------------------------- */
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Who holds the lock: the holder writes its pid into the lock file. */
+static void lock_holder(int fd, char *out, size_t size) {
+  char buf[64] = {0};
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n > 0) {
+    buf[strcspn(buf, "\n")] = '\0';
+    snprintf(out, size, "pid %s", buf);
+  } else {
+    snprintf(out, size, "another process");
+  }
+}
+
+static int sqlite_lock(lm_conn *c, const char *key, double timeout,
+                       void (*waiting)(const char *holder, void *payload),
+                       void *payload, lm_err *err) {
+  (void)key;   /* one database file, one lock */
+  if (strcmp(c->path, ":memory:") == 0) return LM_OK;
+  if (c->lock_fd >= 0) return LM_OK;
+  char *lock_path = lm_xasprintf("%s.luamig-lock", c->path);
+  int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    lm_err_set(err, "cannot open lock file %s: %s", lock_path, strerror(errno));
+    free(lock_path);
+    return LM_ERROR;
+  }
+  double waited = 0;
+  int told = 0;
+  char holder[96];
+  while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      lm_err_set(err, "cannot lock %s: %s", lock_path, strerror(errno));
+      goto fail;
+    }
+    if (!told && waiting) {
+      lock_holder(fd, holder, sizeof holder);
+      waiting(holder, payload);
+      told = 1;
+    }
+    if (waited >= timeout) {
+      lock_holder(fd, holder, sizeof holder);
+      lm_err_set(err, "another luamig run (%s) holds the lock on %s; gave up "
+                 "after %g s (lock_timeout)", holder, c->path, timeout);
+      goto fail;
+    }
+    sleep_ms(50);
+    waited += 0.05;
+  }
+  char pid[32];
+  int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+    /* The pid is only informative; the flock is what excludes. */
+  }
+  c->lock_fd = fd;
+  c->lock_path = lock_path;
+  return LM_OK;
+fail:
+  close(fd);
+  free(lock_path);
+  return LM_ERROR;
+}
+
+static int sqlite_unlock(lm_conn *c, const char *key, lm_err *err) {
+  (void)key;
+  (void)err;
+  if (c->lock_fd < 0) return LM_OK;
+  /* Closing the descriptor releases the flock; the file stays, since
+   * removing it would race with a runner that just opened it. */
+  close(c->lock_fd);
+  c->lock_fd = -1;
+  free(c->lock_path);
+  c->lock_path = NULL;
+  return LM_OK;
+}
+
+static int sqlite_has_table(lm_conn *c, const char *schema, const char *table,
+                            int *exists, lm_err *err) {
+  lm_buf sql = LM_BUF_INIT;
+  lm_buf_puts(&sql, "SELECT 1 FROM ");
+  if (schema) {
+    lm_buf_putc(&sql, '"');
+    for (const char *p = schema; *p; p++) {
+      if (*p == '"') lm_buf_putc(&sql, '"');
+      lm_buf_putc(&sql, *p);
+    }
+    lm_buf_puts(&sql, "\".");
+  }
+  lm_buf_puts(&sql, "sqlite_master WHERE type = 'table' AND name = $1");
+  lm_value name = {.type = LM_V_TEXT, .s = table, .len = strlen(table)};
+  lm_cursor *cur;
+  int rc = sqlite_query(c, lm_buf_str(&sql), 1, &name, &cur, err);
+  lm_buf_free(&sql);
+  if (rc != LM_OK) return rc;
+  rc = sqlite_cursor_next(cur, err);
+  sqlite_cursor_close(cur);
+  if (rc < 0) return LM_ERROR;
+  *exists = rc;
+  return LM_OK;
+}
+
+/* ---- SQL text -------------------------------------------------------- */
+
+/* SQLite's keywords that SQLAlchemy quotes. */
+static const char *const reserved[] = {
+  "abort", "action", "add", "after", "all", "alter", "analyze", "and", "as",
+  "asc", "attach", "autoincrement", "before", "begin", "between", "by",
+  "cascade", "case", "cast", "check", "collate", "column", "commit",
+  "conflict", "constraint", "create", "cross", "current_date",
+  "current_time", "current_timestamp", "database", "default", "deferrable",
+  "deferred", "delete", "desc", "detach", "distinct", "drop", "each", "else",
+  "end", "escape", "except", "exclusive", "exists", "explain", "false",
+  "fail", "for", "foreign", "from", "full", "glob", "group", "having", "if",
+  "ignore", "immediate", "in", "index", "indexed", "initially", "inner",
+  "insert", "instead", "intersect", "into", "is", "isnull", "join", "key",
+  "left", "like", "limit", "match", "natural", "not", "notnull", "null", "of",
+  "offset", "on", "or", "order", "outer", "plan", "pragma", "primary",
+  "query", "raise", "references", "reindex", "rename", "replace", "restrict",
+  "right", "rollback", "row", "select", "set", "table", "temp", "temporary",
+  "then", "to", "transaction", "trigger", "true", "union", "unique",
+  "update", "using", "vacuum", "values", "view", "virtual", "when", "where",
+  NULL};
+
+static int needs_quotes(const char *ident) {
+  if (!*ident || isdigit((unsigned char)*ident) || *ident == '$') return 1;
+  for (const char *p = ident; *p; p++)
+    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
+          *p == '_' || *p == '$'))
+      return 1;
+  for (size_t i = 0; reserved[i]; i++)
+    if (strcmp(reserved[i], ident) == 0) return 1;
+  return 0;
+}
+
+static void sqlite_quote_ident(lm_buf *out, const char *ident) {
+  if (!needs_quotes(ident)) {
+    lm_buf_puts(out, ident);
+    return;
+  }
+  lm_buf_putc(out, '"');
+  for (const char *p = ident; *p; p++) {
+    if (*p == '"') lm_buf_putc(out, '"');
+    lm_buf_putc(out, *p);
+  }
+  lm_buf_putc(out, '"');
+}
+
+static void quote_string(lm_buf *out, const char *s, size_t len) {
+  lm_buf_putc(out, '\'');
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'') lm_buf_putc(out, '\'');
+    lm_buf_putc(out, s[i]);
+  }
+  lm_buf_putc(out, '\'');
+}
+
+static void sqlite_render_literal(lm_buf *out, const lm_value *v) {
+  switch (v->type) {
+  case LM_V_NULL: lm_buf_puts(out, "NULL"); break;
+  case LM_V_INT:
+  case LM_V_BOOL: lm_buf_printf(out, "%lld", (long long)v->i); break;
+  case LM_V_FLOAT: lm_buf_printf(out, "%.17g", v->f); break;
+  case LM_V_TEXT: quote_string(out, v->s, v->len); break;
+  case LM_V_BLOB:
+    lm_buf_puts(out, "X'");
+    for (size_t i = 0; i < v->len; i++)
+      lm_buf_printf(out, "%02X", (unsigned char)v->s[i]);
+    lm_buf_putc(out, '\'');
+    break;
+  }
+}
+
+/* The declared types SQLAlchemy writes on SQLite, so schemas match. */
+static int sqlite_render_type(lm_buf *out, const lm_type *type,
+                              lm_autoinc autoinc, lm_err *err) {
+  (void)autoinc;   /* INTEGER PRIMARY KEY is the rowid: it autoincrements */
+  switch (type->kind) {
+  case LM_T_INTEGER: lm_buf_puts(out, "INTEGER"); break;
+  case LM_T_BIGINT: lm_buf_puts(out, "BIGINT"); break;
+  case LM_T_SMALLINT: lm_buf_puts(out, "SMALLINT"); break;
+  case LM_T_STRING:
+    if (type->length >= 0) lm_buf_printf(out, "VARCHAR(%d)", type->length);
+    else lm_buf_puts(out, "VARCHAR");
+    break;
+  case LM_T_TEXT: lm_buf_puts(out, "TEXT"); break;
+  case LM_T_BOOLEAN: lm_buf_puts(out, "BOOLEAN"); break;
+  case LM_T_FLOAT: lm_buf_puts(out, "FLOAT"); break;
+  case LM_T_NUMERIC:
+    if (type->precision >= 0 && type->scale >= 0)
+      lm_buf_printf(out, "NUMERIC(%d, %d)", type->precision, type->scale);
+    else if (type->precision >= 0)
+      lm_buf_printf(out, "NUMERIC(%d)", type->precision);
+    else
+      lm_buf_puts(out, "NUMERIC");
+    break;
+  case LM_T_DATE: lm_buf_puts(out, "DATE"); break;
+  case LM_T_DATETIME:
+  case LM_T_TIMESTAMPTZ: lm_buf_puts(out, "DATETIME"); break;
+  case LM_T_TIME: lm_buf_puts(out, "TIME"); break;
+  case LM_T_JSON: lm_buf_puts(out, "JSON"); break;
+  case LM_T_UUID: lm_buf_puts(out, "CHAR(32)"); break;
+  case LM_T_BINARY: lm_buf_puts(out, "BLOB"); break;
+  case LM_T_RAW: lm_buf_puts(out, type->raw); break;
+  case LM_T_PER_DIALECT: {
+    const char *raw = lm_type_choice(type, "sqlite");
+    if (!raw) return lm_err_set(err, "the type names no choice for sqlite");
+    lm_buf_puts(out, raw);
+    break;
+  }
+  case LM_T_NONE: return lm_err_set(err, "no type given");
+  }
+  return LM_OK;
+}
+
+static int sqlite_render_default(lm_buf *out, const lm_default *def,
+                                 lm_err *err) {
+  switch (def->kind) {
+  case LM_DEF_STRING: quote_string(out, def->text, strlen(def->text)); break;
+  case LM_DEF_INT:
+  case LM_DEF_BOOL: lm_buf_printf(out, "%lld", (long long)def->i); break;
+  case LM_DEF_FLOAT: lm_buf_printf(out, "%.17g", def->f); break;
+  /* SQLite requires an expression default to be parenthesised. */
+  case LM_DEF_SQL: lm_buf_printf(out, "(%s)", def->text); break;
+  case LM_DEF_FUNC:
+    if (strcmp(def->text, "now") == 0) lm_buf_puts(out, "(CURRENT_TIMESTAMP)");
+    else lm_buf_printf(out, "(%s())", def->text);
+    break;
+  default: return lm_err_set(err, "no default to render");
+  }
+  return LM_OK;
+}
+
+static const lm_ddl_traits sqlite_traits = {
+  .dialect = "sqlite",
+  .quote_ident = sqlite_quote_ident,
+  .render_type = sqlite_render_type,
+  .render_default = sqlite_render_default,
+  .identity_clause = NULL,
+  .supports_comments = 0,
+};
+
+static int sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
+                          lm_strvec *out, lm_err *err) {
+  (void)ctx;
+  return lm_ddl_compile(&sqlite_traits, op, out, err);
+}
+
+static const char *const sqlite_schemes[] = {"sqlite", NULL};
+
+const lm_dialect lm_sqlite_dialect = {
+  .version = LM_DIALECT_VERSION,
+  .name = "sqlite",
+  .schemes = sqlite_schemes,
+  .transactional_ddl = 1,
+  .connect = sqlite_connect,
+  .close = sqlite_close,
+  .exec = sqlite_exec,
+  .query = sqlite_query,
+  .cursor_next = sqlite_cursor_next,
+  .cursor_ncols = sqlite_cursor_ncols,
+  .cursor_colname = sqlite_cursor_colname,
+  .cursor_value = sqlite_cursor_value,
+  .cursor_close = sqlite_cursor_close,
+  .begin = sqlite_begin,
+  .commit = sqlite_commit,
+  .rollback = sqlite_rollback,
+  .lock = sqlite_lock,
+  .unlock = sqlite_unlock,
+  .has_table = sqlite_has_table,
+  .compile = sqlite_compile,
+  .quote_ident = sqlite_quote_ident,
+  .render_literal = sqlite_render_literal,
+  .begin_sql = "BEGIN",
+  .commit_sql = "COMMIT",
+};

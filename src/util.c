@@ -1,0 +1,368 @@
+/*
+ * util.c - error records, string buffers, arenas, hash map, files, time.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- errors ---------------------------------------------------------- */
+
+void lm_err_init(lm_err *err) {
+  err->msg = NULL;
+  err->sqlstate[0] = '\0';
+  err->code = LM_OK;
+}
+
+void lm_err_free(lm_err *err) {
+  free(err->msg);
+  lm_err_init(err);
+}
+
+int lm_err_vset(lm_err *err, const char *fmt, va_list ap) {
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_vprintf(&b, fmt, ap);
+  free(err->msg);
+  err->msg = lm_buf_detach(&b);
+  err->sqlstate[0] = '\0';
+  err->code = LM_ERROR;
+  return LM_ERROR;
+}
+
+int lm_err_set(lm_err *err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lm_err_vset(err, fmt, ap);
+  va_end(ap);
+  return LM_ERROR;
+}
+
+int lm_err_usage(lm_err *err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lm_err_vset(err, fmt, ap);
+  va_end(ap);
+  err->code = LM_EUSAGE;
+  return LM_EUSAGE;
+}
+
+void lm_err_prefix(lm_err *err, const char *fmt, ...) {
+  lm_buf b = LM_BUF_INIT;
+  va_list ap;
+  va_start(ap, fmt);
+  lm_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  if (err->msg) {
+    lm_buf_puts(&b, ": ");
+    lm_buf_puts(&b, err->msg);
+  }
+  free(err->msg);
+  err->msg = lm_buf_detach(&b);
+  if (err->code == LM_OK) err->code = LM_ERROR;
+}
+
+void lm_err_move(lm_err *dst, lm_err *src) {
+  free(dst->msg);
+  *dst = *src;
+  lm_err_init(src);
+}
+
+const char *lm_err_msg(const lm_err *err) {
+  return err->msg ? err->msg : "unknown error";
+}
+
+/* ---- allocation ------------------------------------------------------ */
+
+static void out_of_memory(void) {
+  fputs("luamig: out of memory\n", stderr);
+  abort();
+}
+
+void *lm_xmalloc(size_t n) {
+  void *p = malloc(n ? n : 1);
+  if (!p) out_of_memory();
+  return p;
+}
+
+void *lm_xcalloc(size_t n, size_t size) {
+  void *p = calloc(n ? n : 1, size ? size : 1);
+  if (!p) out_of_memory();
+  return p;
+}
+
+void *lm_xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) out_of_memory();
+  return q;
+}
+
+char *lm_xstrdup(const char *s) {
+  return lm_xstrndup(s, strlen(s));
+}
+
+char *lm_xstrndup(const char *s, size_t n) {
+  char *p = lm_xmalloc(n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *lm_xasprintf(const char *fmt, ...) {
+  lm_buf b = LM_BUF_INIT;
+  va_list ap;
+  va_start(ap, fmt);
+  lm_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  return lm_buf_detach(&b);
+}
+
+/* ---- string buffer --------------------------------------------------- */
+
+void lm_buf_init(lm_buf *b) {
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+void lm_buf_free(lm_buf *b) {
+  free(b->data);
+  lm_buf_init(b);
+}
+
+void lm_buf_reset(lm_buf *b) {
+  b->len = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+void lm_buf_grow(lm_buf *b, size_t extra) {
+  size_t need = b->len + extra + 1;
+  if (need <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 64;
+  while (cap < need) cap *= 2;
+  b->data = lm_xrealloc(b->data, cap);
+  b->cap = cap;
+}
+
+void lm_buf_add(lm_buf *b, const char *s, size_t n) {
+  lm_buf_grow(b, n);
+  if (n) memcpy(b->data + b->len, s, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+void lm_buf_puts(lm_buf *b, const char *s) {
+  lm_buf_add(b, s, strlen(s));
+}
+
+void lm_buf_putc(lm_buf *b, char c) {
+  lm_buf_add(b, &c, 1);
+}
+
+void lm_buf_vprintf(lm_buf *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0) return;
+  lm_buf_grow(b, (size_t)n);
+  vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+  b->len += (size_t)n;
+}
+
+void lm_buf_printf(lm_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lm_buf_vprintf(b, fmt, ap);
+  va_end(ap);
+}
+
+const char *lm_buf_str(const lm_buf *b) {
+  return b->data ? b->data : "";
+}
+
+char *lm_buf_detach(lm_buf *b) {
+  char *s = b->data ? b->data : lm_xstrdup("");
+  lm_buf_init(b);
+  return s;
+}
+
+/* ---- string vector ------------------------------------------------- */
+
+void lm_strvec_push(lm_strvec *v, char *owned) {
+  if (v->n == v->cap) {
+    v->cap = v->cap ? v->cap * 2 : 8;
+    v->items = lm_xrealloc(v->items, v->cap * sizeof *v->items);
+  }
+  v->items[v->n++] = owned;
+}
+
+void lm_strvec_pushf(lm_strvec *v, const char *fmt, ...) {
+  lm_buf b = LM_BUF_INIT;
+  va_list ap;
+  va_start(ap, fmt);
+  lm_buf_vprintf(&b, fmt, ap);
+  va_end(ap);
+  lm_strvec_push(v, lm_buf_detach(&b));
+}
+
+void lm_strvec_free(lm_strvec *v) {
+  for (size_t i = 0; i < v->n; i++) free(v->items[i]);
+  free(v->items);
+  v->items = NULL;
+  v->n = v->cap = 0;
+}
+
+/* ---- arena ----------------------------------------------------------- */
+
+struct lm_arena_block {
+  lm_arena_block *next;
+  size_t used, cap;
+  max_align_t data[];
+};
+
+void lm_arena_init(lm_arena *a) {
+  a->head = NULL;
+}
+
+void lm_arena_free(lm_arena *a) {
+  lm_arena_block *blk = a->head;
+  while (blk) {
+    lm_arena_block *next = blk->next;
+    free(blk);
+    blk = next;
+  }
+  a->head = NULL;
+}
+
+void *lm_arena_alloc(lm_arena *a, size_t n) {
+  const size_t align = sizeof(max_align_t);
+  n = (n + align - 1) / align * align;
+  if (!n) n = align;
+  lm_arena_block *blk = a->head;
+  if (!blk || blk->cap - blk->used < n) {
+    size_t cap = n > 8192 ? n : 8192;
+    blk = lm_xmalloc(sizeof *blk + cap);
+    blk->used = 0;
+    blk->cap = cap;
+    blk->next = a->head;
+    a->head = blk;
+  }
+  void *p = (char *)blk->data + blk->used;
+  blk->used += n;
+  memset(p, 0, n);
+  return p;
+}
+
+char *lm_arena_strndup(lm_arena *a, const char *s, size_t n) {
+  char *p = lm_arena_alloc(a, n + 1);
+  memcpy(p, s, n);
+  p[n] = '\0';
+  return p;
+}
+
+char *lm_arena_strdup(lm_arena *a, const char *s) {
+  return s ? lm_arena_strndup(a, s, strlen(s)) : NULL;
+}
+
+/* ---- hash map -------------------------------------------------------- */
+
+uint64_t lm_hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
+  for (; *s; s++) {
+    h ^= (unsigned char)*s;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+void lm_map_init(lm_map *m) {
+  m->keys = NULL;
+  m->vals = NULL;
+  m->cap = m->count = 0;
+}
+
+void lm_map_free(lm_map *m) {
+  free(m->keys);
+  free(m->vals);
+  lm_map_init(m);
+}
+
+static void map_rehash(lm_map *m, size_t cap) {
+  const char **keys = m->keys;
+  void **vals = m->vals;
+  size_t old = m->cap;
+  m->keys = lm_xcalloc(cap, sizeof *m->keys);
+  m->vals = lm_xcalloc(cap, sizeof *m->vals);
+  m->cap = cap;
+  m->count = 0;
+  for (size_t i = 0; i < old; i++)
+    if (keys[i]) lm_map_put(m, keys[i], vals[i]);
+  free(keys);
+  free(vals);
+}
+
+void *lm_map_put(lm_map *m, const char *key, void *val) {
+  if ((m->count + 1) * 2 > m->cap) map_rehash(m, m->cap ? m->cap * 2 : 16);
+  size_t i = (size_t)lm_hash_str(key) & (m->cap - 1);
+  while (m->keys[i]) {
+    if (strcmp(m->keys[i], key) == 0) {
+      void *old = m->vals[i];
+      m->vals[i] = val;
+      return old;
+    }
+    i = (i + 1) & (m->cap - 1);
+  }
+  m->keys[i] = key;
+  m->vals[i] = val;
+  m->count++;
+  return NULL;
+}
+
+void *lm_map_get(const lm_map *m, const char *key) {
+  if (!m->cap) return NULL;
+  size_t i = (size_t)lm_hash_str(key) & (m->cap - 1);
+  while (m->keys[i]) {
+    if (strcmp(m->keys[i], key) == 0) return m->vals[i];
+    i = (i + 1) & (m->cap - 1);
+  }
+  return NULL;
+}
+
+/* ---- files and time -------------------------------------------------- */
+
+int lm_read_file(const char *path, char **out, size_t *len, lm_err *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return lm_err_set(err, "cannot open %s: %s", path, strerror(errno));
+  lm_buf b = LM_BUF_INIT;
+  char chunk[16384];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) lm_buf_add(&b, chunk, n);
+  int failed = ferror(f);
+  fclose(f);
+  if (failed) {
+    lm_buf_free(&b);
+    return lm_err_set(err, "cannot read %s: %s", path, strerror(errno));
+  }
+  if (len) *len = b.len;
+  *out = lm_buf_detach(&b);
+  return LM_OK;
+}
+
+double lm_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void lm_utc_timestamp(char out[32]) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  char date[24];
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  snprintf(out, 32, "%.19s.%03d", date, (int)(ts.tv_nsec / 1000000) % 1000);
+}

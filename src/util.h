@@ -1,0 +1,129 @@
+/*
+ * util.h - small building blocks shared by the whole core: an error
+ * record, a growable string buffer, an arena for short-lived values and a
+ * string-keyed hash map.  Nothing here knows about databases or Lua.
+ */
+#ifndef LM_UTIL_H
+#define LM_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#if defined(__GNUC__)
+#define LM_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define LM_PRINTF(a, b)
+#endif
+
+/* Status codes: every function that can fail returns one of these and
+ * leaves a message in an lm_err the caller owns. */
+enum {
+  LM_OK = 0,
+  LM_ERROR = -1,        /* failure: exit code 1 */
+  LM_EUSAGE = -2,       /* usage error: exit code 2 */
+  LM_EINTR = -3         /* interrupted by a signal */
+};
+
+/* An error record: a message for people and, when a database produced it,
+ * its SQLSTATE for programs. */
+typedef struct lm_err {
+  char *msg;            /* owned; NULL when no error */
+  char sqlstate[6];     /* "" when unknown */
+  int code;             /* LM_ERROR, LM_EUSAGE, ... */
+} lm_err;
+
+void lm_err_init(lm_err *err);
+void lm_err_free(lm_err *err);
+/* Replace the message; returns LM_ERROR so callers can `return lm_err_set(...)`. */
+int lm_err_set(lm_err *err, const char *fmt, ...) LM_PRINTF(2, 3);
+int lm_err_vset(lm_err *err, const char *fmt, va_list ap);
+/* Same, but the status is LM_EUSAGE. */
+int lm_err_usage(lm_err *err, const char *fmt, ...) LM_PRINTF(2, 3);
+/* Put context in front of the existing message: "prefix: old". */
+void lm_err_prefix(lm_err *err, const char *fmt, ...) LM_PRINTF(2, 3);
+/* Move the error from src to dst (dst's old message is freed). */
+void lm_err_move(lm_err *dst, lm_err *src);
+const char *lm_err_msg(const lm_err *err);
+
+/* Allocation that never returns NULL: out of memory aborts with a message,
+ * which is the only sane reaction for a command-line tool. */
+void *lm_xmalloc(size_t n);
+void *lm_xcalloc(size_t n, size_t size);
+void *lm_xrealloc(void *p, size_t n);
+char *lm_xstrdup(const char *s);
+char *lm_xstrndup(const char *s, size_t n);
+char *lm_xasprintf(const char *fmt, ...) LM_PRINTF(1, 2);
+
+/* A growable NUL-terminated string. */
+typedef struct lm_buf {
+  char *data;           /* always NUL-terminated once anything was added */
+  size_t len, cap;
+} lm_buf;
+
+#define LM_BUF_INIT {NULL, 0, 0}
+void lm_buf_init(lm_buf *b);
+void lm_buf_free(lm_buf *b);
+void lm_buf_reset(lm_buf *b);
+void lm_buf_grow(lm_buf *b, size_t extra);
+void lm_buf_add(lm_buf *b, const char *s, size_t n);
+void lm_buf_puts(lm_buf *b, const char *s);
+void lm_buf_putc(lm_buf *b, char c);
+void lm_buf_printf(lm_buf *b, const char *fmt, ...) LM_PRINTF(2, 3);
+void lm_buf_vprintf(lm_buf *b, const char *fmt, va_list ap);
+/* The contents as a C string ("" when empty); stays owned by the buffer. */
+const char *lm_buf_str(const lm_buf *b);
+/* Hand the contents to the caller (malloc'ed) and empty the buffer. */
+char *lm_buf_detach(lm_buf *b);
+
+/* A growable list of owned strings (e.g. the statements one operation
+ * compiles to). */
+typedef struct lm_strvec {
+  char **items;
+  size_t n, cap;
+} lm_strvec;
+
+#define LM_STRVEC_INIT {NULL, 0, 0}
+void lm_strvec_push(lm_strvec *v, char *owned);
+void lm_strvec_pushf(lm_strvec *v, const char *fmt, ...) LM_PRINTF(2, 3);
+void lm_strvec_free(lm_strvec *v);
+
+/* An arena: many small allocations freed at once. */
+typedef struct lm_arena_block lm_arena_block;
+typedef struct lm_arena {
+  lm_arena_block *head;
+} lm_arena;
+
+void lm_arena_init(lm_arena *a);
+void lm_arena_free(lm_arena *a);
+void *lm_arena_alloc(lm_arena *a, size_t n);     /* zeroed */
+char *lm_arena_strdup(lm_arena *a, const char *s);
+char *lm_arena_strndup(lm_arena *a, const char *s, size_t n);
+
+/* A string-keyed hash map to pointers (open addressing).  Keys are not
+ * copied: they must outlive the map. */
+typedef struct lm_map {
+  const char **keys;
+  void **vals;
+  size_t cap, count;
+} lm_map;
+
+void lm_map_init(lm_map *m);
+void lm_map_free(lm_map *m);
+/* Returns the previous value for key, or NULL. */
+void *lm_map_put(lm_map *m, const char *key, void *val);
+void *lm_map_get(const lm_map *m, const char *key);
+uint64_t lm_hash_str(const char *s);
+
+/* Read a whole file; returns LM_OK and a malloc'ed buffer (NUL-terminated). */
+int lm_read_file(const char *path, char **out, size_t *len, lm_err *err);
+
+/* Monotonic seconds, for durations. */
+double lm_now(void);
+/* UTC wall-clock time as "YYYY-MM-DD HH:MM:SS.mmm" into a 32-byte buffer. */
+void lm_utc_timestamp(char out[32]);
+
+/* SHA-256 of a byte string as 64 lowercase hex characters plus NUL. */
+void lm_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif
