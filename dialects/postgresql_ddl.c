@@ -1,0 +1,379 @@
+/*
+ * postgresql_ddl.c - how the PostgreSQL dialect writes SQL: identifiers
+ * quoted as SQLAlchemy quotes them, literals for --sql output, column types
+ * and server defaults as SQLAlchemy and Alembic render them, and the
+ * operations PostgreSQL spells its own way (ALTER COLUMN, indexes,
+ * constraints).  The rest goes through the shared compiler in ddl.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ddl.h"
+
+/* Used by postgresql.c (see the matching declarations there). */
+void lm_pg_quote_ident(lm_buf *out, const char *ident);
+void lm_pg_render_literal(lm_buf *out, const lm_value *value);
+void lm_pg_format_double(char *out, size_t size, double d);
+int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
+                  lm_err *err);
+
+/* ---- identifiers ----------------------------------------------------- */
+
+/* SQLAlchemy's RESERVED_WORDS for PostgreSQL, plus the few words
+ * PostgreSQL reserves that its list misses (collation, concurrently,
+ * lateral, tablesample), which would otherwise fail as bare names. */
+static const char *const reserved[] = {
+  "all", "analyse", "analyze", "and", "any", "array", "as", "asc",
+  "asymmetric", "authorization", "between", "binary", "both", "case", "cast",
+  "check", "collate", "collation", "column", "concurrently", "constraint",
+  "create", "cross", "current_catalog", "current_date", "current_role",
+  "current_schema", "current_time", "current_timestamp", "current_user",
+  "default", "deferrable", "desc", "distinct", "do", "else", "end", "except",
+  "false", "fetch", "for", "foreign", "freeze", "from", "full", "grant",
+  "group", "having", "ilike", "in", "initially", "inner", "intersect", "into",
+  "is", "isnull", "join", "lateral", "leading", "left", "like", "limit",
+  "localtime", "localtimestamp", "natural", "new", "not", "notnull", "null",
+  "of", "off", "offset", "old", "on", "only", "or", "order", "outer", "over",
+  "overlaps", "placing", "primary", "references", "returning", "right",
+  "select", "session_user", "similar", "some", "symmetric", "table",
+  "tablesample", "then", "to", "trailing", "true", "union", "unique", "user",
+  "using", "variadic", "verbose", "when", "where", "window", "with",
+};
+
+static int is_reserved(const char *ident) {
+  size_t lo = 0, hi = sizeof reserved / sizeof *reserved;
+  while (lo < hi) {     /* the list is sorted */
+    size_t mid = (lo + hi) / 2;
+    int c = strcmp(ident, reserved[mid]);
+    if (c == 0) return 1;
+    if (c < 0) hi = mid;
+    else lo = mid + 1;
+  }
+  return 0;
+}
+
+/* SQLAlchemy's rule: lower case letters, digits, '_' and '$', not starting
+ * with a digit or '$', and not reserved, stays bare.  Anything else (upper
+ * case included, since PostgreSQL folds bare names to lower case) is
+ * quoted. */
+static int needs_quotes(const char *ident) {
+  if (!ident[0] || (ident[0] >= '0' && ident[0] <= '9') || ident[0] == '$')
+    return 1;
+  for (const char *p = ident; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '$'))
+      return 1;
+  }
+  return is_reserved(ident);
+}
+
+void lm_pg_quote_ident(lm_buf *out, const char *ident) {
+  if (!needs_quotes(ident)) {
+    lm_buf_puts(out, ident);
+    return;
+  }
+  lm_buf_putc(out, '"');
+  for (const char *p = ident; *p; p++) {
+    if (*p == '"') lm_buf_putc(out, '"');
+    lm_buf_putc(out, *p);
+  }
+  lm_buf_putc(out, '"');
+}
+
+/* ---- literals -------------------------------------------------------- */
+
+/* '...' with quotes doubled.  standard_conforming_strings is on (the
+ * default since 9.1), so a backslash is an ordinary character. */
+static void quote_string(lm_buf *out, const char *s, size_t len) {
+  lm_buf_putc(out, '\'');
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'') lm_buf_putc(out, '\'');
+    lm_buf_putc(out, s[i]);
+  }
+  lm_buf_putc(out, '\'');
+}
+
+/* A float literal: the special values only exist as strings cast to a
+ * float type. */
+static void render_double(lm_buf *out, double d) {
+  char num[64];
+  lm_pg_format_double(num, sizeof num, d);
+  if (d != d || d > 1.7976931348623157e308 || d < -1.7976931348623157e308)
+    lm_buf_printf(out, "'%s'::float8", num);
+  else
+    lm_buf_puts(out, num);
+}
+
+void lm_pg_render_literal(lm_buf *out, const lm_value *v) {
+  static const char hex[] = "0123456789abcdef";
+  switch (v->type) {
+  case LM_V_NULL: lm_buf_puts(out, "NULL"); break;
+  case LM_V_INT: lm_buf_printf(out, "%lld", (long long)v->i); break;
+  case LM_V_FLOAT: render_double(out, v->f); break;
+  case LM_V_BOOL: lm_buf_puts(out, v->i ? "true" : "false"); break;
+  case LM_V_TEXT: quote_string(out, v->s ? v->s : "", v->s ? v->len : 0); break;
+  case LM_V_BLOB:
+    lm_buf_puts(out, "'\\x");
+    for (size_t i = 0; i < v->len; i++) {
+      unsigned char b = (unsigned char)v->s[i];
+      lm_buf_putc(out, hex[b >> 4]);
+      lm_buf_putc(out, hex[b & 15]);
+    }
+    lm_buf_puts(out, "'::bytea");
+    break;
+  }
+}
+
+/* ---- types and defaults ---------------------------------------------- */
+
+/* The type names SQLAlchemy writes for PostgreSQL, except float, which
+ * is DOUBLE PRECISION (SQLAlchemy's FLOAT means the same on PostgreSQL).
+ * An autoincrementing integer key is SERIAL, BIGSERIAL or SMALLSERIAL. */
+static int pg_render_type(lm_buf *out, const lm_type *type, lm_autoinc autoinc,
+                          lm_err *err) {
+  int serial = autoinc == LM_AUTO_TRUE;
+  switch (type->kind) {
+  case LM_T_INTEGER: lm_buf_puts(out, serial ? "SERIAL" : "INTEGER"); break;
+  case LM_T_BIGINT: lm_buf_puts(out, serial ? "BIGSERIAL" : "BIGINT"); break;
+  case LM_T_SMALLINT:
+    lm_buf_puts(out, serial ? "SMALLSERIAL" : "SMALLINT");
+    break;
+  case LM_T_STRING:
+    if (type->length >= 0) lm_buf_printf(out, "VARCHAR(%d)", type->length);
+    else lm_buf_puts(out, "VARCHAR");
+    break;
+  case LM_T_TEXT: lm_buf_puts(out, "TEXT"); break;
+  case LM_T_BOOLEAN: lm_buf_puts(out, "BOOLEAN"); break;
+  case LM_T_FLOAT: lm_buf_puts(out, "DOUBLE PRECISION"); break;
+  case LM_T_NUMERIC:
+    if (type->precision >= 0 && type->scale >= 0)
+      lm_buf_printf(out, "NUMERIC(%d, %d)", type->precision, type->scale);
+    else if (type->precision >= 0)
+      lm_buf_printf(out, "NUMERIC(%d)", type->precision);
+    else
+      lm_buf_puts(out, "NUMERIC");
+    break;
+  case LM_T_DATE: lm_buf_puts(out, "DATE"); break;
+  case LM_T_DATETIME: lm_buf_puts(out, "TIMESTAMP WITHOUT TIME ZONE"); break;
+  case LM_T_TIMESTAMPTZ: lm_buf_puts(out, "TIMESTAMP WITH TIME ZONE"); break;
+  case LM_T_TIME: lm_buf_puts(out, "TIME WITHOUT TIME ZONE"); break;
+  case LM_T_JSON: lm_buf_puts(out, "JSON"); break;
+  case LM_T_UUID: lm_buf_puts(out, "UUID"); break;
+  case LM_T_BINARY: lm_buf_puts(out, "BYTEA"); break;
+  case LM_T_RAW: lm_buf_puts(out, type->raw); break;
+  case LM_T_PER_DIALECT: {
+    const char *raw = lm_type_choice(type, "postgresql");
+    if (!raw) {
+      lm_buf names = LM_BUF_INIT;
+      for (size_t i = 0; i < type->nchoices; i++)
+        lm_buf_printf(&names, "%s%s", i ? ", " : "", type->choice_dialect[i]);
+      lm_err_set(err, "the type has no choice for postgresql (it names: %s)",
+                 type->nchoices ? lm_buf_str(&names) : "nothing");
+      lm_buf_free(&names);
+      return LM_ERROR;
+    }
+    lm_buf_puts(out, raw);
+    break;
+  }
+  case LM_T_NONE: return lm_err_set(err, "no type given");
+  }
+  return LM_OK;
+}
+
+/* The SQL functions SQLAlchemy writes without parentheses (they are
+ * keywords in PostgreSQL, and current_timestamp() is a syntax error). */
+static int is_ansi_function(const char *name) {
+  static const char *const ansi[] = {
+    "current_date", "current_time", "current_timestamp", "current_user",
+    "localtime", "localtimestamp", "session_user", "user",
+  };
+  for (size_t i = 0; i < sizeof ansi / sizeof *ansi; i++)
+    if (strcmp(name, ansi[i]) == 0) return 1;
+  return 0;
+}
+
+/* A server default as Alembic renders it on PostgreSQL. */
+static int pg_render_default(lm_buf *out, const lm_default *def, lm_err *err) {
+  switch (def->kind) {
+  case LM_DEF_STRING: quote_string(out, def->text, strlen(def->text)); break;
+  case LM_DEF_INT: lm_buf_printf(out, "%lld", (long long)def->i); break;
+  case LM_DEF_FLOAT: render_double(out, def->f); break;
+  case LM_DEF_BOOL: lm_buf_puts(out, def->i ? "true" : "false"); break;
+  case LM_DEF_SQL: lm_buf_puts(out, def->text); break;
+  case LM_DEF_FUNC:
+    if (strcmp(def->text, "now") == 0) lm_buf_puts(out, "now()");
+    else if (is_ansi_function(def->text)) lm_buf_puts(out, def->text);
+    else lm_buf_printf(out, "%s()", def->text);
+    break;
+  default: return lm_err_set(err, "no default to render");
+  }
+  return LM_OK;
+}
+
+static const lm_ddl_traits pg_traits = {
+  .dialect = "postgresql",
+  .quote_ident = lm_pg_quote_ident,
+  .render_type = pg_render_type,
+  .render_default = pg_render_default,
+  .identity_clause = "GENERATED BY DEFAULT AS IDENTITY",
+  .supports_comments = 1,
+};
+
+/* ---- operations PostgreSQL spells its own way ------------------------ */
+
+/* "ALTER TABLE [schema.]table " */
+static void alter_table(lm_buf *b, const lm_op *op) {
+  lm_buf_puts(b, "ALTER TABLE ");
+  lm_ddl_qualified(&pg_traits, b, op->schema, op->table);
+  lm_buf_putc(b, ' ');
+}
+
+/* "ALTER TABLE t ALTER COLUMN c " */
+static void alter_column_head(lm_buf *b, const lm_op *op) {
+  alter_table(b, op);
+  lm_buf_puts(b, "ALTER COLUMN ");
+  lm_pg_quote_ident(b, op->name);
+  lm_buf_putc(b, ' ');
+}
+
+/* alter_column as Alembic does it on PostgreSQL: one statement per change,
+ * the type first (with USING), then nullability, default, comment, and the
+ * rename last so the other statements still name the old column. */
+static int alter_column(const lm_op *op, lm_strvec *out, lm_err *err) {
+  const lm_alter *a = &op->alter;
+  lm_buf b = LM_BUF_INIT;
+  if (a->using_expr && a->type.kind == LM_T_NONE)
+    return lm_err_set(err, "alter_column %s.%s: using needs a type",
+                      op->table, op->name);
+  if (a->type.kind != LM_T_NONE) {
+    alter_column_head(&b, op);
+    lm_buf_puts(&b, "TYPE ");
+    if (pg_render_type(&b, &a->type, LM_AUTO_FALSE, err) != LM_OK) {
+      lm_buf_free(&b);
+      lm_err_prefix(err, "alter_column %s.%s", op->table, op->name);
+      return LM_ERROR;
+    }
+    if (a->using_expr) lm_buf_printf(&b, " USING %s", a->using_expr);
+    lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  if (a->set_nullable == 0 || a->set_nullable == 1) {
+    alter_column_head(&b, op);
+    lm_buf_puts(&b, a->set_nullable ? "DROP NOT NULL" : "SET NOT NULL");
+    lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  if (a->server_default.kind == LM_DEF_DROP) {
+    alter_column_head(&b, op);
+    lm_buf_puts(&b, "DROP DEFAULT");
+    lm_strvec_push(out, lm_buf_detach(&b));
+  } else if (a->server_default.kind != LM_DEF_NONE) {
+    alter_column_head(&b, op);
+    lm_buf_puts(&b, "SET DEFAULT ");
+    if (pg_render_default(&b, &a->server_default, err) != LM_OK) {
+      lm_buf_free(&b);
+      lm_err_prefix(err, "alter_column %s.%s", op->table, op->name);
+      return LM_ERROR;
+    }
+    lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  if (a->comment_given) {
+    lm_buf_puts(&b, "COMMENT ON COLUMN ");
+    lm_ddl_qualified(&pg_traits, &b, op->schema, op->table);
+    lm_buf_putc(&b, '.');
+    lm_pg_quote_ident(&b, op->name);
+    lm_buf_puts(&b, " IS ");
+    if (a->comment) quote_string(&b, a->comment, strlen(a->comment));
+    else lm_buf_puts(&b, "NULL");
+    lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  if (a->new_name) {
+    alter_table(&b, op);
+    lm_buf_puts(&b, "RENAME ");
+    lm_pg_quote_ident(&b, op->name);
+    lm_buf_puts(&b, " TO ");
+    lm_pg_quote_ident(&b, a->new_name);
+    lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  return LM_OK;
+}
+
+/* CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON t (cols)
+ * [WHERE ...]; expression columns go in verbatim. */
+static void create_index(const lm_op *op, lm_strvec *out) {
+  const lm_index *ix = &op->index;
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_puts(&b, ix->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
+  if (ix->concurrently) lm_buf_puts(&b, "CONCURRENTLY ");
+  if (op->if_not_exists) lm_buf_puts(&b, "IF NOT EXISTS ");
+  lm_pg_quote_ident(&b, op->name);
+  lm_buf_puts(&b, " ON ");
+  lm_ddl_qualified(&pg_traits, &b, op->schema, op->table);
+  lm_buf_puts(&b, " (");
+  for (size_t i = 0; i < ix->ncolumns; i++) {
+    if (i) lm_buf_puts(&b, ", ");
+    if (ix->is_expr && ix->is_expr[i]) lm_buf_puts(&b, ix->columns[i]);
+    else lm_pg_quote_ident(&b, ix->columns[i]);
+  }
+  lm_buf_putc(&b, ')');
+  if (ix->where) lm_buf_printf(&b, " WHERE %s", ix->where);
+  lm_strvec_push(out, lm_buf_detach(&b));
+}
+
+/* An index lives in its table's schema, so a schema qualifies its name. */
+static void drop_index(const lm_op *op, lm_strvec *out) {
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_puts(&b, "DROP INDEX ");
+  if (op->index.concurrently) lm_buf_puts(&b, "CONCURRENTLY ");
+  if (op->if_exists) lm_buf_puts(&b, "IF EXISTS ");
+  lm_ddl_qualified(&pg_traits, &b, op->schema, op->name);
+  lm_strvec_push(out, lm_buf_detach(&b));
+}
+
+static int add_constraint(const lm_op *op, lm_strvec *out, lm_err *err) {
+  if (op->nconstraints != 1)
+    return lm_err_set(err, "add_constraint on %s: expected one constraint",
+                      op->table);
+  lm_buf b = LM_BUF_INIT;
+  alter_table(&b, op);
+  lm_buf_puts(&b, "ADD ");
+  lm_ddl_constraint(&pg_traits, &b, &op->constraints[0]);
+  lm_strvec_push(out, lm_buf_detach(&b));
+  return LM_OK;
+}
+
+/* PostgreSQL drops any kind of constraint by name; type_ is not needed. */
+static void drop_constraint(const lm_op *op, lm_strvec *out) {
+  lm_buf b = LM_BUF_INIT;
+  alter_table(&b, op);
+  lm_buf_puts(&b, "DROP CONSTRAINT ");
+  if (op->if_exists) lm_buf_puts(&b, "IF EXISTS ");
+  lm_pg_quote_ident(&b, op->name);
+  lm_strvec_push(out, lm_buf_detach(&b));
+}
+
+/* Operations PostgreSQL writes its own way are compiled here, the ones
+ * every dialect shares by lm_ddl_compile with PostgreSQL's traits. */
+int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
+                  lm_err *err) {
+  (void)ctx;            /* nothing here depends on the live database */
+  switch (op->kind) {
+  case LM_OP_ALTER_COLUMN:
+    return alter_column(op, out, err);
+  case LM_OP_CREATE_INDEX:
+    create_index(op, out);
+    return LM_OK;
+  case LM_OP_DROP_INDEX:
+    drop_index(op, out);
+    return LM_OK;
+  case LM_OP_ADD_CONSTRAINT:
+    return add_constraint(op, out, err);
+  case LM_OP_DROP_CONSTRAINT:
+    drop_constraint(op, out);
+    return LM_OK;
+  case LM_OP_EXECUTE:
+    return lm_err_set(err, "execute is run by the core, not compiled");
+  default:
+    return lm_ddl_compile(&pg_traits, op, out, err);
+  }
+}
