@@ -345,6 +345,17 @@ static void scrub_password(char **msg, const char *url) {
   }
 }
 
+/* Set a connection error from `b` (consumed), with every form of the
+ * password removed: the display URL masks user:PASSWORD@ but not a
+ * ?password= in the query string, and libpq may quote either back. */
+static int connect_error(lm_err *err, lm_buf *b, const lm_url *url) {
+  char *msg = lm_buf_detach(b);
+  scrub_password(&msg, url->full);
+  lm_err_set(err, "%s", msg);
+  free(msg);
+  return LM_ERROR;
+}
+
 /* Server messages arrive asynchronously; client_min_messages = warning
  * keeps NOTICEs away, and what still comes is routed here: warnings go to
  * stderr (never stdout, which carries results), the rest is dropped. */
@@ -357,6 +368,8 @@ static void on_notice(void *arg, const PGresult *res) {
     if (msg) fprintf(stderr, "postgresql: warning: %s\n", msg);
   }
 }
+
+static void pg_close(lm_conn *c);
 
 /* Connect with the URL as a libpq URI (its query string is libpq's), the
  * run's application name (what a waiting runner shows), and a default
@@ -374,13 +387,10 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
     return lm_err_set(err, "cannot connect to %s: out of memory", url->display);
   if (PQstatus(pg) != CONNECTION_OK) {
     lm_buf b = LM_BUF_INIT;
+    lm_buf_printf(&b, "cannot connect to %s: ", url->display);
     add_trimmed(&b, PQerrorMessage(pg));
-    char *msg = lm_buf_detach(&b);
-    scrub_password(&msg, url->full);
-    lm_err_set(err, "cannot connect to %s: %s", url->display, msg);
-    free(msg);
     PQfinish(pg);
-    return LM_ERROR;
+    return connect_error(err, &b, url);
   }
   PQsetNoticeReceiver(pg, on_notice, NULL);
   lm_conn *c = lm_xcalloc(1, sizeof *c);
@@ -388,10 +398,10 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
   PGresult *res = run(c, "SET client_min_messages = warning", NULL, 0, NULL,
                       err);
   if (!res) {
-    lm_err_prefix(err, "connected to %s, but", url->display);
-    PQfinish(pg);
-    free(c);
-    return LM_ERROR;
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_printf(&b, "connected to %s, but %s", url->display, err->msg);
+    pg_close(c);
+    return connect_error(err, &b, url);
   }
   PQclear(res);
   *out = c;
