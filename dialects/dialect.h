@@ -26,6 +26,10 @@ typedef struct lm_url {
   char *display;        /* the URL with any password replaced by "***" */
 } lm_url;
 
+/* Parse "scheme://rest" (src/url.c); the message never shows a password. */
+int lm_url_parse(lm_url *out, const char *url, lm_err *err);
+void lm_url_free(lm_url *url);
+
 /* What a compile call may consult. */
 typedef struct lm_compile_ctx {
   lm_conn *conn;        /* NULL when offline (--sql) */

@@ -69,7 +69,7 @@ static int url_path(const lm_url *url, char **out, lm_err *err) {
 static int sqlite_connect(lm_conn **out, const lm_url *url,
                           const char *app_name, lm_err *err) {
   (void)app_name;
-  char *path;
+  char *path = NULL;
   if (url_path(url, &path, err) != LM_OK) return LM_ERROR;
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -1,5 +1,5 @@
 /*
- * embedgen.c - build-time tool: turns lua/*.lua into a C array so the
+ * embedgen.c - build-time tool: turns the lua/ files into a C array so the
  * binary carries its Lua library and runs from any directory.
  * Usage: embedgen lua/a.lua lua/b.lua > embedded.c
  * Each file becomes module "luamig.<basename>".
@@ -17,7 +17,7 @@ static int emit(const char *path, int n) {
   int c;
   long len = 0;
   while ((c = fgetc(f)) != EOF) {
-    printf("%s%d", len % 20 ? "," : ",\n", c);
+    printf("%s%d", len == 0 ? "\n" : len % 20 ? "," : ",\n", c);
     len++;
   }
   printf("%s0};\n", len ? "," : "");

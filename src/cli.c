@@ -1,0 +1,528 @@
+/*
+ * cli.c - the luamig command: argument parsing and the commands that read
+ * or move the database (upgrade, downgrade, stamp, current, heads,
+ * branches, history, show, ensure_version).  Results go to stdout,
+ * progress and errors to stderr.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cli_args.h"
+
+typedef int (*command_fn)(lm_env *env, lm_args *a);
+
+typedef struct command {
+  const char *name;
+  command_fn run;
+  unsigned flags;               /* LM_F_* the command accepts */
+  int min_pos, max_pos;         /* positional arguments (-1: any number) */
+  const char *usage;
+  const char *help;
+} cli_command;
+
+static const char global_usage[] =
+  "usage: luamig [-c FILE] [--url URL] [-x KEY=VALUE] [--json] [-q] COMMAND ...\n"
+  "\n"
+  "commands:\n"
+  "  init [DIR]                       create luamig.lua and a migrations folder\n"
+  "  revision -m MSG [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID]\n"
+  "  merge REV... -m MSG [--branch-label L] [--rev-id ID]\n"
+  "  upgrade TARGET [--sql]           apply migrations up to TARGET\n"
+  "  downgrade TARGET [--sql]         revert migrations down to TARGET\n"
+  "  stamp REV... [--purge] [--sql]   set the version table without migrating\n"
+  "  current [-v] [--check-heads]     the revisions the database is at\n"
+  "  heads [-v] [--resolve-dependencies]\n"
+  "  branches [-v]                    branch points\n"
+  "  history [-r RANGE] [-v] [-i]     revisions, newest first\n"
+  "  show REV                         one revision in full\n"
+  "  ensure_version [--sql]           create the version table\n"
+  "  edit REV                         open a revision script in $EDITOR\n"
+  "\n"
+  "targets: head, heads, base, an id or unique prefix, +N, -N, REV+N, REV-N,\n"
+  "         LABEL@head, LABEL@+N; with --sql also FROM:TO\n"
+  "global options:\n"
+  "  -c FILE        configuration file (default $LUAMIG_CONFIG or ./luamig.lua)\n"
+  "  --url URL      database URL (default $LUAMIG_URL or the configuration's)\n"
+  "  -x KEY=VALUE   a value scripts read as op.x.KEY (repeatable)\n"
+  "  --json         machine-readable output (current, heads, history)\n"
+  "  -q             no progress on stderr\n"
+  "  -h, --help     help (also after a command)\n"
+  "  --version      print the version\n";
+
+int lm_cli_fail(lm_env *env, int rc) {
+  fprintf(stderr, "luamig: %s\n", lm_errmsg(env));
+  return rc == LM_EUSAGE ? 2 : 1;
+}
+
+void lm_json_string(lm_buf *out, const char *s) {
+  lm_buf_putc(out, '"');
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if (*p == '"' || *p == '\\') lm_buf_printf(out, "\\%c", *p);
+    else if (*p == '\n') lm_buf_puts(out, "\\n");
+    else if (*p == '\t') lm_buf_puts(out, "\\t");
+    else if (*p < 0x20) lm_buf_printf(out, "\\u%04x", *p);
+    else lm_buf_putc(out, (char)*p);
+  }
+  lm_buf_putc(out, '"');
+}
+
+static void json_list(lm_buf *out, const char *const *items, size_t n) {
+  lm_buf_putc(out, '[');
+  for (size_t i = 0; i < n; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    lm_json_string(out, items[i]);
+  }
+  lm_buf_putc(out, ']');
+}
+
+/* A revision as a JSON object. */
+static void json_revision(lm_env *env, size_t idx, lm_buf *out) {
+  const lm_graph *g = env->graph;
+  const lm_revision *r = lm_graph_rev(g, idx);
+  lm_buf_puts(out, "{\"revision\": ");
+  lm_json_string(out, r->id);
+  lm_buf_puts(out, ", \"down_revisions\": ");
+  json_list(out, r->down, r->ndown);
+  lm_buf_puts(out, ", \"depends_on\": ");
+  json_list(out, r->depends, r->ndepends);
+  lm_buf_puts(out, ", \"branch_labels\": ");
+  json_list(out, r->labels, r->nlabels);
+  lm_buf_puts(out, ", \"message\": ");
+  lm_json_string(out, r->message ? r->message : "");
+  lm_buf_puts(out, ", \"path\": ");
+  lm_json_string(out, r->path ? r->path : "");
+  lm_buf_printf(out, ", \"is_head\": %s, \"is_base\": %s, "
+                "\"is_branch_point\": %s, \"is_merge_point\": %s}",
+                lm_graph_is_head(g, idx) ? "true" : "false",
+                lm_graph_is_base(g, idx) ? "true" : "false",
+                lm_graph_is_branch_point(g, idx) ? "true" : "false",
+                lm_graph_is_merge_point(g, idx) ? "true" : "false");
+}
+
+/* Print a list of revisions, one formatted line each, or as JSON. */
+static void print_revisions(lm_env *env, lm_args *a, const lm_revlist *l,
+                            unsigned flags) {
+  lm_buf out = LM_BUF_INIT;
+  if (a->json) {
+    lm_buf_puts(&out, "[");
+    for (size_t i = 0; i < l->n; i++) {
+      lm_buf_puts(&out, i ? ",\n " : "");
+      json_revision(env, l->idx[i], &out);
+    }
+    lm_buf_puts(&out, "]\n");
+  } else {
+    for (size_t i = 0; i < l->n; i++) {
+      lm_script *s = lm_script_at(env, l->idx[i]);
+      lm_graph_format_doc(env->graph, l->idx[i],
+                          flags | (a->verbose ? LM_FMT_VERBOSE : 0),
+                          s ? s->doc : NULL, &out);
+      lm_buf_putc(&out, '\n');
+    }
+  }
+  fputs(lm_buf_str(&out), stdout);
+  lm_buf_free(&out);
+}
+
+/* ---- commands that move the database ------------------------------------ */
+
+static int print_sql(lm_env *env, const char *command, const char *target) {
+  char *sql;
+  int rc = lm_sql(env, command, target, &sql);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  fputs(sql, stdout);
+  free(sql);
+  return 0;
+}
+
+static int migrate_command(lm_env *env, lm_args *a, int up) {
+  const char *cmd = up ? "upgrade" : "downgrade";
+  const char *target = a->pos.items[0];
+  if (a->sql) return print_sql(env, cmd, target);
+  if (strchr(target, ':'))
+    return lm_cli_fail(env, lm_err_usage(&env->err, "a FROM:TO range "
+                       "works only with --sql"));
+  char **applied;
+  int rc = up ? lm_upgrade(env, target, &applied)
+              : lm_downgrade(env, target, &applied);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  if (!applied[0] && !env->quiet)
+    fprintf(stderr, "Nothing to %s: the database is already at %s.\n", cmd,
+            target);
+  lm_free_list(applied);
+  return 0;
+}
+
+static int cmd_upgrade(lm_env *env, lm_args *a) {
+  return migrate_command(env, a, 1);
+}
+
+static int cmd_downgrade(lm_env *env, lm_args *a) {
+  return migrate_command(env, a, 0);
+}
+
+static int cmd_stamp(lm_env *env, lm_args *a) {
+  if (a->sql) {
+    if (a->pos.n != 1)
+      return lm_cli_fail(env, lm_err_usage(&env->err, "stamp --sql takes "
+                         "one revision"));
+    return print_sql(env, "stamp", a->pos.items[0]);
+  }
+  int rc = lm_stamp(env, (const char *const *)a->pos.items, a->pos.n,
+                    a->purge);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
+
+static int cmd_ensure_version(lm_env *env, lm_args *a) {
+  if (a->sql) {
+    lm_buf out = LM_BUF_INIT;
+    int rc = lm_pick_dialect(env);
+    if (rc == LM_OK) {
+      env->mode = LM_EXEC_OFFLINE;
+      env->sql_out = &out;
+      rc = lm_offline_preamble(env, 1);
+      env->mode = LM_EXEC_ONLINE;
+      env->sql_out = NULL;
+    }
+    if (rc == LM_OK) fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
+    return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+  }
+  int rc = lm_begin_run(env);
+  lm_disconnect(env);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
+
+/* ---- commands that read ------------------------------------------------- */
+
+static int cmd_current(lm_env *env, lm_args *a) {
+  char **heads;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_current(env, &heads);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  size_t n = 0;
+  while (heads[n]) n++;
+  lm_revlist cur = {0};
+  rc = lm_graph_current(env->graph, (const char *const *)heads, n, &cur,
+                        &env->err);
+  lm_free_list(heads);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  if (a->check_heads) {
+    for (size_t i = 0; i < cur.n; i++)
+      if (!lm_graph_is_head(env->graph, cur.idx[i])) {
+        lm_revlist_free(&cur);
+        return lm_cli_fail(env, lm_err_set(&env->err, "the database is not "
+                           "up to date: %s is not a head",
+                           lm_graph_rev(env->graph, cur.idx[i])->id));
+      }
+  }
+  print_revisions(env, a, &cur, LM_FMT_TREE);
+  lm_revlist_free(&cur);
+  return 0;
+}
+
+static int cmd_heads(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  lm_revlist heads = {0};
+  rc = a->resolve_dependencies ? lm_graph_real_heads(env->graph, &heads)
+                               : lm_graph_heads(env->graph, &heads);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  print_revisions(env, a, &heads, LM_FMT_BRANCHES | LM_FMT_EFFECTIVE);
+  lm_revlist_free(&heads);
+  return 0;
+}
+
+static int cmd_branches(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  lm_revlist bp = {0};
+  if (lm_graph_branch_points(env->graph, &bp) != LM_OK)
+    return lm_cli_fail(env, LM_ERROR);
+  lm_buf out = LM_BUF_INIT;
+  for (size_t i = 0; i < bp.n; i++) {
+    lm_script *s = lm_script_at(env, bp.idx[i]);
+    lm_graph_format_branch_point(env->graph, bp.idx[i], a->verbose,
+                                 s ? s->doc : NULL, &out);
+    lm_buf_putc(&out, '\n');
+  }
+  fputs(lm_buf_str(&out), stdout);
+  lm_buf_free(&out);
+  lm_revlist_free(&bp);
+  return 0;
+}
+
+static int cmd_history(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  /* The database is read only when the range or -i asks for it. */
+  char **heads = NULL;
+  size_t n = 0;
+  if (a->indicate_current || (a->range && strstr(a->range, "current"))) {
+    rc = lm_current(env, &heads);
+    if (rc != LM_OK) return lm_cli_fail(env, rc);
+    while (heads[n]) n++;
+  }
+  lm_revlist l = {0};
+  rc = lm_graph_history(env->graph, a->range, (const char *const *)heads, n,
+                        &l, &env->err);
+  if (rc == LM_OK) {
+    unsigned flags = LM_FMT_BRANCHES | LM_FMT_TREE | LM_FMT_PARENTS |
+                     LM_FMT_DOC;
+    print_revisions(env, a, &l, flags);
+  }
+  lm_revlist_free(&l);
+  lm_free_list(heads);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
+
+static int cmd_show(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  lm_revlist l = {0};
+  rc = lm_graph_resolve(env->graph, a->pos.items[0], NULL, 0, &l, &env->err);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  a->verbose = 1;
+  print_revisions(env, a, &l, LM_FMT_TREE);
+  lm_revlist_free(&l);
+  return 0;
+}
+
+static int cmd_init(lm_env *env, lm_args *a) {
+  (void)env;
+  return lm_cmd_init(a);
+}
+
+static const cli_command commands[] = {
+  {"init", cmd_init, 0, 0, 1, "luamig init [DIR]",
+   "Create luamig.lua pointing at DIR (default migrations) and the DIR "
+   "folder; refuses to overwrite either."},
+  {"revision", lm_cmd_revision,
+   LM_F_MESSAGE | LM_F_HEAD | LM_F_SPLICE | LM_F_BRANCH_LABEL |
+       LM_F_DEPENDS_ON | LM_F_REV_ID | LM_F_AUTOGENERATE,
+   0, 0,
+   "luamig revision -m MSG [--head H] [--splice] [--branch-label L] "
+   "[--depends-on R] [--rev-id ID]",
+   "Create a new revision script on top of the current head."},
+  {"merge", lm_cmd_merge, LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID, 1,
+   -1, "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID]",
+   "Create a revision that merges two or more heads (\"heads\" for all)."},
+  {"upgrade", cmd_upgrade, LM_F_SQL, 1, 1, "luamig upgrade TARGET [--sql]",
+   "Apply migrations up to TARGET, one transaction each."},
+  {"downgrade", cmd_downgrade, LM_F_SQL, 1, 1,
+   "luamig downgrade TARGET [--sql]",
+   "Revert migrations down to TARGET (with --sql: FROM:TO)."},
+  {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE, 1, -1,
+   "luamig stamp REV... [--purge] [--sql]",
+   "Set the version table to REV without running migrations."},
+  {"current", cmd_current, LM_F_VERBOSE | LM_F_CHECK_HEADS | LM_F_JSON, 0, 0,
+   "luamig current [-v] [--check-heads]",
+   "Show the revisions the database is at."},
+  {"heads", cmd_heads, LM_F_VERBOSE | LM_F_RESOLVE_DEPS | LM_F_JSON, 0, 0,
+   "luamig heads [-v] [--resolve-dependencies]",
+   "Show the heads of the revision graph."},
+  {"branches", cmd_branches, LM_F_VERBOSE, 0, 0, "luamig branches [-v]",
+   "Show the branch points."},
+  {"history", cmd_history, LM_F_VERBOSE | LM_F_RANGE | LM_F_INDICATE |
+   LM_F_JSON, 0, 0,
+   "luamig history [-r RANGE] [-v] [-i]",
+   "List revisions, newest first."},
+  {"show", cmd_show, 0, 1, 1, "luamig show REV", "Show one revision."},
+  {"ensure_version", cmd_ensure_version, LM_F_SQL, 0, 0,
+   "luamig ensure_version [--sql]", "Create the version table if missing."},
+  {"edit", lm_cmd_edit, 0, 1, 1, "luamig edit REV",
+   "Open a revision script in $EDITOR."},
+  {NULL, NULL, 0, 0, 0, NULL, NULL}};
+
+/* ---- argument parsing --------------------------------------------------- */
+
+typedef struct flag {
+  const char *longname, *shortname;
+  unsigned bit;                 /* 0: a global option */
+  int takes_value;
+} flag;
+
+static const flag flags[] = {
+  {"--sql", NULL, LM_F_SQL, 0},
+  {"--verbose", "-v", LM_F_VERBOSE, 0},
+  {"--message", "-m", LM_F_MESSAGE, 1},
+  {"--head", NULL, LM_F_HEAD, 1},
+  {"--splice", NULL, LM_F_SPLICE, 0},
+  {"--branch-label", NULL, LM_F_BRANCH_LABEL, 1},
+  {"--depends-on", NULL, LM_F_DEPENDS_ON, 1},
+  {"--rev-id", NULL, LM_F_REV_ID, 1},
+  {"--rev-range", "-r", LM_F_RANGE, 1},
+  {"--indicate-current", "-i", LM_F_INDICATE, 0},
+  {"--purge", NULL, LM_F_PURGE, 0},
+  {"--check-heads", NULL, LM_F_CHECK_HEADS, 0},
+  {"--resolve-dependencies", NULL, LM_F_RESOLVE_DEPS, 0},
+  {"--autogenerate", NULL, LM_F_AUTOGENERATE, 0},
+  {"--json", NULL, LM_F_JSON, 0},
+  {NULL, NULL, 0, 0}};
+
+static void set_flag(lm_args *a, unsigned bit, const char *value) {
+  a->given |= bit;
+  switch (bit) {
+  case LM_F_SQL: a->sql = 1; break;
+  case LM_F_VERBOSE: a->verbose = 1; break;
+  case LM_F_MESSAGE: a->message = value; break;
+  case LM_F_HEAD: a->head = value; break;
+  case LM_F_SPLICE: a->splice = 1; break;
+  case LM_F_BRANCH_LABEL: lm_strvec_push(&a->branch_labels, (char *)value); break;
+  case LM_F_DEPENDS_ON: lm_strvec_push(&a->depends_on, (char *)value); break;
+  case LM_F_REV_ID: a->rev_id = value; break;
+  case LM_F_RANGE: a->range = value; break;
+  case LM_F_INDICATE: a->indicate_current = 1; break;
+  case LM_F_PURGE: a->purge = 1; break;
+  case LM_F_CHECK_HEADS: a->check_heads = 1; break;
+  case LM_F_RESOLVE_DEPS: a->resolve_dependencies = 1; break;
+  case LM_F_AUTOGENERATE: a->autogenerate = 1; break;
+  case LM_F_JSON: a->json = 1; break;
+  }
+}
+
+/* Parse argv; returns 0, or 2 after printing a usage error. */
+static int parse_args(int argc, char **argv, lm_args *a) {
+  for (int i = 1; i < argc; i++) {
+    char *arg = argv[i];
+    const char *value = NULL;
+    char *eq = NULL;
+    if (arg[0] == '-' && arg[1] == '-' && (eq = strchr(arg, '='))) {
+      *eq = '\0';
+      value = eq + 1;
+    }
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+      a->help = 1;
+      continue;
+    }
+    if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
+      a->opts.quiet = 1;
+      continue;
+    }
+    if (strcmp(arg, "-c") == 0 || strcmp(arg, "--config") == 0 ||
+        strcmp(arg, "--url") == 0 || strcmp(arg, "-x") == 0) {
+      if (!value) {
+        if (i + 1 >= argc) {
+          fprintf(stderr, "luamig: %s needs a value\n", arg);
+          return 2;
+        }
+        value = argv[++i];
+      }
+      if (arg[1] == 'c' || arg[2] == 'c') a->opts.config_path = value;
+      else if (arg[1] == 'x') lm_strvec_push(&a->x, (char *)value);
+      else a->opts.url = value;
+      continue;
+    }
+    if (arg[0] == '-' && arg[1] && !(arg[1] >= '0' && arg[1] <= '9')) {
+      const flag *f = flags;
+      while (f->longname && strcmp(f->longname, arg) != 0 &&
+             !(f->shortname && strcmp(f->shortname, arg) == 0))
+        f++;
+      if (!f->longname) {
+        fprintf(stderr, "luamig: unknown option %s (see luamig --help)\n", arg);
+        return 2;
+      }
+      if (f->takes_value && !value) {
+        if (i + 1 >= argc) {
+          fprintf(stderr, "luamig: %s needs a value\n", arg);
+          return 2;
+        }
+        value = argv[++i];
+      } else if (!f->takes_value && value) {
+        fprintf(stderr, "luamig: %s takes no value\n", arg);
+        return 2;
+      }
+      set_flag(a, f->bit, value);
+      continue;
+    }
+    if (!a->command) a->command = arg;
+    else lm_strvec_push(&a->pos, arg);
+  }
+  a->opts.x = (const char *const *)a->x.items;
+  a->opts.nx = a->x.n;
+  return 0;
+}
+
+static void free_args(lm_args *a) {
+  /* The vectors borrow argv's strings: free the arrays only. */
+  free(a->pos.items);
+  free(a->x.items);
+  free(a->branch_labels.items);
+  free(a->depends_on.items);
+}
+
+static const char *flag_name(unsigned bit) {
+  for (const flag *f = flags; f->longname; f++)
+    if (f->bit == bit) return f->longname;
+  return "?";
+}
+
+int lm_cli_main(int argc, char **argv) {
+  lm_args a;
+  memset(&a, 0, sizeof a);
+  int rc = parse_args(argc, argv, &a);
+  if (rc) {
+    free_args(&a);
+    return rc;
+  }
+  if (!a.command) {
+    if (a.help) {
+      fputs(global_usage, stdout);
+      free_args(&a);
+      return 0;
+    }
+    for (int i = 1; i < argc; i++)
+      if (strcmp(argv[i], "--version") == 0) {
+        printf("luamig %s\n", LUAMIG_VERSION);
+        free_args(&a);
+        return 0;
+      }
+    fputs(global_usage, stderr);
+    free_args(&a);
+    return 2;
+  }
+  const cli_command *cmd = commands;
+  while (cmd->name && strcmp(cmd->name, a.command) != 0) cmd++;
+  if (!cmd->name) {
+    fprintf(stderr, "luamig: unknown command '%s' (see luamig --help)\n",
+            a.command);
+    free_args(&a);
+    return 2;
+  }
+  if (a.help) {
+    printf("usage: %s\n\n%s\n", cmd->usage, cmd->help);
+    free_args(&a);
+    return 0;
+  }
+  unsigned extra = a.given & ~cmd->flags;
+  if (extra) {
+    unsigned bit = extra & (~extra + 1);
+    fprintf(stderr, "luamig: %s does not take %s\nusage: %s\n", cmd->name,
+            flag_name(bit), cmd->usage);
+    free_args(&a);
+    return 2;
+  }
+  if ((int)a.pos.n < cmd->min_pos ||
+      (cmd->max_pos >= 0 && (int)a.pos.n > cmd->max_pos)) {
+    fprintf(stderr, "luamig: wrong number of arguments for %s\nusage: %s\n",
+            cmd->name, cmd->usage);
+    free_args(&a);
+    return 2;
+  }
+  lm_env *env;
+  if (strcmp(cmd->name, "init") == 0) {
+    rc = lm_cmd_init(&a);
+    free_args(&a);
+    return rc;
+  }
+  if (lm_open(&env, &a.opts) != LM_OK) {
+    rc = lm_cli_fail(env, env ? env->err.code : LM_ERROR);
+  } else {
+    rc = cmd->run(env, &a);
+  }
+  lm_close(env);
+  free_args(&a);
+  return rc;
+}

@@ -1,0 +1,45 @@
+/*
+ * cli_args.h - parsed command-line arguments, shared by the command
+ * implementations (cli.c, cli_revision.c).
+ */
+#ifndef LM_CLI_ARGS_H
+#define LM_CLI_ARGS_H
+
+#include "core.h"
+
+typedef struct lm_args {
+  const char *command;
+  lm_strvec pos;                /* positional arguments (borrowed strings) */
+  lm_options opts;
+  lm_strvec x;                  /* -x values (borrowed) */
+  int json, verbose, sql, purge, splice, autogenerate, indicate_current;
+  int check_heads, resolve_dependencies, help;
+  const char *message;          /* -m */
+  const char *head;             /* --head */
+  const char *rev_id;           /* --rev-id */
+  const char *range;            /* -r */
+  lm_strvec branch_labels;      /* --branch-label (borrowed) */
+  lm_strvec depends_on;         /* --depends-on (borrowed) */
+  unsigned given;               /* which command flags were given (LM_F_*) */
+} lm_args;
+
+enum {
+  LM_F_SQL = 1u << 0, LM_F_VERBOSE = 1u << 1, LM_F_MESSAGE = 1u << 2,
+  LM_F_HEAD = 1u << 3, LM_F_SPLICE = 1u << 4, LM_F_BRANCH_LABEL = 1u << 5,
+  LM_F_DEPENDS_ON = 1u << 6, LM_F_REV_ID = 1u << 7, LM_F_RANGE = 1u << 8,
+  LM_F_INDICATE = 1u << 9, LM_F_PURGE = 1u << 10, LM_F_CHECK_HEADS = 1u << 11,
+  LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
+  LM_F_JSON = 1u << 14
+};
+
+/* cli_revision.c: init, revision, merge, edit */
+int lm_cmd_init(lm_args *a);
+int lm_cmd_revision(lm_env *env, lm_args *a);
+int lm_cmd_merge(lm_env *env, lm_args *a);
+int lm_cmd_edit(lm_env *env, lm_args *a);
+
+/* cli.c */
+int lm_cli_fail(lm_env *env, int rc);
+void lm_json_string(lm_buf *out, const char *s);
+
+#endif

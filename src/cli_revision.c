@@ -1,0 +1,218 @@
+/*
+ * cli_revision.c - the commands that write files: init, revision, merge,
+ * and edit.  The file contents come from lua/templates.lua.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_args.h"
+
+/* Write a new file; refuses to overwrite one. */
+static int write_new_file(const char *path, const char *text, lm_err *err) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return lm_err_set(err, "cannot create %s: %s", path, strerror(errno));
+  size_t len = strlen(text);
+  ssize_t n = write(fd, text, len);
+  if (close(fd) != 0 || n != (ssize_t)len) {
+    unlink(path);
+    return lm_err_set(err, "cannot write %s", path);
+  }
+  return LM_OK;
+}
+
+int lm_cmd_init(lm_args *a) {
+  const char *dir = a->pos.n ? a->pos.items[0] : "migrations";
+  const char *config = "luamig.lua";
+  struct stat st;
+  if (stat(config, &st) == 0) {
+    fprintf(stderr, "luamig: %s already exists; not overwriting it\n", config);
+    return 1;
+  }
+  if (stat(dir, &st) == 0) {
+    fprintf(stderr, "luamig: %s already exists; not overwriting it\n", dir);
+    return 1;
+  }
+  lm_env *env;
+  lm_options none = {.config_path = "/dev/null/none", .quiet = 1};
+  lm_open(&env, &none);       /* only its Lua state is needed */
+  lua_State *L = env->L;
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, dir);
+  lua_setfield(L, -2, "script_location");
+  int rc = lm_lua_call(env, "luamig.templates", "config", 1);
+  if (rc == LM_OK && mkdir(dir, 0755) != 0)
+    rc = lm_err_set(&env->err, "cannot create %s: %s", dir, strerror(errno));
+  if (rc == LM_OK) {
+    rc = write_new_file(config, lua_tostring(L, -1), &env->err);
+    lua_pop(L, 1);
+    if (rc != LM_OK) rmdir(dir);
+  }
+  if (rc != LM_OK) {
+    rc = lm_cli_fail(env, rc);
+  } else {
+    printf("Created %s and %s/\n", config, dir);
+  }
+  lm_close(env);
+  return rc;
+}
+
+/* 12 lowercase hex characters, like Alembic's uuid4().hex[-12:]. */
+static int new_rev_id(char out[13], lm_err *err) {
+  unsigned char bytes[6];
+  int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || read(fd, bytes, sizeof bytes) != (ssize_t)sizeof bytes) {
+    if (fd >= 0) close(fd);
+    return lm_err_set(err, "cannot read /dev/urandom: %s", strerror(errno));
+  }
+  close(fd);
+  for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", bytes[i]);
+  return LM_OK;
+}
+
+static void push_list(lua_State *L, const char *const *items, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, items[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* Render lua/templates.lua's revision template and write the file. */
+static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
+  char id[13];
+  const char *rev = a->rev_id;
+  if (!rev) {
+    if (new_rev_id(id, &env->err) != LM_OK) return LM_ERROR;
+    rev = id;
+  }
+  if (!*rev || strpbrk(rev, "/\\ @:,") )
+    return lm_err_usage(&env->err, "bad --rev-id '%s'", rev);
+  size_t ignored;
+  lm_err probe;
+  lm_err_init(&probe);
+  int exists = lm_graph_size(env->graph) &&
+               lm_graph_lookup(env->graph, rev, &ignored, &probe) == LM_OK &&
+               strcmp(lm_graph_rev(env->graph, ignored)->id, rev) == 0;
+  lm_err_free(&probe);
+  if (exists)
+    return lm_err_set(&env->err, "revision %s already exists", rev);
+  lua_State *L = env->L;
+  char date[32];
+  time_t now = time(NULL);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+
+  lua_createtable(L, 0, 6);
+  lua_pushstring(L, rev);
+  lua_setfield(L, -2, "revision");
+  push_list(L, (const char *const *)down->items, down->n);
+  lua_setfield(L, -2, "down_revision");
+  push_list(L, (const char *const *)a->branch_labels.items,
+            a->branch_labels.n);
+  lua_setfield(L, -2, "branch_labels");
+  push_list(L, (const char *const *)a->depends_on.items, a->depends_on.n);
+  lua_setfield(L, -2, "depends_on");
+  lua_pushstring(L, a->message ? a->message : "");
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, date);
+  lua_setfield(L, -2, "create_date");
+  if (lm_lua_call(env, "luamig.templates", "revision", 1) != LM_OK)
+    return LM_ERROR;
+  lua_pushstring(L, a->message ? a->message : "");
+  if (lm_lua_call(env, "luamig.templates", "slug", 1) != LM_OK) {
+    lua_pop(L, 1);
+    return LM_ERROR;
+  }
+  char *path = lm_xasprintf("%s/%s_%s.lua", env->script_location, rev,
+                            lua_tostring(L, -1));
+  int rc = write_new_file(path, lua_tostring(L, -2), &env->err);
+  lua_pop(L, 2);
+  if (rc == LM_OK) printf("Generating %s ...  done\n", path);
+  free(path);
+  return rc;
+}
+
+int lm_cmd_revision(lm_env *env, lm_args *a) {
+  if (a->autogenerate)
+    return lm_cli_fail(env, lm_err_set(&env->err, "--autogenerate needs "
+                       "models; it is not available yet"));
+  int rc = lm_scripts_load(env);
+  lm_revlist parents = {0};
+  lm_strvec down = LM_STRVEC_INIT;
+  if (rc == LM_OK)
+    rc = lm_graph_new_revision_parents(env->graph, a->head ? a->head : "head",
+                                       a->splice, &parents, &env->err);
+  if (rc == LM_OK) {
+    lm_ids(env, &parents, &down);
+    for (size_t i = 0; i < a->depends_on.n && rc == LM_OK; i++) {
+      lm_revlist dep = {0};
+      rc = lm_graph_resolve(env->graph, a->depends_on.items[i], NULL, 0, &dep,
+                            &env->err);
+      /* A dependency is written as the full id it resolves to. */
+      if (rc == LM_OK && dep.n == 1)
+        a->depends_on.items[i] =
+            (char *)lm_graph_rev(env->graph, dep.idx[0])->id;
+      lm_revlist_free(&dep);
+    }
+  }
+  if (rc == LM_OK) rc = write_revision(env, a, &down);
+  lm_revlist_free(&parents);
+  lm_strvec_free(&down);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
+
+int lm_cmd_merge(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  lm_revlist parents = {0};
+  lm_strvec down = LM_STRVEC_INIT;
+  if (rc == LM_OK)
+    rc = lm_graph_merge_parents(env->graph, (const char *const *)a->pos.items,
+                                a->pos.n, &parents, &env->err);
+  if (rc == LM_OK) {
+    lm_ids(env, &parents, &down);
+    rc = write_revision(env, a, &down);
+  }
+  lm_revlist_free(&parents);
+  lm_strvec_free(&down);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
+
+int lm_cmd_edit(lm_env *env, lm_args *a) {
+  int rc = lm_scripts_load(env);
+  lm_revlist l = {0};
+  if (rc == LM_OK)
+    rc = lm_graph_resolve(env->graph, a->pos.items[0], NULL, 0, &l, &env->err);
+  if (rc == LM_OK && l.n != 1)
+    rc = lm_err_set(&env->err, "%s names %zu revisions; edit takes one",
+                    a->pos.items[0], l.n);
+  if (rc != LM_OK) {
+    lm_revlist_free(&l);
+    return lm_cli_fail(env, rc);
+  }
+  const char *path = lm_script_at(env, l.idx[0])->path;
+  lm_revlist_free(&l);
+  const char *editor = getenv("EDITOR");
+  if (!editor || !*editor) editor = "vi";
+  pid_t pid = fork();
+  if (pid == 0) {
+    /* $EDITOR may carry arguments ("code -w"): let the shell split it. */
+    execl("/bin/sh", "sh", "-c", "exec $0 \"$1\"", editor, path, (char *)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+      WEXITSTATUS(status) != 0)
+    return lm_cli_fail(env, lm_err_set(&env->err, "editor %s failed on %s",
+                                       editor, path));
+  return 0;
+}

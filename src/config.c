@@ -1,0 +1,178 @@
+/*
+ * config.c - luamig.lua, the environment's configuration: a Lua chunk
+ * returning a table.  Lookup: -c FILE, else $LUAMIG_CONFIG, else
+ * ./luamig.lua.  The URL comes from --url, else $LUAMIG_URL, else the file.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+
+static const char *const known_keys[] = {
+  "url", "script_location", "version_table", "version_table_schema",
+  "log_table", "transaction_per_migration", "lock_timeout", "models",
+  "strict_checksums", NULL};
+
+/* Directory part of a path ("." when there is none). */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return lm_xstrdup(".");
+  if (slash == path) return lm_xstrdup("/");
+  return lm_xstrndup(path, (size_t)(slash - path));
+}
+
+/* Read a string field of the config table at the top of the stack. */
+static int string_field(lua_State *L, lm_env *env, const char *key,
+                        char **out) {
+  lua_getfield(L, -1, key);
+  int t = lua_type(L, -1);
+  if (t == LUA_TSTRING) {
+    free(*out);
+    *out = lm_xstrdup(lua_tostring(L, -1));
+  } else if (t != LUA_TNIL) {
+    lua_pop(L, 1);
+    return lm_err_set(&env->err, "%s: %s must be a string, not a %s",
+                      env->config_path, key, lua_typename(L, t));
+  }
+  lua_pop(L, 1);
+  return LM_OK;
+}
+
+static int check_keys(lua_State *L, lm_env *env) {
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    lua_pop(L, 1);   /* stack: cfg key */
+    if (lua_type(L, -1) != LUA_TSTRING) {
+      lua_pop(L, 1);
+      return lm_err_set(&env->err, "%s: the returned table must have string "
+                        "keys", env->config_path);
+    }
+    const char *key = lua_tostring(L, -1);
+    int known = 0;
+    for (size_t i = 0; known_keys[i]; i++)
+      if (strcmp(key, known_keys[i]) == 0) known = 1;
+    if (!known) {
+      lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
+                 "script_location, version_table, version_table_schema, "
+                 "log_table, transaction_per_migration, lock_timeout, models, "
+                 "strict_checksums)", env->config_path, key);
+      lua_pop(L, 1);
+      return LM_ERROR;
+    }
+  }
+  return LM_OK;
+}
+
+/* Run the config chunk and read its table. */
+static int read_file_config(lm_env *env) {
+  lua_State *L = env->L;
+  if (luaL_loadfile(L, env->config_path) != LUA_OK ||
+      lua_pcall(L, 0, 1, 0) != LUA_OK) {
+    lm_err_set(&env->err, "cannot load configuration: %s",
+               lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return LM_ERROR;
+  }
+  if (!lua_istable(L, -1)) {
+    lm_err_set(&env->err, "%s must return a table, not a %s",
+               env->config_path, luaL_typename(L, -1));
+    lua_pop(L, 1);
+    return LM_ERROR;
+  }
+  int rc = check_keys(L, env);
+  if (rc == LM_OK) rc = string_field(L, env, "url", &env->url);
+  if (rc == LM_OK)
+    rc = string_field(L, env, "script_location", &env->script_location);
+  if (rc == LM_OK)
+    rc = string_field(L, env, "version_table", &env->version_table);
+  if (rc == LM_OK)
+    rc = string_field(L, env, "version_table_schema",
+                      &env->version_table_schema);
+  if (rc == LM_OK) rc = string_field(L, env, "log_table", &env->log_table);
+  if (rc == LM_OK) {
+    lua_getfield(L, -1, "transaction_per_migration");
+    if (lua_isboolean(L, -1))
+      env->transaction_per_migration = lua_toboolean(L, -1);
+    else if (!lua_isnil(L, -1))
+      rc = lm_err_set(&env->err, "%s: transaction_per_migration must be a "
+                      "boolean", env->config_path);
+    lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
+    lua_getfield(L, -1, "lock_timeout");
+    if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
+      env->lock_timeout = lua_tonumber(L, -1);
+    else if (!lua_isnil(L, -1))
+      rc = lm_err_set(&env->err, "%s: lock_timeout must be a number of "
+                      "seconds", env->config_path);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return rc;
+}
+
+int lm_config_load(lm_env *env, const lm_options *opts) {
+  env->transaction_per_migration = 1;
+  env->lock_timeout = 60;
+  env->quiet = opts->quiet;
+
+  const char *path = opts->config_path;
+  int explicit_path = path != NULL;
+  if (!path && getenv("LUAMIG_CONFIG") && *getenv("LUAMIG_CONFIG")) {
+    path = getenv("LUAMIG_CONFIG");
+    explicit_path = 1;
+  }
+  if (!path) path = "luamig.lua";
+  if (access(path, F_OK) == 0) {
+    env->config_path = lm_xstrdup(path);
+    if (read_file_config(env) != LM_OK) return LM_ERROR;
+  } else if (explicit_path) {
+    return lm_err_set(&env->err, "configuration file %s not found", path);
+  }
+
+  /* Script locations are relative to the config file, so `-c` works from
+   * any directory. */
+  if (opts->script_location) {
+    free(env->script_location);
+    env->script_location = lm_xstrdup(opts->script_location);
+  } else {
+    const char *loc = env->script_location ? env->script_location
+                                           : "migrations";
+    char *resolved;
+    if (loc[0] != '/' && env->config_path) {
+      char *dir = dir_of(env->config_path);
+      resolved = strcmp(dir, ".") == 0 ? lm_xstrdup(loc)
+                                       : lm_xasprintf("%s/%s", dir, loc);
+      free(dir);
+    } else {
+      resolved = lm_xstrdup(loc);
+    }
+    free(env->script_location);
+    env->script_location = resolved;
+  }
+  if (opts->url) {
+    free(env->url);
+    env->url = lm_xstrdup(opts->url);
+  } else if (getenv("LUAMIG_URL") && *getenv("LUAMIG_URL")) {
+    free(env->url);
+    env->url = lm_xstrdup(getenv("LUAMIG_URL"));
+  }
+  if (opts->version_table) {
+    free(env->version_table);
+    env->version_table = lm_xstrdup(opts->version_table);
+  }
+  if (!env->version_table) env->version_table = lm_xstrdup("luamig_version");
+  if (!env->log_table) env->log_table = lm_xstrdup("luamig_log");
+  for (size_t i = 0; i < opts->nx; i++) {
+    const char *kv = opts->x[i];
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv)
+      return lm_err_usage(&env->err, "bad -x argument '%s': expected "
+                          "key=value", kv);
+    lm_strvec_push(&env->x, lm_xstrdup(kv));
+  }
+  return LM_OK;
+}

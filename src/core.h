@@ -1,0 +1,124 @@
+/*
+ * core.h - the environment every command works in, shared by the command
+ * line (cli.c), the Lua module (module.c) and the C API (api.c).
+ *
+ * An lm_env owns: the configuration, a private Lua state in which the
+ * config file and the revision scripts are loaded, the revision graph, and
+ * (while a command needs one) a database connection through a dialect.
+ */
+#ifndef LM_CORE_H
+#define LM_CORE_H
+
+#include <stdio.h>
+
+#include <lua.h>
+
+#include "dialect.h"
+#include "graph.h"
+#include "luamig.h"
+#include "operation.h"
+#include "util.h"
+
+/* One revision script, as loaded. */
+typedef struct lm_script {
+  char *path;
+  char *doc;                    /* leading comment block, markers stripped */
+  lm_revision rev;              /* strings owned here (see script.c) */
+  int transactional;            /* 0: transactional = false */
+  int ref;                      /* registry reference to the script's table */
+} lm_script;
+
+/* Where op.* calls go (DESIGN 8: operations are values; the executor
+ * decides what happens to them). */
+typedef enum lm_exec_mode {
+  LM_EXEC_ONLINE,               /* compile through the dialect and run */
+  LM_EXEC_OFFLINE               /* compile and append to the --sql script */
+} lm_exec_mode;
+
+struct lm_env {
+  lm_err err;                   /* the last failure, for lm_errmsg */
+  lua_State *L;                 /* config and scripts live here */
+
+  /* configuration */
+  char *config_path;            /* NULL when no file was read */
+  char *url;
+  char *script_location;
+  char *version_table;
+  char *version_table_schema;
+  char *log_table;
+  int transaction_per_migration;
+  double lock_timeout;
+  lm_strvec x;                  /* -x key=value, as given */
+  int quiet;
+
+  /* scripts and graph, loaded on first need */
+  lm_script *scripts;
+  size_t nscripts;
+  int scripts_loaded;
+  lm_arena script_arena;        /* the scripts' strings */
+  lm_graph *graph;
+
+  /* database */
+  const lm_dialect *dialect;
+  lm_url parsed_url;
+  lm_conn *conn;
+  int locked;
+  int tx_open;                  /* a transaction is open (or, offline, written) */
+
+  /* the executor of op.* calls */
+  lm_exec_mode mode;
+  lm_buf *sql_out;              /* offline: the script being written */
+  const char *running;          /* the script path being run, for errors */
+
+  lm_event_fn on_event;
+  void *event_payload;
+};
+
+/* config.c */
+int lm_config_load(lm_env *env, const lm_options *opts);
+
+/* script.c */
+int lm_scripts_load(lm_env *env);
+void lm_scripts_free(lm_env *env);
+lm_script *lm_script_at(lm_env *env, size_t graph_idx);
+/* Read a script's file and compute its SHA-256. */
+int lm_script_checksum(const lm_script *s, char out[65], lm_err *err);
+/* Call upgrade() or downgrade() of a script with the op table. */
+int lm_script_run(lm_env *env, lm_script *s, int upgrade);
+
+/* op.c: the op table passed to upgrade(op) / downgrade(op). */
+void lm_op_push_table(lm_env *env);
+/* executor.c: what happens to an operation value. */
+int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err);
+int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,
+                        lm_err *err);
+/* Run (online) or write (offline) one statement with parameters. */
+int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
+                const lm_value *params, int64_t *affected, lm_err *err);
+
+/* runner.c */
+int lm_pick_dialect(lm_env *env);       /* from the URL, without connecting */
+int lm_connect(lm_env *env);
+void lm_disconnect(lm_env *env);
+int lm_read_heads(lm_env *env, lm_strvec *heads);
+int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
+                lm_strvec *applied);
+int lm_ensure_version_table(lm_env *env);
+int lm_begin_run(lm_env *env);
+int lm_tx_begin(lm_env *env);
+int lm_tx_commit(lm_env *env);
+void lm_tx_rollback(lm_env *env);
+int lm_offline_preamble(lm_env *env, int from_base);
+int lm_purge_versions(lm_env *env);
+
+/* api.c: run an embedded Lua module's function (lua/NAME.lua returns a
+ * table of functions): pushes its one result. */
+int lm_lua_call(lm_env *env, const char *module, const char *fn, int nargs);
+/* Revision ids of a resolved list. */
+void lm_ids(lm_env *env, const lm_revlist *l, lm_strvec *out);
+
+/* Report progress (stderr unless quiet, and the on_event callback). */
+void lm_emit(lm_env *env, lm_event_kind kind, const char *revision,
+              const char *fmt, ...) LM_PRINTF(4, 5);
+
+#endif

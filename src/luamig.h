@@ -1,0 +1,71 @@
+/*
+ * luamig.h - the public C interface of luamig, a database schema migration
+ * runner.  Link with libluamig.a (and lua5.4, libpq, sqlite3).
+ *
+ *   lm_env *env;
+ *   lm_options opts = {.config_path = "luamig.lua"};
+ *   if (lm_open(&env, &opts) != 0) { puts(lm_errmsg(env)); ... }
+ *   lm_upgrade(env, "head", NULL);
+ *   lm_close(env);
+ *
+ * Every function returns 0 on success or a negative status; lm_errmsg() tells
+ * what went wrong.  An env is used by one thread at a time.
+ */
+#ifndef LUAMIG_H
+#define LUAMIG_H
+
+#include <stddef.h>
+
+#define LUAMIG_VERSION "0.1.0"
+
+typedef struct lm_env lm_env;
+
+typedef enum lm_event_kind {
+  LM_EVENT_INFO,                /* a log line */
+  LM_EVENT_MIGRATION_START,     /* a migration begins (revision set) */
+  LM_EVENT_MIGRATION_DONE,      /* a migration committed */
+  LM_EVENT_LOCK_WAIT,           /* waiting for another runner */
+  LM_EVENT_PROGRESS             /* rows done in a long operation */
+} lm_event_kind;
+
+typedef struct lm_event {
+  lm_event_kind kind;
+  const char *revision;         /* may be NULL */
+  const char *message;
+} lm_event;
+
+typedef void (*lm_event_fn)(const lm_event *event, void *payload);
+
+typedef struct lm_options {
+  const char *config_path;      /* NULL: $LUAMIG_CONFIG, else ./luamig.lua */
+  const char *url;              /* overrides $LUAMIG_URL and the config */
+  const char *script_location;  /* overrides the config */
+  const char *version_table;    /* overrides the config */
+  const char *const *x;         /* "key=value" strings, for op.x */
+  size_t nx;
+  int quiet;                    /* no progress on stderr */
+  lm_event_fn on_event;
+  void *event_payload;
+} lm_options;
+
+/* Open an environment.  *out is set even on failure (so lm_errmsg works)
+ * unless memory runs out; always lm_close it. */
+int lm_open(lm_env **out, const lm_options *opts);
+void lm_close(lm_env *env);
+const char *lm_errmsg(const lm_env *env);
+
+/* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
+ * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the
+ * revisions run, in order; free it with lm_free_list. */
+int lm_upgrade(lm_env *env, const char *target, char ***applied);
+int lm_downgrade(lm_env *env, const char *target, char ***applied);
+/* The offline (--sql) script for "upgrade"/"downgrade"/"stamp" and a
+ * target or FROM:TO range; *sql is malloc'ed. */
+int lm_sql(lm_env *env, const char *command, const char *target, char **sql);
+/* Mark the database as being at revs without running anything. */
+int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge);
+/* The revisions the version table holds (NULL-terminated, malloc'ed). */
+int lm_current(lm_env *env, char ***heads);
+void lm_free_list(char **list);
+
+#endif

@@ -1,0 +1,729 @@
+/*
+ * op.c - the op table a migration receives: each op.* call checks its Lua
+ * arguments, builds an operation value (operation.h) and hands it to the
+ * environment's executor (lm_op_apply).  Misuse raises a Lua error that
+ * names the operation, the argument and, through luaL_error, the script
+ * line; nothing reaches the database before the arguments are checked.
+ *
+ * Operation values live in an arena held by a userdata, so an error raised
+ * half-way through parsing frees everything when the userdata is collected.
+ */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define ENV_KEY "luamig.env"
+#define SQLFRAG_META "luamig.sqlfragment"
+#define ARENA_META "luamig.arena"
+#define NULL_KEY "luamig.null"
+
+static lm_env *get_env(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+  lm_env *env = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!env) luaL_error(L, "luamig: op used outside a migration");
+  return env;
+}
+
+/* ---- argument checks -------------------------------------------------- */
+
+/* A string argument, strictly (Lua would turn a number into a string). */
+static const char *check_name(lua_State *L, int arg, const char *op,
+                              const char *what) {
+  if (lua_type(L, arg) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string, not a %s", op, what,
+               luaL_typename(L, arg));
+  const char *s = lua_tostring(L, arg);
+  if (!*s) luaL_error(L, "%s: %s must not be empty", op, what);
+  return s;
+}
+
+/* Options table: check that every key is one the operation knows. */
+static void check_opts(lua_State *L, int idx, const char *op,
+                       const char *const *allowed) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: options must be a table, not a %s", op,
+               luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: unexpected positional value in options", op);
+    const char *key = lua_tostring(L, -1);
+    int ok = 0;
+    for (size_t i = 0; allowed[i]; i++)
+      if (strcmp(allowed[i], key) == 0) ok = 1;
+    if (!ok) luaL_error(L, "%s: unknown option '%s'", op, key);
+  }
+}
+
+/* Optional string field of the table at idx; NULL when absent. */
+static const char *opt_string(lua_State *L, lm_arena *a, int idx,
+                              const char *key, const char *op) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  lua_getfield(L, idx, key);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING)
+    s = lm_arena_strdup(a, lua_tostring(L, -1));
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s must be a string, not a %s", op, key,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+static int opt_bool(lua_State *L, int idx, const char *key, const char *op,
+                    int dflt) {
+  if (lua_isnoneornil(L, idx)) return dflt;
+  lua_getfield(L, idx, key);
+  int v = dflt;
+  if (lua_isboolean(L, -1)) v = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s must be a boolean, not a %s", op, key,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+/* An arena owned by a userdata left on the stack. */
+static int arena_gc(lua_State *L) {
+  lm_arena_free(luaL_checkudata(L, 1, ARENA_META));
+  return 0;
+}
+
+static lm_arena *push_arena(lua_State *L) {
+  lm_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
+  lm_arena_init(a);
+  luaL_setmetatable(L, ARENA_META);
+  return a;
+}
+
+/* A list of strings (column names) at idx. */
+static const char *const *string_array(lua_State *L, lm_arena *a, int idx,
+                                       const char *op, const char *what,
+                                       size_t *n) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    const char **out = lm_arena_alloc(a, sizeof *out);
+    out[0] = lm_arena_strdup(a, lua_tostring(L, idx));
+    *n = 1;
+    return out;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: %s must be a list of names, not a %s", op, what,
+               luaL_typename(L, idx));
+  size_t len = (size_t)luaL_len(L, idx);
+  if (!len) luaL_error(L, "%s: %s must not be empty", op, what);
+  const char **out = lm_arena_alloc(a, len * sizeof *out);
+  for (size_t i = 0; i < len; i++) {
+    lua_geti(L, idx, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: %s[%d] must be a string", op, what, (int)i + 1);
+    out[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+    lua_pop(L, 1);
+  }
+  *n = len;
+  return out;
+}
+
+/* ---- types and defaults ---------------------------------------------- */
+
+static const struct {
+  const char *name;
+  lm_type_kind kind;
+} type_names[] = {
+  {"integer", LM_T_INTEGER}, {"bigint", LM_T_BIGINT},
+  {"smallint", LM_T_SMALLINT}, {"string", LM_T_STRING},
+  {"text", LM_T_TEXT}, {"boolean", LM_T_BOOLEAN}, {"float", LM_T_FLOAT},
+  {"numeric", LM_T_NUMERIC}, {"date", LM_T_DATE},
+  {"datetime", LM_T_DATETIME}, {"timestamptz", LM_T_TIMESTAMPTZ},
+  {"time", LM_T_TIME}, {"json", LM_T_JSON}, {"uuid", LM_T_UUID},
+  {"binary", LM_T_BINARY}, {NULL, LM_T_NONE}};
+
+/* "string(40)", "numeric(10,2)" or a portable name; anything else is the
+ * dialect's own type, passed through verbatim. */
+static void parse_type_string(lm_arena *a, const char *s, lm_type *t) {
+  t->length = t->precision = t->scale = -1;
+  size_t name_len = strcspn(s, "(");
+  for (size_t i = 0; type_names[i].name; i++) {
+    if (strlen(type_names[i].name) != name_len ||
+        strncmp(type_names[i].name, s, name_len) != 0)
+      continue;
+    const char *args = s + name_len;
+    if (!*args) {
+      t->kind = type_names[i].kind;
+      return;
+    }
+    int p = -1, q = -1, used = 0;
+    if (type_names[i].kind == LM_T_STRING &&
+        sscanf(args, "(%d)%n", &p, &used) == 1 && !args[used] && p > 0) {
+      t->kind = LM_T_STRING;
+      t->length = p;
+      return;
+    }
+    if (type_names[i].kind == LM_T_NUMERIC) {
+      if (sscanf(args, "(%d , %d)%n", &p, &q, &used) == 2 && !args[used]) {
+        t->kind = LM_T_NUMERIC;
+        t->precision = p;
+        t->scale = q;
+        return;
+      }
+      used = 0;
+      if (sscanf(args, "(%d)%n", &p, &used) == 1 && !args[used]) {
+        t->kind = LM_T_NUMERIC;
+        t->precision = p;
+        return;
+      }
+    }
+    break;
+  }
+  t->kind = LM_T_RAW;
+  t->raw = lm_arena_strdup(a, s);
+}
+
+static void parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
+                       lm_type *t) {
+  idx = lua_absindex(L, idx);
+  memset(t, 0, sizeof *t);
+  t->length = t->precision = t->scale = -1;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    parse_type_string(a, lua_tostring(L, idx), t);
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: a column type must be a string or a table of "
+               "dialect = type, not a %s", op, luaL_typename(L, idx));
+  size_t n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: a per-dialect type maps dialect names to type "
+                 "strings", op);
+    n++;
+    lua_pop(L, 1);
+  }
+  t->kind = LM_T_PER_DIALECT;
+  t->choice_dialect = lm_arena_alloc(a, (n ? n : 1) * sizeof(char *));
+  t->choice_type = lm_arena_alloc(a, (n ? n : 1) * sizeof(char *));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    t->choice_dialect[t->nchoices] = lm_arena_strdup(a, lua_tostring(L, -2));
+    t->choice_type[t->nchoices] = lm_arena_strdup(a, lua_tostring(L, -1));
+    t->nchoices++;
+    lua_pop(L, 1);
+  }
+}
+
+const char *lm_type_choice(const lm_type *type, const char *dialect) {
+  for (size_t i = 0; i < type->nchoices; i++)
+    if (strcmp(type->choice_dialect[i], dialect) == 0)
+      return type->choice_type[i];
+  return NULL;
+}
+
+/* An SQL fragment made by op.text / op.func: {kind = ..., sql = ...}. */
+static int is_fragment(lua_State *L, int idx, const char **kind,
+                       const char **sql) {
+  if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
+  luaL_getmetatable(L, SQLFRAG_META);
+  int yes = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
+  if (!yes) return 0;
+  lua_getfield(L, idx, "kind");
+  *kind = lua_tostring(L, -1);
+  lua_getfield(L, idx, "sql");
+  *sql = lua_tostring(L, -1);
+  lua_pop(L, 2);   /* both strings stay referenced by the table */
+  return *kind && *sql;
+}
+
+static void parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
+                          int allow_drop, lm_default *d) {
+  const char *kind, *sql;
+  memset(d, 0, sizeof *d);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+  case LUA_TNONE:
+    return;
+  case LUA_TSTRING:
+    d->kind = LM_DEF_STRING;
+    d->text = lm_arena_strdup(a, lua_tostring(L, idx));
+    return;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      d->kind = LM_DEF_INT;
+      d->i = lua_tointeger(L, idx);
+    } else {
+      d->kind = LM_DEF_FLOAT;
+      d->f = lua_tonumber(L, idx);
+    }
+    return;
+  case LUA_TBOOLEAN:
+    if (allow_drop && !lua_toboolean(L, idx)) {
+      d->kind = LM_DEF_DROP;
+      return;
+    }
+    d->kind = LM_DEF_BOOL;
+    d->i = lua_toboolean(L, idx);
+    return;
+  default:
+    if (is_fragment(L, idx, &kind, &sql)) {
+      d->kind = strcmp(kind, "func") == 0 ? LM_DEF_FUNC : LM_DEF_SQL;
+      d->text = lm_arena_strdup(a, sql);
+      return;
+    }
+    luaL_error(L, "%s: server_default must be a string, number, boolean, "
+               "op.text(...) or op.func.name(), not a %s", op,
+               luaL_typename(L, idx));
+  }
+}
+
+/* ---- column and constraint specs -------------------------------------- */
+
+static const char *const column_keys[] = {
+  "nullable", "primary_key", "unique", "index", "server_default",
+  "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
+
+static void parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
+                         lm_column *c) {
+  idx = lua_absindex(L, idx);
+  memset(c, 0, sizeof *c);
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: a column spec must be a table {name, type, ...}, not "
+               "a %s", op, luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      lua_Integer k = lua_tointeger(L, -1);
+      if (k != 1 && k != 2)
+        luaL_error(L, "%s: a column spec has a name and a type, then "
+                   "options", op);
+      continue;
+    }
+    const char *key = lua_tostring(L, -1);
+    int ok = 0;
+    for (size_t i = 0; column_keys[i]; i++)
+      if (key && strcmp(column_keys[i], key) == 0) ok = 1;
+    if (!ok) luaL_error(L, "%s: unknown column option '%s'", op,
+                        key ? key : "?");
+  }
+  lua_geti(L, idx, 1);
+  if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
+    luaL_error(L, "%s: a column spec starts with the column name (a string)",
+               op);
+  c->name = lm_arena_strdup(a, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  lua_geti(L, idx, 2);
+  if (lua_isnil(L, -1))
+    luaL_error(L, "%s: column %s has no type", op, c->name);
+  parse_type(L, a, -1, op, &c->type);
+  lua_pop(L, 1);
+  c->primary_key = opt_bool(L, idx, "primary_key", op, 0);
+  lua_getfield(L, idx, "nullable");
+  c->nullable_given = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  c->nullable = opt_bool(L, idx, "nullable", op, !c->primary_key);
+  c->unique = opt_bool(L, idx, "unique", op, 0);
+  c->index = opt_bool(L, idx, "index", op, 0);
+  lua_getfield(L, idx, "server_default");
+  parse_default(L, a, lua_gettop(L), op, 0, &c->server_default);
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "autoincrement");
+  if (lua_isboolean(L, -1))
+    c->autoincrement = lua_toboolean(L, -1) ? LM_AUTO_TRUE : LM_AUTO_FALSE;
+  else if (lua_type(L, -1) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, -1), "identity") == 0)
+    c->autoincrement = LM_AUTO_IDENTITY;
+  else if (lua_type(L, -1) == LUA_TSTRING &&
+           strcmp(lua_tostring(L, -1), "auto") == 0)
+    c->autoincrement = LM_AUTO_DEFAULT;
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: autoincrement must be true, false or \"identity\"",
+               op);
+  lua_pop(L, 1);
+  const char *ref = opt_string(L, a, idx, "references", op);
+  if (ref) {
+    const char *dot = strrchr(ref, '.');
+    if (!dot || dot == ref || !dot[1])
+      luaL_error(L, "%s: references must be \"table.column\", not \"%s\"", op,
+                 ref);
+    c->ref_table = lm_arena_strndup(a, ref, (size_t)(dot - ref));
+    c->ref_column = dot + 1;
+  }
+  c->ondelete = opt_string(L, a, idx, "ondelete", op);
+  c->onupdate = opt_string(L, a, idx, "onupdate", op);
+  c->comment = opt_string(L, a, idx, "comment", op);
+}
+
+static const char *const constraint_keys[] = {
+  "name", "ondelete", "onupdate", "deferrable", "initially", "schema", NULL};
+
+static void parse_constraint(lua_State *L, lm_arena *a, int idx,
+                             const char *op, lm_constraint *c) {
+  idx = lua_absindex(L, idx);
+  memset(c, 0, sizeof *c);
+  c->deferrable = -1;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: a constraint spec must be a table, not a %s", op,
+               luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TNUMBER) continue;
+    const char *key = lua_tostring(L, -1);
+    int ok = 0;
+    for (size_t i = 0; constraint_keys[i]; i++)
+      if (key && strcmp(constraint_keys[i], key) == 0) ok = 1;
+    if (!ok) luaL_error(L, "%s: unknown constraint option '%s'", op,
+                        key ? key : "?");
+  }
+  lua_geti(L, idx, 1);
+  const char *kind = lua_tostring(L, -1);
+  if (!kind) luaL_error(L, "%s: a constraint spec starts with its kind", op);
+  if (strcmp(kind, "primary_key") == 0) c->kind = LM_CON_PRIMARY_KEY;
+  else if (strcmp(kind, "unique") == 0) c->kind = LM_CON_UNIQUE;
+  else if (strcmp(kind, "check") == 0) c->kind = LM_CON_CHECK;
+  else if (strcmp(kind, "foreign_key") == 0) c->kind = LM_CON_FOREIGN_KEY;
+  else
+    luaL_error(L, "%s: unknown constraint kind '%s' (primary_key, unique, "
+               "check, foreign_key)", op, kind);
+  lua_pop(L, 1);
+  c->name = opt_string(L, a, idx, "name", op);
+  lua_geti(L, idx, 2);
+  if (c->kind == LM_CON_CHECK) {
+    const char *kind2, *sql;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      c->condition = lm_arena_strdup(a, lua_tostring(L, -1));
+    else if (is_fragment(L, lua_gettop(L), &kind2, &sql))
+      c->condition = lm_arena_strdup(a, sql);
+    else
+      luaL_error(L, "%s: a check constraint needs its SQL condition", op);
+  } else {
+    c->columns = string_array(L, a, -1, op, "constraint columns",
+                              &c->ncolumns);
+  }
+  lua_pop(L, 1);
+  if (c->kind == LM_CON_FOREIGN_KEY) {
+    lua_geti(L, idx, 3);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: a foreign key names its referent table third", op);
+    c->ref_table = lm_arena_strdup(a, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    lua_geti(L, idx, 4);
+    c->ref_columns = string_array(L, a, -1, op, "referent columns",
+                                  &c->nref_columns);
+    lua_pop(L, 1);
+    if (c->nref_columns != c->ncolumns)
+      luaL_error(L, "%s: a foreign key needs as many referent columns as "
+                 "local ones", op);
+    c->ref_schema = opt_string(L, a, idx, "schema", op);
+    c->ondelete = opt_string(L, a, idx, "ondelete", op);
+    c->onupdate = opt_string(L, a, idx, "onupdate", op);
+    c->initially = opt_string(L, a, idx, "initially", op);
+    lua_getfield(L, idx, "deferrable");
+    if (lua_isboolean(L, -1)) c->deferrable = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+}
+
+/* ---- applying ----------------------------------------------------------- */
+
+/* Raise a failure as a Lua error that starts with the script line. */
+static int raise_err(lua_State *L, lm_err *err) {
+  luaL_where(L, 1);
+  lua_pushstring(L, lm_err_msg(err));
+  lm_err_free(err);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
+/* Run the op through the executor; a failure becomes a Lua error carrying
+ * the database's message and the SQL. */
+static void apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
+                           lm_arena *a) {
+  lm_err err;
+  lm_err_init(&err);
+  int rc = lm_op_apply(env, op, &err);
+  lm_arena_free(a);
+  if (rc != LM_OK) raise_err(L, &err);
+}
+
+static int op_create_table(lua_State *L) {
+  static const char *const keys[] = {"constraints", "schema",
+                                     "if_not_exists", "comment", NULL};
+  const char *name = "create_table";
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_CREATE_TABLE};
+  op.table = lm_arena_strdup(a, check_name(L, 1, name, "the table name"));
+  luaL_checktype(L, 2, LUA_TTABLE);
+  check_opts(L, 3, name, keys);
+  size_t n = (size_t)luaL_len(L, 2);
+  if (!n) luaL_error(L, "create_table: table %s has no columns", op.table);
+  op.columns = lm_arena_alloc(a, n * sizeof *op.columns);
+  op.ncolumns = n;
+  for (size_t i = 0; i < n; i++) {
+    lua_geti(L, 2, (lua_Integer)i + 1);
+    parse_column(L, a, -1, name, &op.columns[i]);
+    lua_pop(L, 1);
+  }
+  if (!lua_isnoneornil(L, 3)) {
+    lua_getfield(L, 3, "constraints");
+    if (lua_istable(L, -1)) {
+      size_t nc = (size_t)luaL_len(L, -1);
+      op.constraints = lm_arena_alloc(a, (nc ? nc : 1) *
+                                              sizeof *op.constraints);
+      op.nconstraints = nc;
+      for (size_t i = 0; i < nc; i++) {
+        lua_geti(L, -1, (lua_Integer)i + 1);
+        parse_constraint(L, a, -1, name, &op.constraints[i]);
+        lua_pop(L, 1);
+      }
+    } else if (!lua_isnil(L, -1)) {
+      luaL_error(L, "create_table: constraints must be a list");
+    }
+    lua_pop(L, 1);
+  }
+  op.schema = opt_string(L, a, 3, "schema", name);
+  op.comment = opt_string(L, a, 3, "comment", name);
+  op.if_not_exists = opt_bool(L, 3, "if_not_exists", name, 0);
+  apply_or_raise(L, env, &op, a);
+  return 0;
+}
+
+static int op_drop_table(lua_State *L) {
+  static const char *const keys[] = {"schema", "if_exists", NULL};
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_DROP_TABLE};
+  op.table = lm_arena_strdup(a, check_name(L, 1, "drop_table",
+                                           "the table name"));
+  check_opts(L, 2, "drop_table", keys);
+  op.schema = opt_string(L, a, 2, "schema", "drop_table");
+  op.if_exists = opt_bool(L, 2, "if_exists", "drop_table", 0);
+  apply_or_raise(L, env, &op, a);
+  return 0;
+}
+
+static int op_rename_table(lua_State *L) {
+  static const char *const keys[] = {"schema", NULL};
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_RENAME_TABLE};
+  op.table = lm_arena_strdup(a, check_name(L, 1, "rename_table",
+                                           "the old table name"));
+  op.name = lm_arena_strdup(a, check_name(L, 2, "rename_table",
+                                          "the new table name"));
+  check_opts(L, 3, "rename_table", keys);
+  op.schema = opt_string(L, a, 3, "schema", "rename_table");
+  apply_or_raise(L, env, &op, a);
+  return 0;
+}
+
+static int op_add_column(lua_State *L) {
+  static const char *const keys[] = {"schema", NULL};
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_ADD_COLUMN};
+  op.table = lm_arena_strdup(a, check_name(L, 1, "add_column",
+                                           "the table name"));
+  op.columns = lm_arena_alloc(a, sizeof *op.columns);
+  op.ncolumns = 1;
+  parse_column(L, a, 2, "add_column", &op.columns[0]);
+  check_opts(L, 3, "add_column", keys);
+  op.schema = opt_string(L, a, 3, "schema", "add_column");
+  apply_or_raise(L, env, &op, a);
+  return 0;
+}
+
+static int op_drop_column(lua_State *L) {
+  static const char *const keys[] = {"schema", NULL};
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_DROP_COLUMN};
+  op.table = lm_arena_strdup(a, check_name(L, 1, "drop_column",
+                                           "the table name"));
+  op.name = lm_arena_strdup(a, check_name(L, 2, "drop_column",
+                                          "the column name"));
+  check_opts(L, 3, "drop_column", keys);
+  op.schema = opt_string(L, a, 3, "schema", "drop_column");
+  apply_or_raise(L, env, &op, a);
+  return 0;
+}
+
+/* A Lua value as a bound parameter. */
+static void to_value(lua_State *L, lm_arena *a, int idx, const char *op,
+                     int pos, lm_value *v) {
+  memset(v, 0, sizeof *v);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    v->type = LM_V_NULL;
+    break;
+  case LUA_TBOOLEAN:
+    v->type = LM_V_BOOL;
+    v->i = lua_toboolean(L, idx);
+    break;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      v->type = LM_V_INT;
+      v->i = lua_tointeger(L, idx);
+    } else {
+      v->type = LM_V_FLOAT;
+      v->f = lua_tonumber(L, idx);
+    }
+    break;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    v->type = LM_V_TEXT;
+    v->s = lm_arena_strndup(a, s, len);
+    v->len = len;
+    break;
+  }
+  case LUA_TLIGHTUSERDATA:
+    lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+    if (lua_rawequal(L, -1, idx)) {
+      lua_pop(L, 1);
+      v->type = LM_V_NULL;
+      break;
+    }
+    lua_pop(L, 1);
+    /* fall through */
+  default:
+    luaL_error(L, "%s: parameter $%d must be nil, op.null, a boolean, number "
+               "or string, not a %s", op, pos, luaL_typename(L, idx));
+  }
+}
+
+static int op_execute(lua_State *L) {
+  lm_env *env = get_env(L);
+  lm_arena *a = push_arena(L);
+  lm_op op = {.kind = LM_OP_EXECUTE};
+  const char *kind, *sql;
+  if (is_fragment(L, 1, &kind, &sql))
+    op.sql = lm_arena_strdup(a, sql);
+  else
+    op.sql = lm_arena_strdup(a, check_name(L, 1, "execute", "the SQL"));
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    /* params.n counts trailing nils, as table.pack does. */
+    lua_getfield(L, 2, "n");
+    size_t n = lua_isinteger(L, -1) ? (size_t)lua_tointeger(L, -1)
+                                    : (size_t)luaL_len(L, 2);
+    lua_pop(L, 1);
+    lm_value *params = lm_arena_alloc(a, (n ? n : 1) * sizeof *params);
+    for (size_t i = 0; i < n; i++) {
+      lua_geti(L, 2, (lua_Integer)i + 1);
+      to_value(L, a, -1, "execute", (int)i + 1, &params[i]);
+      lua_pop(L, 1);
+    }
+    op.params = params;
+    op.nparams = n;
+  }
+  lm_err err;
+  lm_err_init(&err);
+  int64_t affected = 0;
+  int rc = lm_op_apply_execute(env, &op, &affected, &err);
+  lm_arena_free(a);
+  if (rc != LM_OK) return raise_err(L, &err);
+  lua_pushinteger(L, (lua_Integer)affected);
+  return 1;
+}
+
+/* op.text("sql"): an SQL fragment used as-is. */
+static int op_text(lua_State *L) {
+  const char *sql = check_name(L, 1, "text", "the SQL");
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "text");
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, sql);
+  lua_setfield(L, -2, "sql");
+  luaL_setmetatable(L, SQLFRAG_META);
+  return 1;
+}
+
+/* op.func.NAME(): a call the dialect spells its own way (now()). */
+static int func_call(lua_State *L) {
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "func");
+  lua_setfield(L, -2, "kind");
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_setfield(L, -2, "sql");
+  luaL_setmetatable(L, SQLFRAG_META);
+  return 1;
+}
+
+static int func_index(lua_State *L) {
+  check_name(L, 2, "func", "the function name");
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, func_call, 1);
+  return 1;
+}
+
+static int fragment_tostring(lua_State *L) {
+  lua_getfield(L, 1, "sql");
+  return 1;
+}
+
+static const luaL_Reg op_functions[] = {
+  {"create_table", op_create_table},
+  {"drop_table", op_drop_table},
+  {"rename_table", op_rename_table},
+  {"add_column", op_add_column},
+  {"drop_column", op_drop_column},
+  {"execute", op_execute},
+  {"text", op_text},
+  {NULL, NULL}};
+
+/* Build the op table once per environment and cache it in the registry. */
+void lm_op_push_table(lm_env *env) {
+  lua_State *L = env->L;
+  lua_pushlightuserdata(L, env);
+  lua_setfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "luamig.op") == LUA_TTABLE) {
+    lua_pushboolean(L, env->mode == LM_EXEC_OFFLINE);
+    lua_setfield(L, -2, "offline");
+    return;
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, ARENA_META)) {
+    lua_pushcfunction(L, arena_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, SQLFRAG_META)) {
+    lua_pushcfunction(L, fragment_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, op_functions);
+  lua_newtable(L);                       /* op.func */
+  lua_newtable(L);
+  lua_pushcfunction(L, func_index);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, -2, "func");
+  lua_pushlightuserdata(L, (void *)&op_functions);   /* a unique address */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, NULL_KEY);
+  lua_setfield(L, -2, "null");
+  lua_pushstring(L, env->dialect ? env->dialect->name : "");
+  lua_setfield(L, -2, "dialect");
+  lua_pushboolean(L, env->mode == LM_EXEC_OFFLINE);
+  lua_setfield(L, -2, "offline");
+  lua_newtable(L);                       /* op.x */
+  for (size_t i = 0; i < env->x.n; i++) {
+    const char *kv = env->x.items[i];
+    const char *eq = strchr(kv, '=');
+    lua_pushlstring(L, kv, (size_t)(eq - kv));
+    lua_pushstring(L, eq + 1);
+    lua_settable(L, -3);
+  }
+  lua_setfield(L, -2, "x");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");
+}

@@ -1,0 +1,65 @@
+/*
+ * url.c - database URLs: scheme://rest, and the same URL with its password
+ * masked for anything a person may read.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dialect.h"
+
+void lm_url_free(lm_url *url) {
+  free(url->full);
+  free(url->scheme);
+  free(url->rest);
+  free(url->display);
+  memset(url, 0, sizeof *url);
+}
+
+/* scheme://user:password@host/... -> scheme://user:***@host/...  The
+ * userinfo ends at the last '@' before the path, so a password may itself
+ * contain '@' or ':'. */
+static char *mask_password(const char *url) {
+  const char *rest = strstr(url, "://") + 3;
+  size_t authority_len = strcspn(rest, "/?#");
+  const char *at = NULL;
+  for (const char *p = rest; p < rest + authority_len; p++)
+    if (*p == '@') at = p;
+  if (!at) return lm_xstrdup(url);
+  const char *colon = memchr(rest, ':', (size_t)(at - rest));
+  if (!colon) return lm_xstrdup(url);
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_add(&b, url, (size_t)(colon + 1 - url));
+  lm_buf_puts(&b, "***");
+  lm_buf_puts(&b, at);
+  return lm_buf_detach(&b);
+}
+
+int lm_url_parse(lm_url *out, const char *url, lm_err *err) {
+  memset(out, 0, sizeof *out);
+  const char *sep = strstr(url, "://");
+  if (!sep || sep == url) {
+    /* Never echo the URL: it may hold a password. */
+    return lm_err_set(err, "malformed database URL: expected "
+                      "scheme://..., e.g. sqlite:///app.db or "
+                      "postgresql://user@host/db");
+  }
+  for (const char *p = url; p < sep; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.'))
+      return lm_err_set(err, "malformed database URL: bad scheme");
+  }
+  const char *rest = sep + 3;
+  out->full = lm_xstrdup(url);
+  out->scheme = lm_xstrndup(url, (size_t)(sep - url));
+  /* "postgresql+psycopg2://" from an Alembic config: the part before '+'. */
+  char *plus = strchr(out->scheme, '+');
+  if (plus) {
+    *plus = '\0';
+    free(out->full);
+    out->full = lm_xasprintf("%s://%s", out->scheme, rest);
+  }
+  out->rest = lm_xstrdup(rest);
+  out->display = mask_password(out->full);
+  return LM_OK;
+}
