@@ -843,8 +843,16 @@ static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
   char num[32];
   snprintf(num, sizeof num, "%lld", (long long)lock_key(key));
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
-  PGresult *res = run(c, "SELECT pg_catalog.pg_advisory_unlock($1::bigint)",
-                      NULL, 1, &k, err);
+  /* Unlock only what pg_locks shows as ours: pg_advisory_unlock of a lock
+   * not held would also print a server WARNING beside our own error. */
+  PGresult *res = run(c,
+      "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks l "
+      "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+      "AND l.pid = pg_catalog.pg_backend_pid() "
+      "AND l.classid::bigint = (($1::bigint >> 32) & 4294967295) "
+      "AND l.objid::bigint = ($1::bigint & 4294967295)) "
+      "THEN pg_catalog.pg_advisory_unlock($1::bigint) ELSE false END",
+      NULL, 1, &k, err);
   if (!res) {
     lm_err_prefix(err, "cannot release the lock on %s", key);
     return LM_ERROR;
