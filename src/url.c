@@ -18,19 +18,48 @@ void lm_url_free(lm_url *url) {
 /* scheme://user:password@host/... -> scheme://user:***@host/...  The
  * userinfo ends at the last '@' before the path, so a password may itself
  * contain '@' or ':'. */
-static char *mask_password(const char *url) {
+static void mask_userinfo(lm_buf *b, const char *url) {
   const char *rest = strstr(url, "://") + 3;
   size_t authority_len = strcspn(rest, "/?#");
   const char *at = NULL;
   for (const char *p = rest; p < rest + authority_len; p++)
     if (*p == '@') at = p;
-  if (!at) return lm_xstrdup(url);
-  const char *colon = memchr(rest, ':', (size_t)(at - rest));
-  if (!colon) return lm_xstrdup(url);
+  const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+  if (!colon) {
+    lm_buf_puts(b, url);
+    return;
+  }
+  lm_buf_add(b, url, (size_t)(colon + 1 - url));
+  lm_buf_puts(b, "***");
+  lm_buf_puts(b, at);
+}
+
+/* The same in the query string: ?password=... or &password=... */
+static void mask_query(lm_buf *b) {
+  const char *q = strchr(b->data, '?');
+  size_t pos = q ? (size_t)(q - b->data) : b->len;
+  while (pos < b->len) {
+    /* b->data[pos] is '?' or '&': a parameter starts after it. */
+    if (strncmp(b->data + pos + 1, "password=", 9) == 0) {
+      size_t value = pos + 10;
+      size_t len = strcspn(b->data + value, "&#");
+      char *tail = lm_xstrdup(b->data + value + len);
+      b->len = value;
+      lm_buf_puts(b, "***");
+      lm_buf_puts(b, tail);
+      free(tail);
+      pos = value + 3;
+    } else {
+      pos++;
+    }
+    while (pos < b->len && b->data[pos] != '&') pos++;
+  }
+}
+
+static char *mask_password(const char *url) {
   lm_buf b = LM_BUF_INIT;
-  lm_buf_add(&b, url, (size_t)(colon + 1 - url));
-  lm_buf_puts(&b, "***");
-  lm_buf_puts(&b, at);
+  mask_userinfo(&b, url);
+  mask_query(&b);
   return lm_buf_detach(&b);
 }
 

@@ -1,0 +1,179 @@
+-- helpers.lua - what the specs share: running the built binary, making
+-- throwaway projects, fresh databases on the test PostgreSQL server and in
+-- SQLite files, and reading them back with psql and sqlite3.
+local H = {}
+
+H.bin = assert(os.getenv("LUAMIG_BIN"), "run the specs through make test")
+H.pg_url = os.getenv("LUAMIG_TEST_PG_URL")
+H.tmp = os.getenv("LUAMIG_TMP") or "/tmp"
+H.asan = os.getenv("LUAMIG_ASAN") == "1"
+package.cpath = (os.getenv("LUAMIG_CPATH") or "build/?.so") .. ";" .. package.cpath
+
+local counter = 0
+local function unique(prefix)
+  counter = counter + 1
+  return string.format("%s%d_%d_%d", prefix, os.time() % 100000,
+                       math.random(1, 1e6), counter)
+end
+math.randomseed(os.time())
+
+function H.quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function H.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function H.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+function H.sh(cmd)
+  local ok, _, code = os.execute(cmd)
+  return ok and 0 or code
+end
+
+-- Run the binary: returns exit code, stdout, stderr.
+-- opts: dir (working directory), env (table), stdin (text)
+function H.run(args, opts)
+  opts = opts or {}
+  local out, err = os.tmpname(), os.tmpname()
+  local parts = {}
+  if opts.dir then parts[#parts + 1] = "cd " .. H.quote(opts.dir) .. " &&" end
+  parts[#parts + 1] = "env"
+  if H.asan then
+    parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99"
+  end
+  for k, v in pairs(opts.env or {}) do
+    parts[#parts + 1] = k .. "=" .. H.quote(v)
+  end
+  parts[#parts + 1] = H.quote(H.bin)
+  for _, a in ipairs(args) do parts[#parts + 1] = H.quote(a) end
+  local cmd = table.concat(parts, " ") .. " >" .. out .. " 2>" .. err
+  if opts.stdin then cmd = cmd .. " <" .. H.quote(opts.stdin) else cmd = cmd .. " </dev/null" end
+  local code = H.sh(cmd)
+  local o, e = H.read(out), H.read(err)
+  os.remove(out)
+  os.remove(err)
+  return code, o, e
+end
+
+-- A fresh directory under the run's temporary folder.
+function H.tempdir()
+  local dir = H.tmp .. "/" .. unique("p")
+  assert(H.sh("mkdir -p " .. H.quote(dir)) == 0)
+  return dir
+end
+
+-- The text of a revision script.
+-- r: {rev, down (string or list), labels, depends, message, up, down_code,
+--     extra (more fields, as Lua source)}
+local function lua_list(v)
+  if v == nil then return "nil" end
+  if type(v) == "string" then return string.format("%q", v) end
+  local t = {}
+  for i, s in ipairs(v) do t[i] = string.format("%q", s) end
+  return "{" .. table.concat(t, ", ") .. "}"
+end
+
+function H.script(r)
+  return table.concat({
+    "-- " .. (r.message or ("revision " .. r.rev)),
+    "--",
+    "-- Revision ID: " .. r.rev,
+    "",
+    "return {",
+    "  revision = " .. string.format("%q", r.rev) .. ",",
+    "  down_revision = " .. lua_list(r.down) .. ",",
+    "  branch_labels = " .. lua_list(r.labels) .. ",",
+    "  depends_on = " .. lua_list(r.depends) .. ",",
+    "  message = " .. string.format("%q", r.message or ("revision " .. r.rev)) .. ",",
+    r.extra or "",
+    "  upgrade = function(op)",
+    r.up or "",
+    "  end,",
+    "  downgrade = function(op)",
+    r.down_code or "",
+    "  end,",
+    "}",
+    "",
+  }, "\n")
+end
+
+-- A project directory: luamig.lua with the url and a migrations folder
+-- holding the given revisions (file names sort in list order).
+function H.project(url, revisions, config_extra)
+  local dir = H.tempdir()
+  H.write(dir .. "/luamig.lua", "return {\n  url = " .. string.format("%q", url) ..
+          ",\n  script_location = \"migrations\",\n" .. (config_extra or "") .. "}\n")
+  assert(H.sh("mkdir -p " .. H.quote(dir .. "/migrations")) == 0)
+  for i, r in ipairs(revisions or {}) do
+    H.write(string.format("%s/migrations/%04d_%s.lua", dir, i, r.rev), H.script(r))
+  end
+  return dir
+end
+
+-- Run a query with a command-line client; returns the rows as lines
+-- ("a|b" per row) or nil, error.
+function H.sqlite_query(path, sql)
+  local f = os.tmpname()
+  local code = H.sh("sqlite3 -batch " .. H.quote(path) .. " " .. H.quote(sql) ..
+                    " >" .. f .. " 2>&1")
+  local s = H.read(f)
+  os.remove(f)
+  if code ~= 0 then return nil, s end
+  return s
+end
+
+function H.psql(url, sql)
+  local f = os.tmpname()
+  local code = H.sh("psql -X -q -At -v ON_ERROR_STOP=1 " .. H.quote(url) .. " -c " ..
+                    H.quote(sql) .. " >" .. f .. " 2>&1")
+  local s = H.read(f)
+  os.remove(f)
+  if code ~= 0 then return nil, s end
+  return s
+end
+
+-- A fresh, empty PostgreSQL database on the test server.
+function H.pg_fresh()
+  assert(H.pg_url, "LUAMIG_TEST_PG_URL is not set")
+  local name = unique("t")
+  assert(H.psql(H.pg_url, "CREATE DATABASE " .. name))
+  return (H.pg_url:gsub("/[^/?]*$", "/" .. name)), name
+end
+
+-- Both dialects, for data-driven specs: each has a name, fresh() giving
+-- (url, query) where query(sql) returns the rows as text.
+H.dialects = {
+  {
+    name = "sqlite",
+    fresh = function()
+      local path = H.tempdir() .. "/test.db"
+      return "sqlite:///" .. path, function(sql) return H.sqlite_query(path, sql) end, path
+    end,
+  },
+  {
+    name = "postgresql",
+    fresh = function()
+      local url = H.pg_fresh()
+      return url, function(sql) return H.psql(url, sql) end
+    end,
+  },
+}
+
+-- Lines of a text, without the trailing newline.
+function H.lines(s)
+  local t = {}
+  for line in (s or ""):gmatch("[^\n]+") do t[#t + 1] = line end
+  return t
+end
+
+return H
