@@ -49,9 +49,11 @@ int lm_graph_lookup(const lm_graph *g, const char *id_or_prefix, size_t *idx, lm
 int lm_graph_heads(const lm_graph *g, lm_revlist *out);
 /* All bases (no down_revision), in Alembic's order. */
 int lm_graph_bases(const lm_graph *g, lm_revlist *out);
-/* Effective heads: heads that nothing depends on either (what "heads"
- * means as a target, and `heads --resolve-dependencies`), Alembic's order. */
-int lm_graph_effective_heads(const lm_graph *g, lm_revlist *out);
+/* Real heads: revisions nothing names as down_revision nor depends_on
+ * (Alembic's _real_heads: what "heads" means as a target, and what
+ * `heads --resolve-dependencies` prints), in Alembic's order.  A head that
+ * is not a real head prints as "(effective head)". */
+int lm_graph_real_heads(const lm_graph *g, lm_revlist *out);
 /* Branch points in `alembic branches` order (walk_revisions, newest first). */
 int lm_graph_branch_points(const lm_graph *g, lm_revlist *out);
 /* The revisions that name idx as down_revision (Alembic's nextrev), in
@@ -152,5 +154,71 @@ int lm_graph_current(const lm_graph *g, const char *const *current, size_t ncurr
  * label or "heads"), refusing fewer than two distinct revisions or one that
  * is an ancestor of another, as Alembic does. */
 int lm_graph_merge_parents(const lm_graph *g, const char *const *revs, size_t nrevs, lm_revlist *out, lm_err *err);
+
+/* ---- internals shared by graph.c, graph_plan.c and graph_format.c ---- */
+#ifdef LM_GRAPH_INTERNAL
+
+/* An adjacency list (indexes into the graph), allocated in the arena. */
+typedef struct lm_gadj { size_t *v; size_t n; } lm_gadj;
+
+struct lm_graph {
+  size_t n;
+  lm_revision *revs;      /* shallow copy of the input */
+  lm_arena arena;
+  lm_map ids;             /* id -> index+1 */
+  lm_map keys;            /* ids and branch labels -> index+1 (Alembic's _revision_map) */
+  const char **keyorder;  /* keys in Alembic's map order: ids (file order), then labels */
+  size_t nkeys;
+  lm_gadj *down;          /* _versioned_down_revisions */
+  lm_gadj *deps;          /* _resolved_dependencies, deduplicated, declared order */
+  lm_gadj *normdown;      /* _normalized_down_revisions: down + deps not implied by an ancestor */
+  lm_gadj *next;          /* nextrev (children by down_revision), file order */
+  lm_gadj *normnext;      /* reverse of normdown, file order */
+  size_t *nallnext;       /* |_all_nextrev| (children by down_revision or depends_on) */
+  lm_gadj *labels;        /* branch labels after Alembic's propagation, as indexes into labelnames, sorted by name */
+  const char **labelnames;
+  size_t nlabelnames;
+};
+
+/* Alembic's "a revision, 'base' or None" as one value. */
+#define LM_G_NONE (-1L)
+#define LM_G_BASE (-2L)
+
+/* A growable list of longs (revisions, LM_G_BASE or LM_G_NONE). */
+typedef struct lm_gvec { long *v; size_t n, cap; } lm_gvec;
+void lm_gvec_push(lm_gvec *v, long x);
+void lm_gvec_free(lm_gvec *v);
+int lm_gvec_has(const lm_gvec *v, long x);
+
+/* Per-call scratch space: traversal marks with a generation counter, so a
+ * traversal costs what it visits, not the graph size. */
+typedef struct lm_gctx {
+  const lm_graph *g;
+  unsigned *mark;
+  unsigned gen;
+  size_t *stack;
+} lm_gctx;
+void lm_gctx_init(lm_gctx *c, const lm_graph *g);
+void lm_gctx_free(lm_gctx *c);
+/* Start a new marking; returns the generation that marks a node. */
+unsigned lm_gctx_next(lm_gctx *c);
+/* Mark with gen every node reachable from starts (inclusive): dir 0 goes
+ * down (ancestors), 1 up (descendants); deps 0 follows down_revision only,
+ * 1 also depends_on. */
+void lm_g_reach(lm_gctx *c, const long *starts, size_t n, int up, int deps, unsigned gen);
+
+/* Alembic RevisionMap methods, mirrored one to one (see graph.c). */
+int lm_g_get_revisions(lm_gctx *c, const char *id, lm_gvec *out, lm_err *err);
+int lm_g_get_revision(lm_gctx *c, const char *id, long *out, lm_err *err);
+int lm_g_revision_for_ident(lm_gctx *c, const char *id, const char *branch, long *out, lm_err *err);
+int lm_g_walk(lm_gctx *c, long start, long steps, const char *branch, int no_overwalk, long *out, lm_err *err);
+int lm_g_filter_for_lineage(lm_gctx *c, const long *targets, size_t n, const char *check_against, int deps,
+                            lm_gvec *out, lm_err *err);
+int lm_g_shares_lineage(lm_gctx *c, long target, const long *against, size_t n, int deps);
+int lm_g_has_label(const lm_graph *g, size_t idx, const char *label);
+/* Error helpers: the revision list "a, b, c" into a buffer. */
+void lm_g_join(const lm_graph *g, const long *v, size_t n, lm_buf *b);
+
+#endif /* LM_GRAPH_INTERNAL */
 
 #endif
