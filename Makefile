@@ -63,7 +63,7 @@ $(BUILD)/luamig.so: $(BUILD)/obj/src/module.o $(BUILD)/libluamig.a
 
 # What a fresh Debian 12 machine lacks; installed only when missing.
 DEB_PKGS = lua5.4 liblua5.4-dev libpq-dev libsqlite3-dev sqlite3 postgresql \
-           lua-busted pkg-config gcc make
+           lua-busted pkg-config gcc make alembic python3-sqlalchemy
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -453,6 +453,7 @@ static void apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
 }
 
 static int op_create_table(lua_State *L) {
+  lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"constraints", "schema",
                                      "if_not_exists", "comment", NULL};
   const char *name = "create_table";
@@ -496,6 +497,7 @@ static int op_create_table(lua_State *L) {
 }
 
 static int op_drop_table(lua_State *L) {
+  lua_settop(L, 2);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", "if_exists", NULL};
   lm_env *env = get_env(L);
   lm_arena *a = push_arena(L);
@@ -510,6 +512,7 @@ static int op_drop_table(lua_State *L) {
 }
 
 static int op_rename_table(lua_State *L) {
+  lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
   lm_arena *a = push_arena(L);
@@ -525,6 +528,7 @@ static int op_rename_table(lua_State *L) {
 }
 
 static int op_add_column(lua_State *L) {
+  lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
   lm_arena *a = push_arena(L);
@@ -541,6 +545,7 @@ static int op_add_column(lua_State *L) {
 }
 
 static int op_drop_column(lua_State *L) {
+  lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
   lm_arena *a = push_arena(L);
@@ -600,6 +605,7 @@ static void to_value(lua_State *L, lm_arena *a, int idx, const char *op,
 }
 
 static int op_execute(lua_State *L) {
+  lua_settop(L, 2);   /* the arena goes above the arguments */
   lm_env *env = get_env(L);
   lm_arena *a = push_arena(L);
   lm_op op = {.kind = LM_OP_EXECUTE};
