@@ -17,6 +17,7 @@
 
 typedef struct lm_conn lm_conn;         /* a dialect's connection */
 typedef struct lm_cursor lm_cursor;     /* a streaming result */
+typedef struct lm_stmt lm_stmt;         /* a prepared statement */
 
 /* A parsed database URL (see src/url.c). */
 typedef struct lm_url {
@@ -100,9 +101,31 @@ typedef struct lm_dialect {
    * transaction in --sql output. */
   const char *begin_sql;
   const char *commit_sql;
+
+  /* ---- version 2: data migrations ---------------------------------- */
+
+  /* A statement prepared once and run many times with $n parameters
+   * (backfill batches, SQLite bulk inserts). */
+  int (*prepare)(lm_conn *conn, const char *sql, lm_stmt **out, lm_err *err);
+  int (*stmt_exec)(lm_stmt *stmt, size_t nparams, const lm_value *params,
+                   int64_t *affected, lm_err *err);
+  void (*stmt_close)(lm_stmt *stmt);
+  /* Load rows into a table as fast as the database allows (PostgreSQL:
+   * COPY FROM STDIN; SQLite: one prepared INSERT reused).  values holds
+   * nrows * ncols values, row by row. */
+  int (*bulk_insert)(lm_conn *conn, const char *schema, const char *table,
+                     size_t ncols, const char *const *columns, size_t nrows,
+                     const lm_value *values, lm_err *err);
+  /* The database's estimate of a table's row count, for a progress ETA;
+   * *out = -1 when it has none. */
+  int (*estimate_rows)(lm_conn *conn, const char *schema, const char *table,
+                       int64_t *out, lm_err *err);
+  /* Ask the server to stop the statement running on conn.  Called from a
+   * signal handler: async-signal-safe, no allocation, best effort. */
+  void (*cancel)(lm_conn *conn);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 1
+#define LM_DIALECT_VERSION 2
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

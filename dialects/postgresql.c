@@ -20,15 +20,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "dialect.h"
+#include "postgresql.h"
 
-/* Shared with postgresql_ddl.c (there is no header of its own: these are
- * reached through lm_postgresql_dialect only). */
-void lm_pg_quote_ident(lm_buf *out, const char *ident);
-void lm_pg_render_literal(lm_buf *out, const lm_value *value);
-void lm_pg_format_double(char *out, size_t size, double d);
-int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
-                  lm_err *err);
 
 /* Type OIDs, fixed in pg_type.dat since forever; libpq-dev does not ship
  * catalog/pg_type_d.h everywhere. */
@@ -46,26 +39,6 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
 #define FETCH_ROWS 1000
 /* Longest SQL quoted in an error message. */
 #define ERR_SQL_MAX 2000
-
-struct lm_conn {
-  PGconn *pg;
-  unsigned long cursors;        /* names lm_cur_1, lm_cur_2, ... */
-};
-
-struct lm_cursor {
-  lm_conn *conn;
-  char name[40];                /* server-side cursor; "" when materialized */
-  int open_on_server;           /* the server cursor still exists */
-  int last_batch;               /* no FETCH after the current batch */
-  char *sql;                    /* the caller's SQL, for error messages */
-  PGresult *batch;              /* current batch (or the whole result) */
-  int nrows, row;               /* rows in batch, next row to hand out */
-  size_t ncols;
-  char **colnames;              /* copied: they outlive each batch */
-  lm_vtype *kinds;              /* how each column maps to an lm_value */
-  lm_value *values;             /* the current row */
-  unsigned char **blobs;        /* the current row's decoded bytea values */
-};
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -395,6 +368,7 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
   PQsetNoticeReceiver(pg, on_notice, NULL);
   lm_conn *c = lm_xcalloc(1, sizeof *c);
   c->pg = pg;
+  c->cancel = PQgetCancel(pg);   /* made now: PQcancel itself is signal-safe */
   PGresult *res = run(c, "SET client_min_messages = warning", NULL, 0, NULL,
                       err);
   if (!res) {
@@ -410,6 +384,7 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
 
 static void pg_close(lm_conn *c) {
   if (!c) return;
+  if (c->cancel) PQfreeCancel(c->cancel);
   PQfinish(c->pg);
   free(c);
 }
@@ -893,6 +868,13 @@ static int pg_has_table(lm_conn *c, const char *schema, const char *table,
   return LM_OK;
 }
 
+/* Ask the server to cancel the running statement (from a signal
+ * handler: PQcancel is documented as safe there). */
+static void pg_cancel(lm_conn *c) {
+  char errbuf[256];
+  if (c && c->cancel) PQcancel(c->cancel, errbuf, sizeof errbuf);
+}
+
 /* ---- the dialect ----------------------------------------------------- */
 
 static const char *const pg_schemes[] = {"postgresql", "postgres", NULL};
@@ -922,4 +904,10 @@ const lm_dialect lm_postgresql_dialect = {
   .render_literal = lm_pg_render_literal,
   .begin_sql = "BEGIN",
   .commit_sql = "COMMIT",
+  .prepare = lm_pg_prepare,
+  .stmt_exec = lm_pg_stmt_exec,
+  .stmt_close = lm_pg_stmt_close,
+  .bulk_insert = lm_pg_bulk_insert,
+  .estimate_rows = lm_pg_estimate_rows,
+  .cancel = pg_cancel,
 };

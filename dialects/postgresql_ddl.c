@@ -10,13 +10,8 @@
 #include <string.h>
 
 #include "ddl.h"
+#include "postgresql.h"
 
-/* Used by postgresql.c (see the matching declarations there). */
-void lm_pg_quote_ident(lm_buf *out, const char *ident);
-void lm_pg_render_literal(lm_buf *out, const lm_value *value);
-void lm_pg_format_double(char *out, size_t size, double d);
-int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
-                  lm_err *err);
 
 /* ---- identifiers ----------------------------------------------------- */
 

@@ -21,25 +21,11 @@
 #include <unistd.h>
 
 #include "ddl.h"
-
-struct lm_conn {
-  sqlite3 *db;
-  char *path;           /* file name, or ":memory:" */
-  int lock_fd;          /* the runner lock's file, or -1 */
-  char *lock_path;
-};
-
-struct lm_cursor {
-  lm_conn *conn;
-  sqlite3_stmt *stmt;
-  const char *sql;      /* for error messages; owned by the statement */
-  size_t ncols;
-  lm_value *row;
-};
+#include "sqlite.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
-static int db_error(lm_conn *c, const char *sql, lm_err *err) {
+int lm_sqlite_error(lm_conn *c, const char *sql, lm_err *err) {
   if (sql)
     return lm_err_set(err, "%s\n  in: %s", sqlite3_errmsg(c->db), sql);
   return lm_err_set(err, "%s", sqlite3_errmsg(c->db));
@@ -118,7 +104,7 @@ static void sqlite_close(lm_conn *c) {
 /* Bind $1, $2, ... (SQLite treats "$1" as a named parameter, so the same
  * number used twice is the same value, as on PostgreSQL).  A bare "?"
  * takes the value at its position. */
-static int bind_params(lm_conn *c, sqlite3_stmt *stmt, const char *sql,
+int lm_sqlite_bind(lm_conn *c, sqlite3_stmt *stmt, const char *sql,
                        size_t nparams, const lm_value *params, lm_err *err) {
   int count = sqlite3_bind_parameter_count(stmt);
   for (int i = 1; i <= count; i++) {
@@ -150,7 +136,7 @@ static int bind_params(lm_conn *c, sqlite3_stmt *stmt, const char *sql,
       rc = sqlite3_bind_blob64(stmt, i, v->s, v->len, SQLITE_TRANSIENT);
       break;
     }
-    if (rc != SQLITE_OK) return db_error(c, sql, err);
+    if (rc != SQLITE_OK) return lm_sqlite_error(c, sql, err);
   }
   return LM_OK;
 }
@@ -163,9 +149,9 @@ static int sqlite_exec(lm_conn *c, const char *sql, size_t nparams,
     sqlite3_stmt *stmt = NULL;
     const char *start = tail;
     if (sqlite3_prepare_v2(c->db, start, -1, &stmt, &tail) != SQLITE_OK)
-      return db_error(c, start, err);
+      return lm_sqlite_error(c, start, err);
     if (!stmt) continue;   /* whitespace or a comment */
-    if (nparams && bind_params(c, stmt, sqlite3_sql(stmt), nparams, params,
+    if (nparams && lm_sqlite_bind(c, stmt, sqlite3_sql(stmt), nparams, params,
                                err) != LM_OK) {
       sqlite3_finalize(stmt);
       return LM_ERROR;
@@ -173,7 +159,7 @@ static int sqlite_exec(lm_conn *c, const char *sql, size_t nparams,
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {}
     if (rc != SQLITE_DONE) {
-      db_error(c, sqlite3_sql(stmt), err);
+      lm_sqlite_error(c, sqlite3_sql(stmt), err);
       sqlite3_finalize(stmt);
       return LM_ERROR;
     }
@@ -189,9 +175,9 @@ static int sqlite_query(lm_conn *c, const char *sql, size_t nparams,
                         const lm_value *params, lm_cursor **out, lm_err *err) {
   sqlite3_stmt *stmt = NULL;
   if (sqlite3_prepare_v2(c->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-    return db_error(c, sql, err);
+    return lm_sqlite_error(c, sql, err);
   if (!stmt) return lm_err_set(err, "empty query");
-  if (bind_params(c, stmt, sql, nparams, params, err) != LM_OK) {
+  if (lm_sqlite_bind(c, stmt, sql, nparams, params, err) != LM_OK) {
     sqlite3_finalize(stmt);
     return LM_ERROR;
   }
@@ -208,7 +194,7 @@ static int sqlite_query(lm_conn *c, const char *sql, size_t nparams,
 static int sqlite_cursor_next(lm_cursor *cur, lm_err *err) {
   int rc = sqlite3_step(cur->stmt);
   if (rc == SQLITE_DONE) return 0;
-  if (rc != SQLITE_ROW) return db_error(cur->conn, cur->sql, err);
+  if (rc != SQLITE_ROW) return lm_sqlite_error(cur->conn, cur->sql, err);
   for (size_t i = 0; i < cur->ncols; i++) {
     lm_value *v = &cur->row[i];
     int col = (int)i;
@@ -265,7 +251,7 @@ static int sqlite_begin(lm_conn *c, lm_err *err) {
   /* IMMEDIATE takes the write lock now, so no other writer slips in
    * between reading the version table and changing it. */
   if (sqlite3_exec(c->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-    return db_error(c, "BEGIN IMMEDIATE", err);
+    return lm_sqlite_error(c, "BEGIN IMMEDIATE", err);
   return LM_OK;
 }
 
@@ -275,7 +261,7 @@ static int foreign_key_check(lm_conn *c, lm_err *err) {
   sqlite3_stmt *stmt;
   const char *sql = "PRAGMA foreign_key_check";
   if (sqlite3_prepare_v2(c->db, sql, -1, &stmt, NULL) != SQLITE_OK)
-    return db_error(c, sql, err);
+    return lm_sqlite_error(c, sql, err);
   lm_buf report = LM_BUF_INIT;
   int rc, violations = 0;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -287,7 +273,7 @@ static int foreign_key_check(lm_conn *c, lm_err *err) {
                     sqlite3_column_int(stmt, 3));
   }
   if (rc != SQLITE_DONE) {
-    db_error(c, sql, err);
+    lm_sqlite_error(c, sql, err);
     sqlite3_finalize(stmt);
     lm_buf_free(&report);
     return LM_ERROR;
@@ -307,14 +293,14 @@ static int foreign_key_check(lm_conn *c, lm_err *err) {
 static int sqlite_commit(lm_conn *c, lm_err *err) {
   if (foreign_key_check(c, err) != LM_OK) return LM_ERROR;
   if (sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-    return db_error(c, "COMMIT", err);
+    return lm_sqlite_error(c, "COMMIT", err);
   return LM_OK;
 }
 
 static int sqlite_rollback(lm_conn *c, lm_err *err) {
   if (sqlite3_get_autocommit(c->db)) return LM_OK;   /* nothing open */
   if (sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
-    return db_error(c, "ROLLBACK", err);
+    return lm_sqlite_error(c, "ROLLBACK", err);
   return LM_OK;
 }
 
@@ -457,7 +443,7 @@ static int needs_quotes(const char *ident) {
   return 0;
 }
 
-static void sqlite_quote_ident(lm_buf *out, const char *ident) {
+void lm_sqlite_quote_ident(lm_buf *out, const char *ident) {
   if (!needs_quotes(ident)) {
     lm_buf_puts(out, ident);
     return;
@@ -557,7 +543,7 @@ static int sqlite_render_default(lm_buf *out, const lm_default *def,
 
 static const lm_ddl_traits sqlite_traits = {
   .dialect = "sqlite",
-  .quote_ident = sqlite_quote_ident,
+  .quote_ident = lm_sqlite_quote_ident,
   .render_type = sqlite_render_type,
   .render_default = sqlite_render_default,
   .identity_clause = NULL,
@@ -568,6 +554,12 @@ static int sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
                           lm_strvec *out, lm_err *err) {
   (void)ctx;
   return lm_ddl_compile(&sqlite_traits, op, out, err);
+}
+
+/* sqlite3_interrupt only sets a flag the running statement checks: safe
+ * from a signal handler. */
+static void sqlite_cancel(lm_conn *c) {
+  if (c && c->db) sqlite3_interrupt(c->db);
 }
 
 static const char *const sqlite_schemes[] = {"sqlite", NULL};
@@ -593,8 +585,14 @@ const lm_dialect lm_sqlite_dialect = {
   .unlock = sqlite_unlock,
   .has_table = sqlite_has_table,
   .compile = sqlite_compile,
-  .quote_ident = sqlite_quote_ident,
+  .quote_ident = lm_sqlite_quote_ident,
   .render_literal = sqlite_render_literal,
   .begin_sql = "BEGIN",
   .commit_sql = "COMMIT",
+  .prepare = lm_sqlite_prepare,
+  .stmt_exec = lm_sqlite_stmt_exec,
+  .stmt_close = lm_sqlite_stmt_close,
+  .bulk_insert = lm_sqlite_bulk_insert,
+  .estimate_rows = lm_sqlite_estimate_rows,
+  .cancel = sqlite_cancel,
 };

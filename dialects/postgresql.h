@@ -1,0 +1,53 @@
+/*
+ * postgresql.h - what the PostgreSQL dialect's files share: the connection
+ * and cursor structs and the functions one file gives the others.  The core
+ * never includes this; it reaches the dialect through lm_postgresql_dialect.
+ */
+#ifndef LM_POSTGRESQL_H
+#define LM_POSTGRESQL_H
+
+#include <libpq-fe.h>
+
+#include "dialect.h"
+
+struct lm_conn {
+  PGconn *pg;
+  PGcancel *cancel;             /* for lm_dialect.cancel */
+  unsigned long cursors;        /* names lm_cur_1, lm_cur_2, ... */
+};
+
+struct lm_cursor {
+  lm_conn *conn;
+  char name[40];                /* server-side cursor; "" when materialized */
+  int open_on_server;           /* the server cursor still exists */
+  int last_batch;               /* no FETCH after the current batch */
+  char *sql;                    /* the caller's SQL, for error messages */
+  PGresult *batch;              /* current batch (or the whole result) */
+  int nrows, row;               /* rows in batch, next row to hand out */
+  size_t ncols;
+  char **colnames;              /* copied: they outlive each batch */
+  lm_vtype *kinds;              /* how each column maps to an lm_value */
+  lm_value *values;             /* the current row */
+  unsigned char **blobs;        /* the current row's decoded bytea values */
+};
+
+/* postgresql_ddl.c */
+void lm_pg_quote_ident(lm_buf *out, const char *ident);
+void lm_pg_render_literal(lm_buf *out, const lm_value *value);
+int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
+                  lm_err *err);
+/* postgresql.c */
+void lm_pg_format_double(char *out, size_t size, double d);
+
+/* postgresql_data.c */
+int lm_pg_prepare(lm_conn *conn, const char *sql, lm_stmt **out, lm_err *err);
+int lm_pg_stmt_exec(lm_stmt *s, size_t nparams, const lm_value *params,
+                    int64_t *affected, lm_err *err);
+void lm_pg_stmt_close(lm_stmt *s);
+int lm_pg_bulk_insert(lm_conn *conn, const char *schema, const char *table,
+                      size_t ncols, const char *const *columns, size_t nrows,
+                      const lm_value *values, lm_err *err);
+int lm_pg_estimate_rows(lm_conn *conn, const char *schema, const char *table,
+                        int64_t *out, lm_err *err);
+
+#endif

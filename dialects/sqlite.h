@@ -1,0 +1,47 @@
+/*
+ * sqlite.h - what the SQLite dialect's files share: the connection and
+ * cursor structs and helpers.  The core never includes this; it reaches the
+ * dialect through lm_sqlite_dialect.
+ */
+#ifndef LM_SQLITE_H
+#define LM_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "dialect.h"
+
+struct lm_conn {
+  sqlite3 *db;
+  char *path;           /* file name, or ":memory:" */
+  int lock_fd;          /* the runner lock's file, or -1 */
+  char *lock_path;
+};
+
+struct lm_cursor {
+  lm_conn *conn;
+  sqlite3_stmt *stmt;
+  const char *sql;      /* for error messages; owned by the statement */
+  size_t ncols;
+  lm_value *row;
+};
+
+/* The database's message and the SQL, as every failed statement reports. */
+int lm_sqlite_error(lm_conn *c, const char *sql, lm_err *err);
+/* Bind $1, $2, ... of a prepared statement. */
+int lm_sqlite_bind(lm_conn *c, sqlite3_stmt *stmt, const char *sql,
+                   size_t nparams, const lm_value *params, lm_err *err);
+void lm_sqlite_quote_ident(lm_buf *out, const char *ident);
+
+/* sqlite_data.c */
+int lm_sqlite_prepare(lm_conn *conn, const char *sql, lm_stmt **out,
+                      lm_err *err);
+int lm_sqlite_stmt_exec(lm_stmt *s, size_t nparams, const lm_value *params,
+                        int64_t *affected, lm_err *err);
+void lm_sqlite_stmt_close(lm_stmt *s);
+int lm_sqlite_bulk_insert(lm_conn *conn, const char *schema, const char *table,
+                          size_t ncols, const char *const *columns,
+                          size_t nrows, const lm_value *values, lm_err *err);
+int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
+                            const char *table, int64_t *out, lm_err *err);
+
+#endif
