@@ -88,6 +88,19 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade);
 
 /* op.c: the op table passed to upgrade(op) / downgrade(op). */
 void lm_op_push_table(lm_env *env);
+/* For the op.* functions defined outside op.c (op_data.c). */
+lm_env *lm_op_env(lua_State *L);
+/* An arena owned by a userdata pushed on the stack (freed on error too). */
+lm_arena *lm_op_push_arena(lua_State *L);
+/* A Lua value as a bound parameter; raises on a type that cannot bind. */
+void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
+                    int pos, lm_value *v);
+void lm_op_push_null(lua_State *L);     /* op.null */
+/* Raise err (freed) as a Lua error that starts with the script line. */
+int lm_op_raise(lua_State *L, lm_err *err);
+/* op_data.c: add query, bulk_insert, backfill to the op table on top. */
+void lm_op_data_register(lua_State *L);
+
 /* executor.c: what happens to an operation value. */
 int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err);
 int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,

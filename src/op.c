@@ -27,6 +27,10 @@ static lm_env *get_env(lua_State *L) {
   return env;
 }
 
+lm_env *lm_op_env(lua_State *L) {
+  return get_env(L);
+}
+
 /* ---- argument checks -------------------------------------------------- */
 
 /* A string argument, strictly (Lua would turn a number into a string). */
@@ -94,7 +98,7 @@ static int arena_gc(lua_State *L) {
   return 0;
 }
 
-static lm_arena *push_arena(lua_State *L) {
+lm_arena *lm_op_push_arena(lua_State *L) {
   lm_arena *a = lua_newuserdatauv(L, sizeof *a, 0);
   lm_arena_init(a);
   luaL_setmetatable(L, ARENA_META);
@@ -433,7 +437,7 @@ static void parse_constraint(lua_State *L, lm_arena *a, int idx,
 /* ---- applying ----------------------------------------------------------- */
 
 /* Raise a failure as a Lua error that starts with the script line. */
-static int raise_err(lua_State *L, lm_err *err) {
+int lm_op_raise(lua_State *L, lm_err *err) {
   luaL_where(L, 1);
   lua_pushstring(L, lm_err_msg(err));
   lm_err_free(err);
@@ -449,7 +453,7 @@ static void apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
   lm_err_init(&err);
   int rc = lm_op_apply(env, op, &err);
   lm_arena_free(a);
-  if (rc != LM_OK) raise_err(L, &err);
+  if (rc != LM_OK) lm_op_raise(L, &err);
 }
 
 static int op_create_table(lua_State *L) {
@@ -458,7 +462,7 @@ static int op_create_table(lua_State *L) {
                                      "if_not_exists", "comment", NULL};
   const char *name = "create_table";
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_CREATE_TABLE};
   op.table = lm_arena_strdup(a, check_name(L, 1, name, "the table name"));
   luaL_checktype(L, 2, LUA_TTABLE);
@@ -500,7 +504,7 @@ static int op_drop_table(lua_State *L) {
   lua_settop(L, 2);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", "if_exists", NULL};
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_TABLE};
   op.table = lm_arena_strdup(a, check_name(L, 1, "drop_table",
                                            "the table name"));
@@ -515,7 +519,7 @@ static int op_rename_table(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_RENAME_TABLE};
   op.table = lm_arena_strdup(a, check_name(L, 1, "rename_table",
                                            "the old table name"));
@@ -531,7 +535,7 @@ static int op_add_column(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_ADD_COLUMN};
   op.table = lm_arena_strdup(a, check_name(L, 1, "add_column",
                                            "the table name"));
@@ -548,7 +552,7 @@ static int op_drop_column(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_COLUMN};
   op.table = lm_arena_strdup(a, check_name(L, 1, "drop_column",
                                            "the table name"));
@@ -561,8 +565,8 @@ static int op_drop_column(lua_State *L) {
 }
 
 /* A Lua value as a bound parameter. */
-static void to_value(lua_State *L, lm_arena *a, int idx, const char *op,
-                     int pos, lm_value *v) {
+void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
+                    int pos, lm_value *v) {
   memset(v, 0, sizeof *v);
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
@@ -607,7 +611,7 @@ static void to_value(lua_State *L, lm_arena *a, int idx, const char *op,
 static int op_execute(lua_State *L) {
   lua_settop(L, 2);   /* the arena goes above the arguments */
   lm_env *env = get_env(L);
-  lm_arena *a = push_arena(L);
+  lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_EXECUTE};
   const char *kind, *sql;
   if (is_fragment(L, 1, &kind, &sql))
@@ -624,7 +628,7 @@ static int op_execute(lua_State *L) {
     lm_value *params = lm_arena_alloc(a, (n ? n : 1) * sizeof *params);
     for (size_t i = 0; i < n; i++) {
       lua_geti(L, 2, (lua_Integer)i + 1);
-      to_value(L, a, -1, "execute", (int)i + 1, &params[i]);
+      lm_op_to_value(L, a, -1, "execute", (int)i + 1, &params[i]);
       lua_pop(L, 1);
     }
     op.params = params;
@@ -635,9 +639,13 @@ static int op_execute(lua_State *L) {
   int64_t affected = 0;
   int rc = lm_op_apply_execute(env, &op, &affected, &err);
   lm_arena_free(a);
-  if (rc != LM_OK) return raise_err(L, &err);
+  if (rc != LM_OK) return lm_op_raise(L, &err);
   lua_pushinteger(L, (lua_Integer)affected);
   return 1;
+}
+
+void lm_op_push_null(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
 }
 
 /* op.text("sql"): an SQL fragment used as-is. */
@@ -730,6 +738,7 @@ void lm_op_push_table(lm_env *env) {
     lua_settable(L, -3);
   }
   lua_setfield(L, -2, "x");
+  lm_op_data_register(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");
 }
