@@ -2,6 +2,8 @@
  * sqlite_data.c - data migrations on SQLite: prepared statements reused
  * across a run (backfill writes, bulk inserts) and row estimates.
  */
+#include <stdlib.h>
+
 #include "sqlite.h"
 
 struct lm_stmt {
