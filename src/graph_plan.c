@@ -795,7 +795,8 @@ static int topo_sort(lm_gctx *c, const gwalk *w, lm_gvec *out, lm_err *err) {
 typedef struct ghm {
   lm_gctx *c;
   unsigned char *in;     /* revision is a row of the version table */
-  lm_gvec rows;          /* the rows, for ancestor walks */
+  size_t *cnt;           /* how many rows have the revision as ancestor (or are it) */
+  lm_gvec rows;          /* the rows */
   lm_step *step;
 } ghm;
 
@@ -817,6 +818,25 @@ static void rows_remove(lm_gvec *rows, long x) {
     }
 }
 
+/* Add delta to the ancestor counts of x's ancestors (x included).  The
+ * counts answer Alembic's "is this an ancestor of another row" without a
+ * graph walk per step, which made a long downgrade quadratic. */
+static void hm_count(ghm *h, long x, int delta) {
+  lm_gctx *c = h->c;
+  size_t sp = 0;
+  unsigned gen2 = lm_gctx_next(c);
+  c->mark[x] = gen2;
+  c->stack[sp++] = (size_t)x;
+  while (sp) {
+    size_t y = c->stack[--sp];
+    if (delta > 0) h->cnt[y]++;
+    else h->cnt[y]--;
+    const lm_gadj *a = &c->g->normdown[y];
+    for (size_t k = 0; k < a->n; k++)
+      if (c->mark[a->v[k]] != gen2) { c->mark[a->v[k]] = gen2; c->stack[sp++] = a->v[k]; }
+  }
+}
+
 static int hm_insert(ghm *h, long x, lm_err *err) {
   const lm_graph *g = h->c->g;
   if (h->in[x])
@@ -824,6 +844,7 @@ static int hm_insert(ghm *h, long x, lm_err *err) {
                       g->revs[x].id);
   h->in[x] = 1;
   lm_gvec_push(&h->rows, x);
+  hm_count(h, x, 1);
   hm_add_action(h, LM_VT_INSERT, NULL, g->revs[x].id);
   return LM_OK;
 }
@@ -834,6 +855,7 @@ static int hm_delete(ghm *h, long x, lm_err *err) {
     return lm_err_set(err, "version table change would delete %s, which is not a current revision", g->revs[x].id);
   h->in[x] = 0;
   rows_remove(&h->rows, x);
+  hm_count(h, x, -1);
   hm_add_action(h, LM_VT_DELETE, g->revs[x].id, NULL);
   return LM_OK;
 }
@@ -850,24 +872,26 @@ static int hm_update(ghm *h, long from, long to, lm_err *err) {
   rows_remove(&h->rows, from);
   h->in[to] = 1;
   lm_gvec_push(&h->rows, to);
+  /* one step along a plain line changes a single count */
+  if (g->normdown[from].n == 1 && g->normdown[from].v[0] == (size_t)to) {
+    h->cnt[from]--;
+  } else if (g->normdown[to].n == 1 && g->normdown[to].v[0] == (size_t)from) {
+    h->cnt[to]++;
+  } else {
+    hm_count(h, from, -1);
+    hm_count(h, to, 1);
+  }
   hm_add_action(h, LM_VT_UPDATE, g->revs[from].id, g->revs[to].id);
   return LM_OK;
 }
 
-/* Mark the ancestors (with dependencies) of every row except `except`
- * revisions; returns the generation. */
-static unsigned hm_other_ancestors(ghm *h, const size_t *except, size_t nexcept) {
-  lm_gvec other = {0};
-  for (size_t i = 0; i < h->rows.n; i++) {
-    int skip = 0;
-    for (size_t k = 0; k < nexcept; k++)
-      if ((size_t)h->rows.v[i] == except[k]) skip = 1;
-    if (!skip) lm_gvec_push(&other, h->rows.v[i]);
-  }
+/* Is d an ancestor of (or equal to) y? */
+static int hm_below(ghm *h, size_t d, size_t y) {
+  if (d == y) return 1;
   unsigned gen = lm_gctx_next(h->c);
-  lm_g_reach(h->c, other.v, other.n, 0, 1, gen);
-  lm_gvec_free(&other);
-  return gen;
+  long yy = (long)y;
+  lm_g_reach(h->c, &yy, 1, 0, 1, gen);
+  return h->c->mark[d] == gen;
 }
 
 /* HeadMaintainer.update_to_step for a RevisionStep. */
@@ -878,12 +902,11 @@ static int hm_revision_step(ghm *h, size_t r, int upgrade, lm_err *err) {
   for (size_t k = 0; k < d->n; k++) inter += h->in[d->v[k]];
   if (!upgrade && h->in[r]) {
     /* should_delete_branch: a base, or nothing left to unmerge to */
+    /* _unmerge_to_revisions: down revisions no other row is above; r is a
+       row above each of them, so another row makes the count exceed 1 */
     lm_gvec to = {0};
-    size_t rr = r;
-    unsigned gen = hm_other_ancestors(h, &rr, 1);
-    int any_other = h->rows.n > 1 || (h->rows.n == 1 && (size_t)h->rows.v[0] != r);
     for (size_t k = 0; k < d->n; k++)
-      if (!any_other || h->c->mark[d->v[k]] != gen) lm_gvec_push(&to, (long)d->v[k]);
+      if (h->cnt[d->v[k]] <= 1) lm_gvec_push(&to, (long)d->v[k]);
     int rc;
     if (d->n == 0 || to.n == 0) {
       rc = hm_delete(h, (long)r, err);
@@ -903,17 +926,14 @@ static int hm_revision_step(ghm *h, size_t r, int upgrade, lm_err *err) {
     if (d->n > 1 && inter > 1) {
       /* merge: the down revisions not below another row; delete all but
          the last, update the last */
-      unsigned gen = hm_other_ancestors(h, d->v, d->n);
       lm_gvec from = {0};
-      int any_other = 0;
-      for (size_t i = 0; i < h->rows.n; i++) {
-        int isd = 0;
-        for (size_t k = 0; k < d->n; k++)
-          if ((size_t)h->rows.v[i] == d->v[k]) isd = 1;
-        if (!isd) any_other = 1;
+      for (size_t k = 0; k < d->n; k++) {
+        /* rows above d[k], not counting the rows that are down revisions */
+        size_t above = h->cnt[d->v[k]];
+        for (size_t q = 0; q < d->n; q++)
+          if (h->in[d->v[q]] && hm_below(h, d->v[k], d->v[q])) above--;
+        if (above == 0) lm_gvec_push(&from, (long)d->v[k]);
       }
-      for (size_t k = 0; k < d->n; k++)
-        if (!any_other || h->c->mark[d->v[k]] != gen) lm_gvec_push(&from, (long)d->v[k]);
       int rc = LM_OK;
       if (from.n == 0) {
         rc = lm_err_set(err, "cannot merge into %s: every down revision is below another current revision",
@@ -977,16 +997,18 @@ static void hm_init(ghm *h, lm_gctx *c, const char *const *current, size_t n) {
   const lm_graph *g = c->g;
   h->c = c;
   h->in = lm_xcalloc(g->n + 1, 1);
+  h->cnt = lm_xcalloc(g->n + 1, sizeof *h->cnt);
   memset(&h->rows, 0, sizeof h->rows);
   for (size_t i = 0; i < n; i++) {
     long x = (long)((size_t)lm_map_get(&g->ids, current[i]) - 1);
-    if (!h->in[x]) { h->in[x] = 1; lm_gvec_push(&h->rows, x); }
+    if (!h->in[x]) { h->in[x] = 1; lm_gvec_push(&h->rows, x); hm_count(h, x, 1); }
   }
   h->step = NULL;
 }
 
 static void hm_free(ghm *h) {
   free(h->in);
+  free(h->cnt);
   lm_gvec_free(&h->rows);
 }
 
