@@ -18,6 +18,8 @@
 typedef struct lm_conn lm_conn;         /* a dialect's connection */
 typedef struct lm_cursor lm_cursor;     /* a streaming result */
 typedef struct lm_stmt lm_stmt;         /* a prepared statement */
+typedef struct lm_schema lm_schema;     /* a schema model (src/schema.h) */
+typedef struct lm_writer lm_writer;     /* a backfill's batch writer */
 
 /* A parsed database URL (see src/url.c). */
 typedef struct lm_url {
@@ -35,6 +37,10 @@ void lm_url_free(lm_url *url);
 typedef struct lm_compile_ctx {
   lm_conn *conn;        /* NULL when offline (--sql) */
   int offline;
+  /* Offline: the schema the migrations so far give, kept current by the
+   * executor (a dialect that rebuilds tables reads shapes from it). */
+  lm_schema *model;
+  const char *revision; /* the revision being run, for messages; or NULL */
 } lm_compile_ctx;
 
 typedef struct lm_dialect {
@@ -123,9 +129,39 @@ typedef struct lm_dialect {
   /* Ask the server to stop the statement running on conn.  Called from a
    * signal handler: async-signal-safe, no allocation, best effort. */
   void (*cancel)(lm_conn *conn);
+
+  /* ---- version 3: backfill writes ---------------------------------- */
+
+  /* A writer applies a backfill's changes to one table, one batch at a
+   * time, in as few statements as the database allows (PostgreSQL: one
+   * UPDATE ... FROM unnest(...) per batch; SQLite: one prepared UPDATE per
+   * set of columns, reused row after row).  Rows are found by their key
+   * columns and arrive in key order: order > 0 ascending, < 0 descending,
+   * 0 unknown.  writer_run's values hold nrows rows of nkeys key values
+   * followed by ncols new values for cols; set (NULL: every one) holds
+   * nrows * ncols flags telling which columns a row changes, the others
+   * keeping their value.  *affected receives the rows updated. */
+  int (*writer_open)(lm_conn *conn, const char *schema, const char *table,
+                     size_t nkeys, const char *const *keys, int order,
+                     lm_writer **out, lm_err *err);
+  int (*writer_run)(lm_writer *w, size_t ncols, const char *const *cols,
+                    size_t nrows, const lm_value *values,
+                    const unsigned char *set, int64_t *affected, lm_err *err);
+  void (*writer_close)(lm_writer *w);
+
+  /* ---- schema model (may be NULL) ------------------------------------ */
+
+  /* Add one table's shape as the database has it to `model` (replacing a
+   * table of that name there); *found = 0 when it does not exist. */
+  int (*introspect)(lm_conn *conn, const char *schema, const char *table,
+                    lm_schema *model, int *found, lm_err *err);
+  /* Follow raw SQL (op.execute) on a replayed model: apply what the dialect
+   * can read, and mark what it changed in ways it cannot follow as unknown
+   * since `revision`. */
+  void (*replay_sql)(lm_schema *model, const char *sql, const char *revision);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 2
+#define LM_DIALECT_VERSION 3
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);
