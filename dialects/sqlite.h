@@ -43,5 +43,14 @@ int lm_sqlite_bulk_insert(lm_conn *conn, const char *schema, const char *table,
                           size_t nrows, const lm_value *values, lm_err *err);
 int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
                             const char *table, int64_t *out, lm_err *err);
+int lm_sqlite_writer_open(lm_conn *conn, const char *schema,
+                          const char *table, size_t nkeys,
+                          const char *const *keys, int order, lm_writer **out,
+                          lm_err *err);
+int lm_sqlite_writer_run(lm_writer *w, size_t ncols, const char *const *cols,
+                         size_t nrows, const lm_value *values,
+                         const unsigned char *set, int64_t *affected,
+                         lm_err *err);
+void lm_sqlite_writer_close(lm_writer *w);
 
 #endif
