@@ -910,4 +910,7 @@ const lm_dialect lm_postgresql_dialect = {
   .bulk_insert = lm_pg_bulk_insert,
   .estimate_rows = lm_pg_estimate_rows,
   .cancel = pg_cancel,
+  .writer_open = lm_pg_writer_open,
+  .writer_run = lm_pg_writer_run,
+  .writer_close = lm_pg_writer_close,
 };

@@ -595,4 +595,7 @@ const lm_dialect lm_sqlite_dialect = {
   .bulk_insert = lm_sqlite_bulk_insert,
   .estimate_rows = lm_sqlite_estimate_rows,
   .cancel = sqlite_cancel,
+  .writer_open = lm_sqlite_writer_open,
+  .writer_run = lm_sqlite_writer_run,
+  .writer_close = lm_sqlite_writer_close,
 };
