@@ -18,6 +18,7 @@
 typedef struct lm_conn lm_conn;         /* a dialect's connection */
 typedef struct lm_cursor lm_cursor;     /* a streaming result */
 typedef struct lm_stmt lm_stmt;         /* a prepared statement */
+typedef struct lm_schema lm_schema;     /* a schema model (src/schema.h) */
 typedef struct lm_writer lm_writer;     /* a backfill's batch writer */
 
 /* A parsed database URL (see src/url.c). */
@@ -36,6 +37,10 @@ void lm_url_free(lm_url *url);
 typedef struct lm_compile_ctx {
   lm_conn *conn;        /* NULL when offline (--sql) */
   int offline;
+  /* Offline: the schema the migrations so far give, kept current by the
+   * executor (a dialect that rebuilds tables reads shapes from it). */
+  lm_schema *model;
+  const char *revision; /* the revision being run, for messages; or NULL */
 } lm_compile_ctx;
 
 typedef struct lm_dialect {
@@ -143,6 +148,17 @@ typedef struct lm_dialect {
                     size_t nrows, const lm_value *values,
                     const unsigned char *set, int64_t *affected, lm_err *err);
   void (*writer_close)(lm_writer *w);
+
+  /* ---- schema model (may be NULL) ------------------------------------ */
+
+  /* Add one table's shape as the database has it to `model` (replacing a
+   * table of that name there); *found = 0 when it does not exist. */
+  int (*introspect)(lm_conn *conn, const char *schema, const char *table,
+                    lm_schema *model, int *found, lm_err *err);
+  /* Follow raw SQL (op.execute) on a replayed model: apply what the dialect
+   * can read, and mark what it changed in ways it cannot follow as unknown
+   * since `revision`. */
+  void (*replay_sql)(lm_schema *model, const char *sql, const char *revision);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 3

@@ -366,6 +366,11 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
   case LM_OP_DROP_CONSTRAINT:
     drop_constraint(op, out);
     return LM_OK;
+  case LM_OP_BATCH:
+    /* PostgreSQL alters in place: a batch is its ops, one after another. */
+    for (size_t i = 0; i < op->nops; i++)
+      if (lm_pg_compile(ctx, &op->ops[i], out, err) != LM_OK) return LM_ERROR;
+    return LM_OK;
   case LM_OP_EXECUTE:
     return lm_err_set(err, "execute is run by the core, not compiled");
   default:

@@ -20,8 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ddl.h"
-#include "sqlite.h"
+#include "sqlite_ddl.h"
 
 /* ---- errors ---------------------------------------------------------- */
 
@@ -410,152 +409,6 @@ static int sqlite_has_table(lm_conn *c, const char *schema, const char *table,
   return LM_OK;
 }
 
-/* ---- SQL text -------------------------------------------------------- */
-
-/* SQLite's keywords that SQLAlchemy quotes. */
-static const char *const reserved[] = {
-  "abort", "action", "add", "after", "all", "alter", "analyze", "and", "as",
-  "asc", "attach", "autoincrement", "before", "begin", "between", "by",
-  "cascade", "case", "cast", "check", "collate", "column", "commit",
-  "conflict", "constraint", "create", "cross", "current_date",
-  "current_time", "current_timestamp", "database", "default", "deferrable",
-  "deferred", "delete", "desc", "detach", "distinct", "drop", "each", "else",
-  "end", "escape", "except", "exclusive", "exists", "explain", "false",
-  "fail", "for", "foreign", "from", "full", "glob", "group", "having", "if",
-  "ignore", "immediate", "in", "index", "indexed", "initially", "inner",
-  "insert", "instead", "intersect", "into", "is", "isnull", "join", "key",
-  "left", "like", "limit", "match", "natural", "not", "notnull", "null", "of",
-  "offset", "on", "or", "order", "outer", "plan", "pragma", "primary",
-  "query", "raise", "references", "reindex", "rename", "replace", "restrict",
-  "right", "rollback", "row", "select", "set", "table", "temp", "temporary",
-  "then", "to", "transaction", "trigger", "true", "union", "unique",
-  "update", "using", "vacuum", "values", "view", "virtual", "when", "where",
-  NULL};
-
-static int needs_quotes(const char *ident) {
-  if (!*ident || isdigit((unsigned char)*ident) || *ident == '$') return 1;
-  for (const char *p = ident; *p; p++)
-    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
-          *p == '_' || *p == '$'))
-      return 1;
-  for (size_t i = 0; reserved[i]; i++)
-    if (strcmp(reserved[i], ident) == 0) return 1;
-  return 0;
-}
-
-void lm_sqlite_quote_ident(lm_buf *out, const char *ident) {
-  if (!needs_quotes(ident)) {
-    lm_buf_puts(out, ident);
-    return;
-  }
-  lm_buf_putc(out, '"');
-  for (const char *p = ident; *p; p++) {
-    if (*p == '"') lm_buf_putc(out, '"');
-    lm_buf_putc(out, *p);
-  }
-  lm_buf_putc(out, '"');
-}
-
-static void quote_string(lm_buf *out, const char *s, size_t len) {
-  lm_buf_putc(out, '\'');
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'') lm_buf_putc(out, '\'');
-    lm_buf_putc(out, s[i]);
-  }
-  lm_buf_putc(out, '\'');
-}
-
-static void sqlite_render_literal(lm_buf *out, const lm_value *v) {
-  switch (v->type) {
-  case LM_V_NULL: lm_buf_puts(out, "NULL"); break;
-  case LM_V_INT:
-  case LM_V_BOOL: lm_buf_printf(out, "%lld", (long long)v->i); break;
-  case LM_V_FLOAT: lm_buf_printf(out, "%.17g", v->f); break;
-  case LM_V_TEXT: quote_string(out, v->s, v->len); break;
-  case LM_V_BLOB:
-    lm_buf_puts(out, "X'");
-    for (size_t i = 0; i < v->len; i++)
-      lm_buf_printf(out, "%02X", (unsigned char)v->s[i]);
-    lm_buf_putc(out, '\'');
-    break;
-  }
-}
-
-/* The declared types SQLAlchemy writes on SQLite, so schemas match. */
-static int sqlite_render_type(lm_buf *out, const lm_type *type,
-                              lm_autoinc autoinc, lm_err *err) {
-  (void)autoinc;   /* INTEGER PRIMARY KEY is the rowid: it autoincrements */
-  switch (type->kind) {
-  case LM_T_INTEGER: lm_buf_puts(out, "INTEGER"); break;
-  case LM_T_BIGINT: lm_buf_puts(out, "BIGINT"); break;
-  case LM_T_SMALLINT: lm_buf_puts(out, "SMALLINT"); break;
-  case LM_T_STRING:
-    if (type->length >= 0) lm_buf_printf(out, "VARCHAR(%d)", type->length);
-    else lm_buf_puts(out, "VARCHAR");
-    break;
-  case LM_T_TEXT: lm_buf_puts(out, "TEXT"); break;
-  case LM_T_BOOLEAN: lm_buf_puts(out, "BOOLEAN"); break;
-  case LM_T_FLOAT: lm_buf_puts(out, "FLOAT"); break;
-  case LM_T_NUMERIC:
-    if (type->precision >= 0 && type->scale >= 0)
-      lm_buf_printf(out, "NUMERIC(%d, %d)", type->precision, type->scale);
-    else if (type->precision >= 0)
-      lm_buf_printf(out, "NUMERIC(%d)", type->precision);
-    else
-      lm_buf_puts(out, "NUMERIC");
-    break;
-  case LM_T_DATE: lm_buf_puts(out, "DATE"); break;
-  case LM_T_DATETIME:
-  case LM_T_TIMESTAMPTZ: lm_buf_puts(out, "DATETIME"); break;
-  case LM_T_TIME: lm_buf_puts(out, "TIME"); break;
-  case LM_T_JSON: lm_buf_puts(out, "JSON"); break;
-  case LM_T_UUID: lm_buf_puts(out, "CHAR(32)"); break;
-  case LM_T_BINARY: lm_buf_puts(out, "BLOB"); break;
-  case LM_T_RAW: lm_buf_puts(out, type->raw); break;
-  case LM_T_PER_DIALECT: {
-    const char *raw = lm_type_choice(type, "sqlite");
-    if (!raw) return lm_err_set(err, "the type names no choice for sqlite");
-    lm_buf_puts(out, raw);
-    break;
-  }
-  case LM_T_NONE: return lm_err_set(err, "no type given");
-  }
-  return LM_OK;
-}
-
-static int sqlite_render_default(lm_buf *out, const lm_default *def,
-                                 lm_err *err) {
-  switch (def->kind) {
-  case LM_DEF_STRING: quote_string(out, def->text, strlen(def->text)); break;
-  case LM_DEF_INT:
-  case LM_DEF_BOOL: lm_buf_printf(out, "%lld", (long long)def->i); break;
-  case LM_DEF_FLOAT: lm_buf_printf(out, "%.17g", def->f); break;
-  /* SQLite requires an expression default to be parenthesised. */
-  case LM_DEF_SQL: lm_buf_printf(out, "(%s)", def->text); break;
-  case LM_DEF_FUNC:
-    if (strcmp(def->text, "now") == 0) lm_buf_puts(out, "(CURRENT_TIMESTAMP)");
-    else lm_buf_printf(out, "(%s())", def->text);
-    break;
-  default: return lm_err_set(err, "no default to render");
-  }
-  return LM_OK;
-}
-
-static const lm_ddl_traits sqlite_traits = {
-  .dialect = "sqlite",
-  .quote_ident = lm_sqlite_quote_ident,
-  .render_type = sqlite_render_type,
-  .render_default = sqlite_render_default,
-  .identity_clause = NULL,
-  .supports_comments = 0,
-};
-
-static int sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
-                          lm_strvec *out, lm_err *err) {
-  (void)ctx;
-  return lm_ddl_compile(&sqlite_traits, op, out, err);
-}
-
 /* sqlite3_interrupt only sets a flag the running statement checks: safe
  * from a signal handler. */
 static void sqlite_cancel(lm_conn *c) {
@@ -584,9 +437,9 @@ const lm_dialect lm_sqlite_dialect = {
   .lock = sqlite_lock,
   .unlock = sqlite_unlock,
   .has_table = sqlite_has_table,
-  .compile = sqlite_compile,
+  .compile = lm_sqlite_compile,
   .quote_ident = lm_sqlite_quote_ident,
-  .render_literal = sqlite_render_literal,
+  .render_literal = lm_sqlite_render_literal,
   .begin_sql = "BEGIN",
   .commit_sql = "COMMIT",
   .prepare = lm_sqlite_prepare,
@@ -598,4 +451,6 @@ const lm_dialect lm_sqlite_dialect = {
   .writer_open = lm_sqlite_writer_open,
   .writer_run = lm_sqlite_writer_run,
   .writer_close = lm_sqlite_writer_close,
+  .introspect = lm_sqlite_introspect,
+  .replay_sql = lm_sqlite_replay_sql,
 };

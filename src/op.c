@@ -13,13 +13,13 @@
 #include <string.h>
 
 #include "core.h"
+#include "op_internal.h"
 
 #define ENV_KEY "luamig.env"
-#define SQLFRAG_META "luamig.sqlfragment"
 #define ARENA_META "luamig.arena"
 #define NULL_KEY "luamig.null"
 
-static lm_env *get_env(lua_State *L) {
+lm_env *lm_op_get_env(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);
   lm_env *env = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -28,13 +28,13 @@ static lm_env *get_env(lua_State *L) {
 }
 
 lm_env *lm_op_env(lua_State *L) {
-  return get_env(L);
+  return lm_op_get_env(L);
 }
 
 /* ---- argument checks -------------------------------------------------- */
 
 /* A string argument, strictly (Lua would turn a number into a string). */
-static const char *check_name(lua_State *L, int arg, const char *op,
+const char *lm_op_check_name(lua_State *L, int arg, const char *op,
                               const char *what) {
   if (lua_type(L, arg) != LUA_TSTRING)
     luaL_error(L, "%s: %s must be a string, not a %s", op, what,
@@ -45,7 +45,7 @@ static const char *check_name(lua_State *L, int arg, const char *op,
 }
 
 /* Options table: check that every key is one the operation knows. */
-static void check_opts(lua_State *L, int idx, const char *op,
+void lm_op_check_opts(lua_State *L, int idx, const char *op,
                        const char *const *allowed) {
   if (lua_isnoneornil(L, idx)) return;
   if (!lua_istable(L, idx))
@@ -65,7 +65,7 @@ static void check_opts(lua_State *L, int idx, const char *op,
 }
 
 /* Optional string field of the table at idx; NULL when absent. */
-static const char *opt_string(lua_State *L, lm_arena *a, int idx,
+const char *lm_op_opt_string(lua_State *L, lm_arena *a, int idx,
                               const char *key, const char *op) {
   if (lua_isnoneornil(L, idx)) return NULL;
   lua_getfield(L, idx, key);
@@ -79,7 +79,7 @@ static const char *opt_string(lua_State *L, lm_arena *a, int idx,
   return s;
 }
 
-static int opt_bool(lua_State *L, int idx, const char *key, const char *op,
+int lm_op_opt_bool(lua_State *L, int idx, const char *key, const char *op,
                     int dflt) {
   if (lua_isnoneornil(L, idx)) return dflt;
   lua_getfield(L, idx, key);
@@ -106,7 +106,7 @@ lm_arena *lm_op_push_arena(lua_State *L) {
 }
 
 /* A list of strings (column names) at idx. */
-static const char *const *string_array(lua_State *L, lm_arena *a, int idx,
+const char *const *lm_op_string_array(lua_State *L, lm_arena *a, int idx,
                                        const char *op, const char *what,
                                        size_t *n) {
   idx = lua_absindex(L, idx);
@@ -188,7 +188,7 @@ static void parse_type_string(lm_arena *a, const char *s, lm_type *t) {
   t->raw = lm_arena_strdup(a, s);
 }
 
-static void parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
+void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
                        lm_type *t) {
   idx = lua_absindex(L, idx);
   memset(t, 0, sizeof *t);
@@ -229,7 +229,7 @@ const char *lm_type_choice(const lm_type *type, const char *dialect) {
 }
 
 /* An SQL fragment made by op.text / op.func: {kind = ..., sql = ...}. */
-static int is_fragment(lua_State *L, int idx, const char **kind,
+int lm_op_is_fragment(lua_State *L, int idx, const char **kind,
                        const char **sql) {
   if (!lua_istable(L, idx) || !lua_getmetatable(L, idx)) return 0;
   luaL_getmetatable(L, SQLFRAG_META);
@@ -244,7 +244,7 @@ static int is_fragment(lua_State *L, int idx, const char **kind,
   return *kind && *sql;
 }
 
-static void parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
+void lm_op_parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
                           int allow_drop, lm_default *d) {
   const char *kind, *sql;
   memset(d, 0, sizeof *d);
@@ -274,7 +274,15 @@ static void parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
     d->i = lua_toboolean(L, idx);
     return;
   default:
-    if (is_fragment(L, idx, &kind, &sql)) {
+    if (lm_op_is_fragment(L, idx, &kind, &sql) &&
+        strcmp(kind, "literal") == 0) {
+      /* op.literal(v) as a default is v itself, rendered per dialect. */
+      lua_getfield(L, idx, "value");
+      lm_op_parse_default(L, a, lua_gettop(L), op, 0, d);
+      lua_pop(L, 1);
+      return;
+    }
+    if (lm_op_is_fragment(L, idx, &kind, &sql)) {
       d->kind = strcmp(kind, "func") == 0 ? LM_DEF_FUNC : LM_DEF_SQL;
       d->text = lm_arena_strdup(a, sql);
       return;
@@ -291,7 +299,7 @@ static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
   "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
 
-static void parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
+void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
                          lm_column *c) {
   idx = lua_absindex(L, idx);
   memset(c, 0, sizeof *c);
@@ -324,17 +332,17 @@ static void parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   lua_geti(L, idx, 2);
   if (lua_isnil(L, -1))
     luaL_error(L, "%s: column %s has no type", op, c->name);
-  parse_type(L, a, -1, op, &c->type);
+  lm_op_parse_type(L, a, -1, op, &c->type);
   lua_pop(L, 1);
-  c->primary_key = opt_bool(L, idx, "primary_key", op, 0);
+  c->primary_key = lm_op_opt_bool(L, idx, "primary_key", op, 0);
   lua_getfield(L, idx, "nullable");
   c->nullable_given = !lua_isnil(L, -1);
   lua_pop(L, 1);
-  c->nullable = opt_bool(L, idx, "nullable", op, !c->primary_key);
-  c->unique = opt_bool(L, idx, "unique", op, 0);
-  c->index = opt_bool(L, idx, "index", op, 0);
+  c->nullable = lm_op_opt_bool(L, idx, "nullable", op, !c->primary_key);
+  c->unique = lm_op_opt_bool(L, idx, "unique", op, 0);
+  c->index = lm_op_opt_bool(L, idx, "index", op, 0);
   lua_getfield(L, idx, "server_default");
-  parse_default(L, a, lua_gettop(L), op, 0, &c->server_default);
+  lm_op_parse_default(L, a, lua_gettop(L), op, 0, &c->server_default);
   lua_pop(L, 1);
   lua_getfield(L, idx, "autoincrement");
   if (lua_isboolean(L, -1))
@@ -349,7 +357,7 @@ static void parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
     luaL_error(L, "%s: autoincrement must be true, false or \"identity\"",
                op);
   lua_pop(L, 1);
-  const char *ref = opt_string(L, a, idx, "references", op);
+  const char *ref = lm_op_opt_string(L, a, idx, "references", op);
   if (ref) {
     const char *dot = strrchr(ref, '.');
     if (!dot || dot == ref || !dot[1])
@@ -358,15 +366,15 @@ static void parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
     c->ref_table = lm_arena_strndup(a, ref, (size_t)(dot - ref));
     c->ref_column = dot + 1;
   }
-  c->ondelete = opt_string(L, a, idx, "ondelete", op);
-  c->onupdate = opt_string(L, a, idx, "onupdate", op);
-  c->comment = opt_string(L, a, idx, "comment", op);
+  c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
+  c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
+  c->comment = lm_op_opt_string(L, a, idx, "comment", op);
 }
 
 static const char *const constraint_keys[] = {
   "name", "ondelete", "onupdate", "deferrable", "initially", "schema", NULL};
 
-static void parse_constraint(lua_State *L, lm_arena *a, int idx,
+void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
                              const char *op, lm_constraint *c) {
   idx = lua_absindex(L, idx);
   memset(c, 0, sizeof *c);
@@ -396,18 +404,18 @@ static void parse_constraint(lua_State *L, lm_arena *a, int idx,
     luaL_error(L, "%s: unknown constraint kind '%s' (primary_key, unique, "
                "check, foreign_key)", op, kind);
   lua_pop(L, 1);
-  c->name = opt_string(L, a, idx, "name", op);
+  c->name = lm_op_opt_string(L, a, idx, "name", op);
   lua_geti(L, idx, 2);
   if (c->kind == LM_CON_CHECK) {
     const char *kind2, *sql;
     if (lua_type(L, -1) == LUA_TSTRING)
       c->condition = lm_arena_strdup(a, lua_tostring(L, -1));
-    else if (is_fragment(L, lua_gettop(L), &kind2, &sql))
+    else if (lm_op_is_fragment(L, lua_gettop(L), &kind2, &sql))
       c->condition = lm_arena_strdup(a, sql);
     else
       luaL_error(L, "%s: a check constraint needs its SQL condition", op);
   } else {
-    c->columns = string_array(L, a, -1, op, "constraint columns",
+    c->columns = lm_op_string_array(L, a, -1, op, "constraint columns",
                               &c->ncolumns);
   }
   lua_pop(L, 1);
@@ -418,16 +426,16 @@ static void parse_constraint(lua_State *L, lm_arena *a, int idx,
     c->ref_table = lm_arena_strdup(a, lua_tostring(L, -1));
     lua_pop(L, 1);
     lua_geti(L, idx, 4);
-    c->ref_columns = string_array(L, a, -1, op, "referent columns",
+    c->ref_columns = lm_op_string_array(L, a, -1, op, "referent columns",
                                   &c->nref_columns);
     lua_pop(L, 1);
     if (c->nref_columns != c->ncolumns)
       luaL_error(L, "%s: a foreign key needs as many referent columns as "
                  "local ones", op);
-    c->ref_schema = opt_string(L, a, idx, "schema", op);
-    c->ondelete = opt_string(L, a, idx, "ondelete", op);
-    c->onupdate = opt_string(L, a, idx, "onupdate", op);
-    c->initially = opt_string(L, a, idx, "initially", op);
+    c->ref_schema = lm_op_opt_string(L, a, idx, "schema", op);
+    c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
+    c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
+    c->initially = lm_op_opt_string(L, a, idx, "initially", op);
     lua_getfield(L, idx, "deferrable");
     if (lua_isboolean(L, -1)) c->deferrable = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -447,7 +455,7 @@ int lm_op_raise(lua_State *L, lm_err *err) {
 
 /* Run the op through the executor; a failure becomes a Lua error carrying
  * the database's message and the SQL. */
-static void apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
+void lm_op_apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
                            lm_arena *a) {
   lm_err err;
   lm_err_init(&err);
@@ -461,19 +469,19 @@ static int op_create_table(lua_State *L) {
   static const char *const keys[] = {"constraints", "schema",
                                      "if_not_exists", "comment", NULL};
   const char *name = "create_table";
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_CREATE_TABLE};
-  op.table = lm_arena_strdup(a, check_name(L, 1, name, "the table name"));
+  op.table = lm_arena_strdup(a, lm_op_check_name(L, 1, name, "the table name"));
   luaL_checktype(L, 2, LUA_TTABLE);
-  check_opts(L, 3, name, keys);
+  lm_op_check_opts(L, 3, name, keys);
   size_t n = (size_t)luaL_len(L, 2);
   if (!n) luaL_error(L, "create_table: table %s has no columns", op.table);
   op.columns = lm_arena_alloc(a, n * sizeof *op.columns);
   op.ncolumns = n;
   for (size_t i = 0; i < n; i++) {
     lua_geti(L, 2, (lua_Integer)i + 1);
-    parse_column(L, a, -1, name, &op.columns[i]);
+    lm_op_parse_column(L, a, -1, name, &op.columns[i]);
     lua_pop(L, 1);
   }
   if (!lua_isnoneornil(L, 3)) {
@@ -485,7 +493,7 @@ static int op_create_table(lua_State *L) {
       op.nconstraints = nc;
       for (size_t i = 0; i < nc; i++) {
         lua_geti(L, -1, (lua_Integer)i + 1);
-        parse_constraint(L, a, -1, name, &op.constraints[i]);
+        lm_op_parse_constraint(L, a, -1, name, &op.constraints[i]);
         lua_pop(L, 1);
       }
     } else if (!lua_isnil(L, -1)) {
@@ -493,74 +501,74 @@ static int op_create_table(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  op.schema = opt_string(L, a, 3, "schema", name);
-  op.comment = opt_string(L, a, 3, "comment", name);
-  op.if_not_exists = opt_bool(L, 3, "if_not_exists", name, 0);
-  apply_or_raise(L, env, &op, a);
+  op.schema = lm_op_opt_string(L, a, 3, "schema", name);
+  op.comment = lm_op_opt_string(L, a, 3, "comment", name);
+  op.if_not_exists = lm_op_opt_bool(L, 3, "if_not_exists", name, 0);
+  lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
 
 static int op_drop_table(lua_State *L) {
   lua_settop(L, 2);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", "if_exists", NULL};
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_TABLE};
-  op.table = lm_arena_strdup(a, check_name(L, 1, "drop_table",
+  op.table = lm_arena_strdup(a, lm_op_check_name(L, 1, "drop_table",
                                            "the table name"));
-  check_opts(L, 2, "drop_table", keys);
-  op.schema = opt_string(L, a, 2, "schema", "drop_table");
-  op.if_exists = opt_bool(L, 2, "if_exists", "drop_table", 0);
-  apply_or_raise(L, env, &op, a);
+  lm_op_check_opts(L, 2, "drop_table", keys);
+  op.schema = lm_op_opt_string(L, a, 2, "schema", "drop_table");
+  op.if_exists = lm_op_opt_bool(L, 2, "if_exists", "drop_table", 0);
+  lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
 
 static int op_rename_table(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_RENAME_TABLE};
-  op.table = lm_arena_strdup(a, check_name(L, 1, "rename_table",
+  op.table = lm_arena_strdup(a, lm_op_check_name(L, 1, "rename_table",
                                            "the old table name"));
-  op.name = lm_arena_strdup(a, check_name(L, 2, "rename_table",
+  op.name = lm_arena_strdup(a, lm_op_check_name(L, 2, "rename_table",
                                           "the new table name"));
-  check_opts(L, 3, "rename_table", keys);
-  op.schema = opt_string(L, a, 3, "schema", "rename_table");
-  apply_or_raise(L, env, &op, a);
+  lm_op_check_opts(L, 3, "rename_table", keys);
+  op.schema = lm_op_opt_string(L, a, 3, "schema", "rename_table");
+  lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
 
 static int op_add_column(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_ADD_COLUMN};
-  op.table = lm_arena_strdup(a, check_name(L, 1, "add_column",
+  op.table = lm_arena_strdup(a, lm_op_check_name(L, 1, "add_column",
                                            "the table name"));
   op.columns = lm_arena_alloc(a, sizeof *op.columns);
   op.ncolumns = 1;
-  parse_column(L, a, 2, "add_column", &op.columns[0]);
-  check_opts(L, 3, "add_column", keys);
-  op.schema = opt_string(L, a, 3, "schema", "add_column");
-  apply_or_raise(L, env, &op, a);
+  lm_op_parse_column(L, a, 2, "add_column", &op.columns[0]);
+  lm_op_check_opts(L, 3, "add_column", keys);
+  op.schema = lm_op_opt_string(L, a, 3, "schema", "add_column");
+  lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
 
 static int op_drop_column(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
   static const char *const keys[] = {"schema", NULL};
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_COLUMN};
-  op.table = lm_arena_strdup(a, check_name(L, 1, "drop_column",
+  op.table = lm_arena_strdup(a, lm_op_check_name(L, 1, "drop_column",
                                            "the table name"));
-  op.name = lm_arena_strdup(a, check_name(L, 2, "drop_column",
+  op.name = lm_arena_strdup(a, lm_op_check_name(L, 2, "drop_column",
                                           "the column name"));
-  check_opts(L, 3, "drop_column", keys);
-  op.schema = opt_string(L, a, 3, "schema", "drop_column");
-  apply_or_raise(L, env, &op, a);
+  lm_op_check_opts(L, 3, "drop_column", keys);
+  op.schema = lm_op_opt_string(L, a, 3, "schema", "drop_column");
+  lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
 
@@ -610,14 +618,14 @@ void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
 
 static int op_execute(lua_State *L) {
   lua_settop(L, 2);   /* the arena goes above the arguments */
-  lm_env *env = get_env(L);
+  lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_EXECUTE};
   const char *kind, *sql;
-  if (is_fragment(L, 1, &kind, &sql))
+  if (lm_op_is_fragment(L, 1, &kind, &sql))
     op.sql = lm_arena_strdup(a, sql);
   else
-    op.sql = lm_arena_strdup(a, check_name(L, 1, "execute", "the SQL"));
+    op.sql = lm_arena_strdup(a, lm_op_check_name(L, 1, "execute", "the SQL"));
   if (!lua_isnoneornil(L, 2)) {
     luaL_checktype(L, 2, LUA_TTABLE);
     /* params.n counts trailing nils, as table.pack does. */
@@ -650,7 +658,7 @@ void lm_op_push_null(lua_State *L) {
 
 /* op.text("sql"): an SQL fragment used as-is. */
 static int op_text(lua_State *L) {
-  const char *sql = check_name(L, 1, "text", "the SQL");
+  const char *sql = lm_op_check_name(L, 1, "text", "the SQL");
   lua_createtable(L, 0, 2);
   lua_pushliteral(L, "text");
   lua_setfield(L, -2, "kind");
@@ -672,9 +680,34 @@ static int func_call(lua_State *L) {
 }
 
 static int func_index(lua_State *L) {
-  check_name(L, 2, "func", "the function name");
+  lm_op_check_name(L, 2, "func", "the function name");
   lua_pushvalue(L, 2);
   lua_pushcclosure(L, func_call, 1);
+  return 1;
+}
+
+/* op.literal(v): v written as the dialect's literal (quotes doubled);
+ * as a server_default it is the value itself. */
+static int op_literal(lua_State *L) {
+  lm_env *env = lm_op_get_env(L);
+  int t = lua_type(L, 1);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
+    luaL_error(L, "literal: the value must be a string, number or boolean, "
+               "not a %s", luaL_typename(L, 1));
+  lm_arena *a = lm_op_push_arena(L);
+  lm_value v;
+  lm_op_to_value(L, a, 1, "literal", 1, &v);
+  lm_buf b = LM_BUF_INIT;
+  if (env->dialect) env->dialect->render_literal(&b, &v);
+  lua_createtable(L, 0, 3);
+  lua_pushliteral(L, "literal");
+  lua_setfield(L, -2, "kind");
+  lua_pushstring(L, lm_buf_str(&b));
+  lua_setfield(L, -2, "sql");
+  lua_pushvalue(L, 1);
+  lua_setfield(L, -2, "value");
+  luaL_setmetatable(L, SQLFRAG_META);
+  lm_buf_free(&b);
   return 1;
 }
 
@@ -691,6 +724,7 @@ static const luaL_Reg op_functions[] = {
   {"drop_column", op_drop_column},
   {"execute", op_execute},
   {"text", op_text},
+  {"literal", op_literal},
   {NULL, NULL}};
 
 /* Build the op table once per environment and cache it in the registry. */
@@ -738,6 +772,7 @@ void lm_op_push_table(lm_env *env) {
     lua_settable(L, -3);
   }
   lua_setfield(L, -2, "x");
+  lm_op_alter_register(L);
   lm_op_data_register(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");

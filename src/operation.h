@@ -72,7 +72,8 @@ typedef enum lm_default_kind {
   LM_DEF_FLOAT,
   LM_DEF_BOOL,
   LM_DEF_SQL,           /* op.text("..."): SQL, parenthesised on SQLite */
-  LM_DEF_FUNC           /* op.func.name(): now() maps per dialect */
+  LM_DEF_FUNC,          /* op.func.name(): now() maps per dialect */
+  LM_DEF_RAW            /* already SQL as the database holds it (introspected) */
 } lm_default_kind;
 
 typedef struct lm_default {
@@ -139,7 +140,8 @@ typedef enum lm_op_kind {
   LM_OP_DROP_INDEX,
   LM_OP_ADD_CONSTRAINT,
   LM_OP_DROP_CONSTRAINT,
-  LM_OP_EXECUTE
+  LM_OP_EXECUTE,
+  LM_OP_BATCH           /* batch_alter_table: ops on one table, together */
 } lm_op_kind;
 
 /* alter_column: what changes and what the column was. */
@@ -183,6 +185,9 @@ typedef struct lm_op {
   const char *sql;              /* execute */
   const lm_value *params;
   size_t nparams;
+  const struct lm_op *ops;      /* batch: the ops, each naming the table */
+  size_t nops;
+  int recreate;                 /* batch: 0 auto, 1 always, -1 never */
 } lm_op;
 
 /* The native type string a type has on a dialect named `dialect` when it is

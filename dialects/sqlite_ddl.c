@@ -1,0 +1,396 @@
+/*
+ * sqlite_ddl.c - how the SQLite dialect writes SQL: identifiers quoted as
+ * SQLAlchemy quotes them, literals for --sql output, the declared types
+ * and defaults SQLAlchemy writes, and the choice, operation by operation,
+ * between SQLite's own ALTER TABLE and a rebuild of the table
+ * (sqlite_rebuild.c) where SQLite has no ALTER for the change.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlite_ddl.h"
+
+/* ---- identifiers and literals ---------------------------------------- */
+
+/* SQLite's keywords that SQLAlchemy quotes. */
+static const char *const reserved[] = {
+  "abort", "action", "add", "after", "all", "alter", "analyze", "and", "as",
+  "asc", "attach", "autoincrement", "before", "begin", "between", "by",
+  "cascade", "case", "cast", "check", "collate", "column", "commit",
+  "conflict", "constraint", "create", "cross", "current_date",
+  "current_time", "current_timestamp", "database", "default", "deferrable",
+  "deferred", "delete", "desc", "detach", "distinct", "drop", "each", "else",
+  "end", "escape", "except", "exclusive", "exists", "explain", "false",
+  "fail", "for", "foreign", "from", "full", "glob", "group", "having", "if",
+  "ignore", "immediate", "in", "index", "indexed", "initially", "inner",
+  "insert", "instead", "intersect", "into", "is", "isnull", "join", "key",
+  "left", "like", "limit", "match", "natural", "not", "notnull", "null", "of",
+  "offset", "on", "or", "order", "outer", "plan", "pragma", "primary",
+  "query", "raise", "references", "reindex", "rename", "replace", "restrict",
+  "right", "rollback", "row", "select", "set", "table", "temp", "temporary",
+  "then", "to", "transaction", "trigger", "true", "union", "unique",
+  "update", "using", "vacuum", "values", "view", "virtual", "when", "where",
+  NULL};
+
+static int needs_quotes(const char *ident) {
+  if (!*ident || isdigit((unsigned char)*ident) || *ident == '$') return 1;
+  for (const char *p = ident; *p; p++)
+    if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) ||
+          *p == '_' || *p == '$'))
+      return 1;
+  for (size_t i = 0; reserved[i]; i++)
+    if (strcmp(reserved[i], ident) == 0) return 1;
+  return 0;
+}
+
+void lm_sqlite_quote_ident(lm_buf *out, const char *ident) {
+  if (!needs_quotes(ident)) {
+    lm_buf_puts(out, ident);
+    return;
+  }
+  lm_buf_putc(out, '"');
+  for (const char *p = ident; *p; p++) {
+    if (*p == '"') lm_buf_putc(out, '"');
+    lm_buf_putc(out, *p);
+  }
+  lm_buf_putc(out, '"');
+}
+
+static void quote_string(lm_buf *out, const char *s, size_t len) {
+  lm_buf_putc(out, '\'');
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == '\'') lm_buf_putc(out, '\'');
+    lm_buf_putc(out, s[i]);
+  }
+  lm_buf_putc(out, '\'');
+}
+
+void lm_sqlite_render_literal(lm_buf *out, const lm_value *v) {
+  switch (v->type) {
+  case LM_V_NULL: lm_buf_puts(out, "NULL"); break;
+  case LM_V_INT:
+  case LM_V_BOOL: lm_buf_printf(out, "%lld", (long long)v->i); break;
+  case LM_V_FLOAT: lm_buf_printf(out, "%.17g", v->f); break;
+  case LM_V_TEXT: quote_string(out, v->s, v->len); break;
+  case LM_V_BLOB:
+    lm_buf_puts(out, "X'");
+    for (size_t i = 0; i < v->len; i++)
+      lm_buf_printf(out, "%02X", (unsigned char)v->s[i]);
+    lm_buf_putc(out, '\'');
+    break;
+  }
+}
+
+/* ---- types and defaults ---------------------------------------------- */
+
+/* The declared types SQLAlchemy writes on SQLite, so schemas match. */
+static int sqlite_render_type(lm_buf *out, const lm_type *type,
+                              lm_autoinc autoinc, lm_err *err) {
+  (void)autoinc;   /* INTEGER PRIMARY KEY is the rowid: it autoincrements */
+  switch (type->kind) {
+  case LM_T_INTEGER: lm_buf_puts(out, "INTEGER"); break;
+  case LM_T_BIGINT: lm_buf_puts(out, "BIGINT"); break;
+  case LM_T_SMALLINT: lm_buf_puts(out, "SMALLINT"); break;
+  case LM_T_STRING:
+    if (type->length >= 0) lm_buf_printf(out, "VARCHAR(%d)", type->length);
+    else lm_buf_puts(out, "VARCHAR");
+    break;
+  case LM_T_TEXT: lm_buf_puts(out, "TEXT"); break;
+  case LM_T_BOOLEAN: lm_buf_puts(out, "BOOLEAN"); break;
+  case LM_T_FLOAT: lm_buf_puts(out, "FLOAT"); break;
+  case LM_T_NUMERIC:
+    if (type->precision >= 0 && type->scale >= 0)
+      lm_buf_printf(out, "NUMERIC(%d, %d)", type->precision, type->scale);
+    else if (type->precision >= 0)
+      lm_buf_printf(out, "NUMERIC(%d)", type->precision);
+    else
+      lm_buf_puts(out, "NUMERIC");
+    break;
+  case LM_T_DATE: lm_buf_puts(out, "DATE"); break;
+  case LM_T_DATETIME:
+  case LM_T_TIMESTAMPTZ: lm_buf_puts(out, "DATETIME"); break;
+  case LM_T_TIME: lm_buf_puts(out, "TIME"); break;
+  case LM_T_JSON: lm_buf_puts(out, "JSON"); break;
+  case LM_T_UUID: lm_buf_puts(out, "CHAR(32)"); break;
+  case LM_T_BINARY: lm_buf_puts(out, "BLOB"); break;
+  case LM_T_RAW: lm_buf_puts(out, type->raw); break;
+  case LM_T_PER_DIALECT: {
+    const char *raw = lm_type_choice(type, "sqlite");
+    if (!raw) return lm_err_set(err, "the type names no choice for sqlite");
+    lm_buf_puts(out, raw);
+    break;
+  }
+  case LM_T_NONE: return lm_err_set(err, "no type given");
+  }
+  return LM_OK;
+}
+
+static int sqlite_render_default(lm_buf *out, const lm_default *def,
+                                 lm_err *err) {
+  switch (def->kind) {
+  case LM_DEF_STRING: quote_string(out, def->text, strlen(def->text)); break;
+  case LM_DEF_INT:
+  case LM_DEF_BOOL: lm_buf_printf(out, "%lld", (long long)def->i); break;
+  case LM_DEF_FLOAT: lm_buf_printf(out, "%.17g", def->f); break;
+  /* SQLite requires an expression default to be parenthesised. */
+  case LM_DEF_SQL: lm_buf_printf(out, "(%s)", def->text); break;
+  case LM_DEF_FUNC:
+    if (strcmp(def->text, "now") == 0) lm_buf_puts(out, "(CURRENT_TIMESTAMP)");
+    else lm_buf_printf(out, "(%s())", def->text);
+    break;
+  case LM_DEF_RAW: lm_buf_puts(out, def->text); break;
+  default: return lm_err_set(err, "no default to render");
+  }
+  return LM_OK;
+}
+
+const lm_ddl_traits lm_sqlite_traits = {
+  .dialect = "sqlite",
+  .quote_ident = lm_sqlite_quote_ident,
+  .render_type = sqlite_render_type,
+  .render_default = sqlite_render_default,
+  .identity_clause = NULL,
+  .supports_comments = 0,
+};
+
+/* ---- indexes ---------------------------------------------------------- */
+
+/* An index lives in its table's database, so a schema qualifies the index
+ * name and never the table (SQLite's syntax). */
+void lm_sqlite_index_sql(lm_buf *out, const char *schema, const char *table,
+                         const lm_mindex *mi, int if_not_exists) {
+  if (mi->sql) {
+    lm_buf_puts(out, mi->sql);
+    return;
+  }
+  const lm_index *ix = &mi->ix;
+  lm_buf_puts(out, ix->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
+  if (if_not_exists) lm_buf_puts(out, "IF NOT EXISTS ");
+  lm_ddl_qualified(&lm_sqlite_traits, out, schema, mi->name);
+  lm_buf_puts(out, " ON ");
+  lm_sqlite_quote_ident(out, table);
+  lm_buf_puts(out, " (");
+  for (size_t i = 0; i < ix->ncolumns; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    if (ix->is_expr && ix->is_expr[i]) lm_buf_puts(out, ix->columns[i]);
+    else lm_sqlite_quote_ident(out, ix->columns[i]);
+  }
+  lm_buf_putc(out, ')');
+  if (ix->where) lm_buf_printf(out, " WHERE %s", ix->where);
+}
+
+/* ---- the shape of a table --------------------------------------------- */
+
+/* A table's current shape, copied into tmp: online from the database,
+ * offline from the model the migrations so far give. */
+static int load_table(const lm_compile_ctx *ctx, lm_schema *tmp,
+                      const lm_op *op, lm_mtable **out, lm_err *err) {
+  if (ctx->conn) {
+    int found = 0;
+    if (lm_sqlite_introspect(ctx->conn, op->schema, op->table, tmp, &found,
+                             err) != LM_OK)
+      return LM_ERROR;
+    if (!found)
+      return lm_err_set(err, "no table %s in the database", op->table);
+    *out = lm_schema_table(tmp, op->schema, op->table);
+    return *out ? LM_OK : lm_err_set(err, "no table %s", op->table);
+  }
+  const char *rev = ctx->revision ? ctx->revision : "?";
+  if (ctx->model && ctx->model->unknown_since)
+    return lm_err_set(err, "cannot write the SQLite rebuild of table %s "
+                      "offline (revision %s): revision %s ran SQL that "
+                      "luamig cannot follow, so the table's shape is "
+                      "unknown; run this migration online instead",
+                      op->table, rev, ctx->model->unknown_since);
+  lm_mtable *t = ctx->model ? lm_schema_table(ctx->model, op->schema,
+                                              op->table) : NULL;
+  if (!t)
+    return lm_err_set(err, "cannot write the SQLite rebuild of table %s "
+                      "offline (revision %s): no earlier migration creates "
+                      "it, so its shape is unknown", op->table, rev);
+  if (t->unknown_since)
+    return lm_err_set(err, "cannot write the SQLite rebuild of table %s "
+                      "offline (revision %s): revision %s changed the table "
+                      "with raw SQL (op.execute) that luamig cannot follow, "
+                      "so its shape is unknown; run this migration online "
+                      "instead", op->table, rev, t->unknown_since);
+  *out = lm_schema_copy_table(tmp, t);
+  return LM_OK;
+}
+
+/* ---- which changes need a rebuild ------------------------------------- */
+
+/* ALTER TABLE ADD COLUMN refuses keys, NOT NULL without a default and
+ * defaults that are not constants. */
+static int add_needs_rebuild(const lm_column *c) {
+  lm_default_kind d = c->server_default.kind;
+  return c->primary_key || c->unique || d == LM_DEF_SQL || d == LM_DEF_FUNC ||
+         (!c->nullable && d == LM_DEF_NONE);
+}
+
+/* ALTER TABLE DROP COLUMN refuses a column that a key, an index, a
+ * foreign key, another column's CHECK or a trigger uses. */
+static int drop_needs_rebuild(const lm_mtable *t, const char *col) {
+  for (size_t i = 0; i < t->nconstraints; i++) {
+    const lm_mconstraint *c = &t->constraints[i];
+    if (c->con.kind == LM_CON_CHECK && c->column &&
+        strcmp(c->column, col) == 0)
+      continue;             /* the column's own CHECK goes with it */
+    if (lm_mconstraint_uses(c, col)) return 1;
+  }
+  for (size_t i = 0; i < t->nindexes; i++)
+    if (lm_mindex_uses(&t->indexes[i], col)) return 1;
+  for (size_t i = 0; i < t->ntriggers; i++)
+    if (lm_sql_mentions(t->triggers[i].sql, col)) return 1;
+  for (size_t i = 0; i < t->ncolumns; i++)
+    if (t->columns[i].generated && lm_sql_mentions(t->columns[i].extra, col))
+      return 1;
+  return 0;
+}
+
+/* alter_column changes SQLite can make in place: a rename, and what SQLite
+ * does not store (comments). */
+static int alter_needs_rebuild(const lm_alter *a) {
+  return a->type.kind != LM_T_NONE || a->set_nullable >= 0 ||
+         a->server_default.kind != LM_DEF_NONE;
+}
+
+/* Does this op need a rebuild on the table's current shape t? */
+static int needs_rebuild(const lm_mtable *t, const lm_op *op) {
+  switch (op->kind) {
+  case LM_OP_ADD_COLUMN: return add_needs_rebuild(&op->columns[0]);
+  case LM_OP_DROP_COLUMN: return t && drop_needs_rebuild(t, op->name);
+  case LM_OP_ALTER_COLUMN: return alter_needs_rebuild(&op->alter);
+  case LM_OP_ADD_CONSTRAINT:
+  case LM_OP_DROP_CONSTRAINT: return 1;
+  default: return 0;
+  }
+}
+
+/* ---- compiling --------------------------------------------------------- */
+
+static void alter_table(lm_buf *b, const lm_op *op) {
+  lm_buf_puts(b, "ALTER TABLE ");
+  lm_ddl_qualified(&lm_sqlite_traits, b, op->schema, op->table);
+  lm_buf_putc(b, ' ');
+}
+
+/* What SQLite does in place, without reading the table. */
+static int compile_native(const lm_op *op, lm_strvec *out, lm_err *err) {
+  lm_buf b = LM_BUF_INIT;
+  switch (op->kind) {
+  case LM_OP_ALTER_COLUMN:
+    if (op->alter.new_name) {
+      alter_table(&b, op);
+      lm_buf_puts(&b, "RENAME COLUMN ");
+      lm_sqlite_quote_ident(&b, op->name);
+      lm_buf_puts(&b, " TO ");
+      lm_sqlite_quote_ident(&b, op->alter.new_name);
+      lm_strvec_push(out, lm_buf_detach(&b));
+    }
+    return LM_OK;         /* a comment alone: SQLite keeps none */
+  case LM_OP_CREATE_INDEX: {
+    lm_mindex mi = {.name = op->name, .ix = op->index};
+    lm_sqlite_index_sql(&b, op->schema, op->table, &mi, op->if_not_exists);
+    lm_strvec_push(out, lm_buf_detach(&b));
+    return LM_OK;
+  }
+  case LM_OP_DROP_INDEX:
+    lm_buf_puts(&b, "DROP INDEX ");
+    if (op->if_exists) lm_buf_puts(&b, "IF EXISTS ");
+    lm_ddl_qualified(&lm_sqlite_traits, &b, op->schema, op->name);
+    lm_strvec_push(out, lm_buf_detach(&b));
+    return LM_OK;
+  case LM_OP_EXECUTE:
+    return lm_err_set(err, "execute is run by the core, not compiled");
+  default:
+    return lm_ddl_compile(&lm_sqlite_traits, op, out, err);
+  }
+}
+
+/* One rebuild for all of ops, on the table they name. */
+static int rebuild(const lm_compile_ctx *ctx, const lm_op *head,
+                   const lm_op *ops, size_t nops, lm_strvec *out,
+                   lm_err *err) {
+  lm_schema tmp;
+  lm_schema_init(&tmp);
+  lm_mtable *t = NULL;
+  int rc = load_table(ctx, &tmp, head, &t, err);
+  if (rc == LM_OK) rc = lm_sqlite_rebuild(ctx, &tmp, t, ops, nops, out, err);
+  lm_schema_free(&tmp);
+  if (rc != LM_OK) lm_err_prefix(err, "rebuilding table %s", head->table);
+  return rc;
+}
+
+/* drop_column: in place when SQLite allows it, else a rebuild; both need
+ * the table's shape to tell. */
+static int drop_column(const lm_compile_ctx *ctx, const lm_op *op,
+                       lm_strvec *out, lm_err *err) {
+  lm_schema tmp;
+  lm_schema_init(&tmp);
+  lm_mtable *t = NULL;
+  int rc = load_table(ctx, &tmp, op, &t, err);
+  if (rc == LM_OK && !lm_mtable_column(t, op->name))
+    rc = lm_err_set(err, "table %s has no column %s", op->table, op->name);
+  if (rc == LM_OK) {
+    if (drop_needs_rebuild(t, op->name))
+      rc = lm_sqlite_rebuild(ctx, &tmp, t, op, 1, out, err);
+    else
+      rc = lm_ddl_compile(&lm_sqlite_traits, op, out, err);
+  }
+  lm_schema_free(&tmp);
+  if (rc != LM_OK) lm_err_prefix(err, "drop_column %s.%s", op->table, op->name);
+  return rc;
+}
+
+/* A batch: in place, op by op, when none of its changes needs a rebuild
+ * (and recreate is not "always"); else one rebuild for all of them. */
+static int batch(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
+                 lm_err *err) {
+  int need = op->recreate == 1;
+  int has_drop = 0;
+  for (size_t i = 0; i < op->nops; i++) {
+    if (op->ops[i].kind == LM_OP_DROP_COLUMN) has_drop = 1;
+    else if (needs_rebuild(NULL, &op->ops[i])) need = 1;
+  }
+  if (!need && has_drop) {
+    /* Whether a drop needs a rebuild depends on the table. */
+    lm_schema tmp;
+    lm_schema_init(&tmp);
+    lm_mtable *t = NULL;
+    int rc = load_table(ctx, &tmp, op, &t, err);
+    for (size_t i = 0; rc == LM_OK && i < op->nops; i++)
+      if (op->ops[i].kind == LM_OP_DROP_COLUMN &&
+          needs_rebuild(t, &op->ops[i]))
+        need = 1;
+    lm_schema_free(&tmp);
+    if (rc != LM_OK) return rc;
+  }
+  if (need && op->recreate == -1)
+    return lm_err_set(err, "batch_alter_table %s: recreate = \"never\", but "
+                      "SQLite cannot make these changes without rebuilding "
+                      "the table", op->table);
+  if (need) return rebuild(ctx, op, op->ops, op->nops, out, err);
+  for (size_t i = 0; i < op->nops; i++)
+    if (compile_native(&op->ops[i], out, err) != LM_OK) return LM_ERROR;
+  return LM_OK;
+}
+
+int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
+                      lm_strvec *out, lm_err *err) {
+  switch (op->kind) {
+  case LM_OP_BATCH:
+    return batch(ctx, op, out, err);
+  case LM_OP_DROP_COLUMN:
+    return drop_column(ctx, op, out, err);
+  case LM_OP_ADD_COLUMN:
+  case LM_OP_ALTER_COLUMN:
+  case LM_OP_ADD_CONSTRAINT:
+  case LM_OP_DROP_CONSTRAINT:
+    if (needs_rebuild(NULL, op)) return rebuild(ctx, op, op, 1, out, err);
+    return compile_native(op, out, err);
+  default:
+    return compile_native(op, out, err);
+  }
+}

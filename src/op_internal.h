@@ -1,0 +1,50 @@
+/*
+ * op_internal.h - what the files behind the op table share: argument
+ * checks that raise a Lua error naming the operation, the argument and the
+ * script line, and the parsers of column, constraint, type and default
+ * specs (op.c), used by the schema-changing operations (op.c, op_alter.c).
+ */
+#ifndef LM_OP_INTERNAL_H
+#define LM_OP_INTERNAL_H
+
+#include <lua.h>
+
+#include "core.h"
+
+#define SQLFRAG_META "luamig.sqlfragment"
+
+lm_env *lm_op_get_env(lua_State *L);
+/* A non-empty string argument, strictly (no number coercion). */
+const char *lm_op_check_name(lua_State *L, int arg, const char *op,
+                             const char *what);
+/* nil or a table whose keys are all in `allowed` (NULL-terminated). */
+void lm_op_check_opts(lua_State *L, int idx, const char *op,
+                      const char *const *allowed);
+const char *lm_op_opt_string(lua_State *L, lm_arena *a, int idx,
+                             const char *key, const char *op);
+int lm_op_opt_bool(lua_State *L, int idx, const char *key, const char *op,
+                   int dflt);
+/* A name or a list of names. */
+const char *const *lm_op_string_array(lua_State *L, lm_arena *a, int idx,
+                                      const char *op, const char *what,
+                                      size_t *n);
+void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
+                      lm_type *t);
+void lm_op_parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
+                         int allow_drop, lm_default *d);
+void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
+                        lm_column *c);
+void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
+                            const char *op, lm_constraint *c);
+/* An op.text / op.func / op.literal fragment: its kind and SQL. */
+int lm_op_is_fragment(lua_State *L, int idx, const char **kind,
+                      const char **sql);
+/* Hand op to the executor and free the arena; a failure raises. */
+void lm_op_apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
+                          lm_arena *a);
+
+/* op_alter.c: alter_column, indexes, constraints and batch_alter_table,
+ * added to the op table on top of the stack. */
+void lm_op_alter_register(lua_State *L);
+
+#endif
