@@ -397,6 +397,10 @@ static int parse_args(int argc, char **argv, lm_args *a) {
       a->help = 1;
       continue;
     }
+    if (strcmp(arg, "--version") == 0) {
+      a->version = 1;
+      continue;
+    }
     if (strcmp(arg, "-q") == 0 || strcmp(arg, "--quiet") == 0) {
       a->opts.quiet = 1;
       continue;
@@ -473,12 +477,11 @@ int lm_cli_main(int argc, char **argv) {
       free_args(&a);
       return 0;
     }
-    for (int i = 1; i < argc; i++)
-      if (strcmp(argv[i], "--version") == 0) {
-        printf("luamig %s\n", LUAMIG_VERSION);
-        free_args(&a);
-        return 0;
-      }
+    if (a.version) {
+      printf("luamig %s\n", LUAMIG_VERSION);
+      free_args(&a);
+      return 0;
+    }
     fputs(global_usage, stderr);
     free_args(&a);
     return 2;

@@ -13,7 +13,7 @@ typedef struct lm_args {
   lm_options opts;
   lm_strvec x;                  /* -x values (borrowed) */
   int json, verbose, sql, purge, splice, autogenerate, indicate_current;
-  int check_heads, resolve_dependencies, help;
+  int check_heads, resolve_dependencies, help, version;
   const char *message;          /* -m */
   const char *head;             /* --head */
   const char *rev_id;           /* --rev-id */

@@ -235,7 +235,7 @@ static int version_action(lm_env *env, const lm_vt_action *a, lm_err *err) {
   int64_t affected = 1;
   int rc = lm_exec_sql(env, lm_buf_str(&sql), n, params, &affected, err);
   lm_buf_free(&sql);
-  if (rc == LM_OK && affected != 1)
+  if (rc == LM_OK && env->mode == LM_EXEC_ONLINE && affected != 1)
     return lm_err_set(err, "the version table %s changed underneath this run: "
                       "expected one row for %s, found %lld",
                       env->version_table, what, (long long)affected);
@@ -328,7 +328,11 @@ int lm_tx_commit(lm_env *env) {
 
 void lm_tx_rollback(lm_env *env) {
   int *open = &env->tx_open;
-  if (env->mode == LM_EXEC_OFFLINE || !*open) return;
+  if (!*open) return;
+  if (env->mode == LM_EXEC_OFFLINE || !env->conn) {
+    *open = 0;   /* nothing was run: the script just stops here */
+    return;
+  }
   lm_err err;
   lm_err_init(&err);
   env->dialect->rollback(env->conn, &err);
@@ -375,8 +379,9 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
   if (rc != LM_OK) {
     lm_tx_rollback(env);
     if (script)
-      lm_err_prefix(&env->err, "%s %s (%s) failed and was rolled back",
-                    command, script->rev.id, script->path);
+      lm_err_prefix(&env->err, "%s %s (%s) failed%s", command,
+                    script->rev.id, script->path,
+                    env->mode == LM_EXEC_ONLINE ? " and was rolled back" : "");
     lm_buf_free(&what);
     return LM_ERROR;
   }
