@@ -1,11 +1,575 @@
 /*
  * op_data.c - the data side of the op table: op.query, op.bulk_insert and
  * op.backfill (DESIGN section 5).
+ *
+ * Everything here streams: a query hands out one row at a time from the
+ * dialect's cursor, a bulk insert converts and sends rows a chunk at a
+ * time, and a backfill walks the table by keyset pagination, one batch
+ * read, one Lua call per row and one write per batch.  Memory stays flat
+ * whatever the table's size.
+ *
+ * Dialect cursors and writers are C resources that must be released
+ * before the connection closes and whatever Lua does; so a backfill runs
+ * its Lua parts under lua_pcall and frees them on every path, and query
+ * cursors are kept on a list that lm_op_data_release empties when the
+ * connection goes away.
  */
 #include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "core.h"
+#include "op_data.h"
 
+#define QUERY_META "luamig.query"
+#define OPEN_KEY "luamig.open_queries"
+#define SQLFRAG_META "luamig.sqlfragment"
+
+/* Rows converted and sent per bulk-insert call to the dialect. */
+#define INSERT_CHUNK 5000
+
+/* ---- shared helpers ---------------------------------------------------- */
+
+/* The environment, refusing to run where no database can be read. */
+lm_env *lm_data_env(lua_State *L, const char *op) {
+  lm_env *env = lm_op_env(L);
+  if (env->mode == LM_EXEC_OFFLINE)
+    luaL_error(L, "op.%s cannot run in an offline (--sql) script: there is "
+               "no database to read.  Guard the data part of the migration "
+               "with `if not op.offline then ... end`", op);
+  if (!env->conn) luaL_error(L, "op.%s: no database connection", op);
+  return env;
+}
+
+/* A non-empty string argument (strictly: Lua would turn numbers into
+ * strings). */
+const char *lm_data_string(lua_State *L, int idx, const char *op,
+                              const char *what) {
+  if (lua_type(L, idx) != LUA_TSTRING)
+    luaL_error(L, "%s: %s must be a string, not a %s", op, what,
+               luaL_typename(L, idx));
+  const char *s = lua_tostring(L, idx);
+  if (!*s) luaL_error(L, "%s: %s must not be empty", op, what);
+  return s;
+}
+
+/* SQL given as a string or as op.text(...). */
+const char *lm_data_sql(lua_State *L, int idx, const char *op,
+                           const char *what) {
+  if (lua_istable(L, idx) && lua_getmetatable(L, idx)) {
+    luaL_getmetatable(L, SQLFRAG_META);
+    int frag = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (frag) {
+      lua_getfield(L, idx, "sql");
+      const char *s = lua_tostring(L, -1);
+      lua_pop(L, 1);   /* the string stays referenced by the fragment */
+      if (s) return s;
+    }
+  }
+  return lm_data_string(L, idx, op, what);
+}
+
+/* Options: a table whose keys all are among `allowed`. */
+void lm_data_check_opts(lua_State *L, int idx, const char *op,
+                       const char *const *allowed) {
+  if (lua_isnoneornil(L, idx)) return;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: options must be a table, not a %s", op,
+               luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                     : NULL;
+    size_t i = 0;
+    while (key && allowed[i] && strcmp(allowed[i], key) != 0) i++;
+    if (!key || !allowed[i])
+      luaL_error(L, "%s: unknown option '%s'", op,
+                 key ? key : luaL_typename(L, -1));
+  }
+}
+
+/* Optional string option; NULL when absent. */
+const char *lm_data_opt_string(lua_State *L, int idx, const char *key,
+                              const char *op) {
+  if (lua_isnoneornil(L, idx)) return NULL;
+  lua_getfield(L, idx, key);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s must be a string, not a %s", op, key,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);   /* still referenced by the options table */
+  return s;
+}
+
+/* Optional positive integer option. */
+lua_Integer lm_data_opt_count(lua_State *L, int idx, const char *key,
+                             const char *op, lua_Integer dflt) {
+  if (lua_isnoneornil(L, idx)) return dflt;
+  lua_getfield(L, idx, key);
+  lua_Integer v = dflt;
+  if (lua_isinteger(L, -1)) v = lua_tointeger(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s must be an integer, not a %s", op, key,
+               luaL_typename(L, -1));
+  if (!lua_isnil(L, -1) && v < 1)
+    luaL_error(L, "%s: %s must be at least 1", op, key);
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Is the string valid UTF-8 without NUL bytes?  Such a string is text;
+ * any other is bytes, bound as a blob so neither database reinterprets
+ * it. */
+static int is_text(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned c = s[i];
+    if (c >= 0x01 && c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!len || i + len > n) return 0;
+    for (size_t k = 1; k < len; k++)
+      if ((s[i + k] & 0xc0) != 0x80) return 0;
+    /* overlong forms, surrogates and code points past U+10FFFF */
+    if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0) ||
+        (c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] >= 0x90))
+      return 0;
+    i += len;
+  }
+  return 1;
+}
+
+/* A Lua value as an lm_value for a column.  Strings are not copied: the
+ * caller keeps them referenced (or copies them) while the value is used.
+ * Raises, naming the operation and the column, on a value that cannot be
+ * stored. */
+void lm_data_value(lua_State *L, int idx, const char *op,
+                         const char *col, lm_value *v) {
+  memset(v, 0, sizeof *v);
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL:
+    v->type = LM_V_NULL;
+    return;
+  case LUA_TBOOLEAN:
+    v->type = LM_V_BOOL;
+    v->i = lua_toboolean(L, idx);
+    return;
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, idx)) {
+      v->type = LM_V_INT;
+      v->i = lua_tointeger(L, idx);
+    } else {
+      v->type = LM_V_FLOAT;
+      v->f = lua_tonumber(L, idx);
+    }
+    return;
+  case LUA_TSTRING:
+    v->s = lua_tolstring(L, idx, &v->len);
+    v->type = is_text((const unsigned char *)v->s, v->len) ? LM_V_TEXT
+                                                             : LM_V_BLOB;
+    return;
+  case LUA_TLIGHTUSERDATA:
+    lm_op_push_null(L);
+    if (lua_rawequal(L, -1, idx)) {
+      lua_pop(L, 1);
+      v->type = LM_V_NULL;
+      return;
+    }
+    lua_pop(L, 1);
+    break;
+  default:
+    break;
+  }
+  luaL_error(L, "%s: the value for column %s must be nil, op.null, a "
+             "boolean, number or string, not a %s", op, col,
+             luaL_typename(L, idx));
+}
+
+/* Push a database value: integers, floats, booleans, strings (text and
+ * bytes alike), and op.null for NULL so that no column goes missing. */
+void lm_data_push(lua_State *L, const lm_value *v, int null_idx) {
+  switch (v->type) {
+  case LM_V_NULL: lua_pushvalue(L, null_idx); break;
+  case LM_V_INT: lua_pushinteger(L, (lua_Integer)v->i); break;
+  case LM_V_FLOAT: lua_pushnumber(L, (lua_Number)v->f); break;
+  case LM_V_BOOL: lua_pushboolean(L, (int)v->i); break;
+  case LM_V_TEXT:
+  case LM_V_BLOB: lua_pushlstring(L, v->s ? v->s : "", v->len); break;
+  }
+}
+
+/* Parameters of op.query: a list, with params.n counting trailing nils
+ * as table.pack does.  Values are copied into the arena. */
+static lm_value *query_params(lua_State *L, int idx, lm_arena *a,
+                              size_t *n) {
+  *n = 0;
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "query: parameters must be a table, not a %s",
+               luaL_typename(L, idx));
+  lua_getfield(L, idx, "n");
+  size_t count = lua_isinteger(L, -1) ? (size_t)lua_tointeger(L, -1)
+                                      : (size_t)luaL_len(L, idx);
+  lua_pop(L, 1);
+  if (count > 65535) luaL_error(L, "query: too many parameters (%d)", (int)count);
+  lm_value *params = lm_arena_alloc(a, (count ? count : 1) * sizeof *params);
+  for (size_t i = 0; i < count; i++) {
+    lua_geti(L, idx, (lua_Integer)i + 1);
+    lm_op_to_value(L, a, -1, "query", (int)i + 1, &params[i]);
+    lua_pop(L, 1);
+  }
+  *n = count;
+  return params;
+}
+
+/* ---- op.query ------------------------------------------------------------ */
+
+/* An open query: the cursor, and its place on the list of open ones. */
+typedef struct query_ud {
+  lm_env *env;
+  lm_cursor *cur;               /* NULL once closed */
+  size_t ncols;
+  struct query_ud *prev, *next;
+} query_ud;
+
+/* The head of the list of open queries, one per Lua state. */
+typedef struct open_list {
+  query_ud *first;
+} open_list;
+
+static open_list *get_open_list(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, OPEN_KEY);
+  open_list *l = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return l;
+}
+
+static void query_close(lua_State *L, query_ud *q) {
+  if (!q->cur) return;
+  q->env->dialect->cursor_close(q->cur);
+  q->cur = NULL;
+  open_list *l = get_open_list(L);
+  if (q->prev) q->prev->next = q->next;
+  else if (l && l->first == q) l->first = q->next;
+  if (q->next) q->next->prev = q->prev;
+  q->prev = q->next = NULL;
+}
+
+/* __gc and __close: a query stopped early (break, error) or dropped. */
+static int query_gc(lua_State *L) {
+  query_close(L, luaL_checkudata(L, 1, QUERY_META));
+  return 0;
+}
+
+/* The iterator: the next row as a table keyed by column name, or nil at
+ * the end (which closes the cursor at once). */
+static int query_next(lua_State *L) {
+  query_ud *q = luaL_checkudata(L, lua_upvalueindex(1), QUERY_META);
+  if (!q->cur) return 0;
+  lm_err err;
+  lm_err_init(&err);
+  const lm_dialect *d = q->env->dialect;
+  int rc = d->cursor_next(q->cur, &err);
+  if (rc <= 0) {
+    query_close(L, q);
+    if (rc < 0) return lm_op_raise(L, &err);
+    return 0;
+  }
+  lua_settop(L, 0);
+  lm_op_push_null(L);                                   /* 1: op.null */
+  lua_getiuservalue(L, lua_upvalueindex(1), 1);         /* 2: names */
+  lua_createtable(L, 0, (int)q->ncols);                 /* 3: row */
+  for (size_t i = 0; i < q->ncols; i++) {
+    lua_rawgeti(L, 2, (lua_Integer)i + 1);
+    lm_data_push(L, d->cursor_value(q->cur, i), 1);
+    lua_rawset(L, 3);
+  }
+  return 1;
+}
+
+/* op.query(sql, params): for row in op.query(...) do ... end.  Returns
+ * the iterator and, as the loop's closing value, the query itself, so a
+ * break or an error closes the cursor at once. */
+static int op_query(lua_State *L) {
+  lua_settop(L, 2);
+  lm_env *env = lm_data_env(L, "query");
+  const char *sql = lm_data_sql(L, 1, "query", "the SQL");
+  lm_arena *a = lm_op_push_arena(L);                    /* 3 */
+  size_t n;
+  lm_value *params = query_params(L, 2, a, &n);
+  query_ud *q = lua_newuserdatauv(L, sizeof *q, 1);     /* 4 */
+  memset(q, 0, sizeof *q);
+  q->env = env;
+  luaL_setmetatable(L, QUERY_META);
+  lm_err err;
+  lm_err_init(&err);
+  lm_cursor *cur = NULL;
+  int rc = env->dialect->query(env->conn, sql, n, params, &cur, &err);
+  lm_arena_free(a);
+  if (rc != LM_OK) return lm_op_raise(L, &err);
+  q->cur = cur;
+  open_list *l = get_open_list(L);
+  if (l) {
+    q->next = l->first;
+    if (l->first) l->first->prev = q;
+    l->first = q;
+  }
+  /* Column names as Lua strings, made once: each row reuses them. */
+  q->ncols = env->dialect->cursor_ncols(cur);
+  lua_createtable(L, (int)q->ncols, 0);
+  for (size_t i = 0; i < q->ncols; i++) {
+    const char *name = env->dialect->cursor_colname(cur, i);
+    lua_pushstring(L, name ? name : "?");
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setiuservalue(L, 4, 1);
+  lua_pushvalue(L, 4);
+  lua_pushcclosure(L, query_next, 1);
+  lua_pushnil(L);
+  lua_pushnil(L);
+  lua_pushvalue(L, 4);
+  return 4;
+}
+
+/* Close every open query: the connection is about to go away. */
+void lm_op_data_release(lm_env *env) {
+  if (!env->L) return;
+  open_list *l = get_open_list(env->L);
+  while (l && l->first) query_close(env->L, l->first);
+}
+
+/* ---- op.bulk_insert ------------------------------------------------------ */
+
+/* Column names as a list: from opts.columns, else the first row's keys
+ * in sorted order.  Pushes a table name -> position and leaves the names,
+ * in order, in *cols (strings anchored by that table's keys). */
+static size_t insert_columns(lua_State *L, int opts, int first_row,
+                             const char ***cols, lm_arena *a) {
+  int given = 0;
+  if (!lua_isnoneornil(L, opts)) {
+    lua_getfield(L, opts, "columns");
+    given = !lua_isnil(L, -1);
+    if (given && !lua_istable(L, -1))
+      luaL_error(L, "bulk_insert: columns must be a list of names, not a %s",
+                 luaL_typename(L, -1));
+    if (!given) lua_pop(L, 1);
+  }
+  if (!given) {
+    /* Sorted keys of the first row, through table.sort. */
+    lua_newtable(L);
+    lua_Integer k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, first_row)) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "bulk_insert: row 1 has a %s key; rows map column "
+                   "names to values", luaL_typename(L, -1));
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, ++k);
+    }
+    lua_getglobal(L, "table");
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "sort");
+      lua_pushvalue(L, -3);
+      lua_call(L, 1, 0);
+    }
+    lua_pop(L, 1);
+  }
+  int list = lua_gettop(L);
+  size_t n = (size_t)luaL_len(L, list);
+  if (!n) luaL_error(L, "bulk_insert: no columns to insert");
+  *cols = lm_arena_alloc(a, n * sizeof **cols);
+  lua_createtable(L, 0, (int)n);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, list, (lua_Integer)i + 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bulk_insert: columns[%d] must be a string", (int)i + 1);
+    (*cols)[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+    lua_pushinteger(L, (lua_Integer)i);
+    lua_rawset(L, -3);
+  }
+  lua_remove(L, list);   /* stack: ... positions */
+  return n;
+}
+
+/* Fill one row of values from the row table at idx: its keys are looked
+ * up in the positions table; a key outside the columns is an error,
+ * a column the row lacks is NULL.  Strings are copied into the arena. */
+static void insert_row(lua_State *L, int idx, int positions, lm_arena *a,
+                       const char *const *cols, size_t ncols, size_t rowno,
+                       lm_value *out) {
+  if (!lua_istable(L, idx))
+    luaL_error(L, "bulk_insert: row %d must be a table, not a %s",
+               (int)rowno, luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    if (lua_rawget(L, positions) != LUA_TNUMBER)
+      luaL_error(L, "bulk_insert: row %d has a value for %s, which is not "
+                 "among the columns (%s%s)", (int)rowno,
+                 lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3)
+                                                : luaL_typename(L, -3),
+                 cols[0], ncols > 1 ? ", ..." : "");
+    size_t col = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    lm_data_value(L, -1, "bulk_insert", cols[col], &out[col]);
+    if (out[col].type == LM_V_TEXT || out[col].type == LM_V_BLOB)
+      out[col].s = lm_arena_strndup(a, out[col].s, out[col].len);
+    lua_pop(L, 1);
+  }
+}
+
+/* The next row: rows[i] from a list, or what the generator returns. */
+static int next_row(lua_State *L, int rows, lua_Integer i) {
+  if (lua_isfunction(L, rows)) {
+    lua_pushvalue(L, rows);
+    lua_call(L, 0, 1);
+  } else {
+    lua_geti(L, rows, i);
+  }
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+/* Offline: one INSERT per row with the values as literals, as Alembic
+ * writes them. */
+static void insert_offline(lua_State *L, lm_env *env, const char *schema,
+                           const char *table, const char *const *cols,
+                           size_t ncols, const lm_value *vals) {
+  lm_buf sql = LM_BUF_INIT;
+  lm_buf_puts(&sql, "INSERT INTO ");
+  if (schema) {
+    env->dialect->quote_ident(&sql, schema);
+    lm_buf_putc(&sql, '.');
+  }
+  env->dialect->quote_ident(&sql, table);
+  lm_buf_puts(&sql, " (");
+  for (size_t i = 0; i < ncols; i++) {
+    if (i) lm_buf_puts(&sql, ", ");
+    env->dialect->quote_ident(&sql, cols[i]);
+  }
+  lm_buf_puts(&sql, ") VALUES (");
+  for (size_t i = 0; i < ncols; i++)
+    lm_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 1);
+  lm_buf_putc(&sql, ')');
+  lm_err err;
+  lm_err_init(&err);
+  int rc = lm_exec_sql(env, lm_buf_str(&sql), ncols, vals, NULL, &err);
+  lm_buf_free(&sql);
+  if (rc != LM_OK) lm_op_raise(L, &err);
+}
+
+/* op.bulk_insert(table, rows, opts): rows is a list of tables (column =
+ * value) or a function returning one row per call and nil at the end, so
+ * a million rows need not sit in memory at once.  Online, rows go to the
+ * dialect's bulk path (COPY on PostgreSQL, a reused prepared INSERT on
+ * SQLite) INSERT_CHUNK at a time; offline, each becomes an INSERT.  Outside
+ * a transaction (transactional = false) the load gets one of its own.
+ * Returns the number of rows inserted. */
+static int op_bulk_insert(lua_State *L) {
+  static const char *const keys[] = {"schema", "columns", NULL};
+  lua_settop(L, 3);
+  lm_env *env = lm_op_env(L);
+  const char *table = lm_data_string(L, 1, "bulk_insert", "the table name");
+  if (!lua_istable(L, 2) && !lua_isfunction(L, 2))
+    luaL_error(L, "bulk_insert: rows must be a list of tables or a function "
+               "returning rows, not a %s", luaL_typename(L, 2));
+  lm_data_check_opts(L, 3, "bulk_insert", keys);
+  const char *schema = lm_data_opt_string(L, 3, "schema", "bulk_insert");
+  int online = env->mode == LM_EXEC_ONLINE;
+  if (online && !env->conn) luaL_error(L, "bulk_insert: no database connection");
+  lm_arena *names = lm_op_push_arena(L);                /* 4 */
+  lm_arena *chunk = lm_op_push_arena(L);                /* 5 */
+  if (!next_row(L, 2, 1)) {                             /* 6: first row */
+    lua_pushinteger(L, 0);
+    return 1;
+  }
+  if (!lua_istable(L, 6))
+    luaL_error(L, "bulk_insert: row 1 must be a table, not a %s",
+               luaL_typename(L, 6));
+  const char **cols;
+  size_t ncols = insert_columns(L, 3, 6, &cols, names); /* 7: positions */
+  size_t cap = online ? INSERT_CHUNK : 1;
+  lm_value *vals = NULL;
+  size_t nrows = 0, total = 0;
+  int own_tx = online && !env->tx_open;
+  lm_err err;
+  lm_err_init(&err);
+  if (own_tx && lm_tx_begin(env) != LM_OK) {
+    lm_err_move(&err, &env->err);
+    return lm_op_raise(L, &err);
+  }
+  /* The first row is at 6; the others come one at a time at 8. */
+  vals = lm_arena_alloc(chunk, cap * ncols * sizeof *vals);
+  insert_row(L, 6, 7, chunk, cols, ncols, 1, vals);
+  nrows = 1;
+  for (lua_Integer i = 2;; i++) {
+    int more = next_row(L, 2, i);
+    if (more) {
+      if (!vals) vals = lm_arena_alloc(chunk, cap * ncols * sizeof *vals);
+      insert_row(L, 8, 7, chunk, cols, ncols, (size_t)i, vals + nrows * ncols);
+      lua_settop(L, 7);
+      nrows++;
+    }
+    if (nrows && (nrows == cap || !more)) {
+      int rc = LM_OK;
+      if (!online)
+        insert_offline(L, env, schema, table, cols, ncols, vals);
+      else
+        rc = env->dialect->bulk_insert(env->conn, schema, table, ncols, cols,
+                                       nrows, vals, &err);
+      if (rc != LM_OK) {
+        if (own_tx) lm_tx_rollback(env);
+        return lm_op_raise(L, &err);
+      }
+      total += nrows;
+      nrows = 0;
+      lm_arena_free(chunk);
+      vals = NULL;
+    }
+    if (!more) break;
+  }
+  if (own_tx && lm_tx_commit(env) != LM_OK) {
+    lm_err_move(&err, &env->err);
+    lm_tx_rollback(env);
+    return lm_op_raise(L, &err);
+  }
+  lua_pushinteger(L, (lua_Integer)total);
+  return 1;
+}
+
+
+/* ---- registration ---------------------------------------------------------- */
+
+static const luaL_Reg data_functions[] = {
+  {"query", op_query},
+  {"bulk_insert", op_bulk_insert},
+  {"backfill", lm_op_backfill},
+  {NULL, NULL}};
+
+/* Add the data functions to the op table on top of the stack, with the
+ * query metatable and the list of open queries. */
 void lm_op_data_register(lua_State *L) {
-  (void)L;   /* stack: op */
+  if (luaL_newmetatable(L, QUERY_META)) {   /* stack: op meta */
+    lua_pushcfunction(L, query_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, query_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, OPEN_KEY) != LUA_TUSERDATA) {
+    open_list *l = lua_newuserdatauv(L, sizeof *l, 0);
+    l->first = NULL;
+    lua_setfield(L, LUA_REGISTRYINDEX, OPEN_KEY);
+  }
+  lua_pop(L, 1);
+  luaL_setfuncs(L, data_functions, 0);
 }

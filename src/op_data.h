@@ -1,0 +1,44 @@
+/*
+ * op_data.h - what the data operations (op_data.c: op.query,
+ * op.bulk_insert; op_backfill.c: op.backfill) share: argument checks that
+ * raise errors naming the operation, and conversions between Lua values
+ * and lm_values.
+ */
+#ifndef LM_OP_DATA_H
+#define LM_OP_DATA_H
+
+#include <lua.h>
+
+#include "core.h"
+
+/* The environment, online; raises in an offline (--sql) script with a
+ * message telling the author to guard the call with `if not op.offline`. */
+lm_env *lm_data_env(lua_State *L, const char *op);
+/* A non-empty string argument. */
+const char *lm_data_string(lua_State *L, int idx, const char *op,
+                           const char *what);
+/* SQL given as a string or op.text(...). */
+const char *lm_data_sql(lua_State *L, int idx, const char *op,
+                        const char *what);
+/* An options table whose keys are all among `allowed` (NULL-terminated). */
+void lm_data_check_opts(lua_State *L, int idx, const char *op,
+                        const char *const *allowed);
+/* Options: a string (NULL when absent), a positive integer. */
+const char *lm_data_opt_string(lua_State *L, int idx, const char *key,
+                               const char *op);
+lua_Integer lm_data_opt_count(lua_State *L, int idx, const char *key,
+                              const char *op, lua_Integer dflt);
+/* A Lua value as a column value: nil and op.null are NULL, a string that
+ * is not UTF-8 text is a blob.  Strings are not copied. */
+void lm_data_value(lua_State *L, int idx, const char *op, const char *col,
+                   lm_value *v);
+/* Push a database value; NULL pushes the value at null_idx (op.null). */
+void lm_data_push(lua_State *L, const lm_value *v, int null_idx);
+
+/* Close every open op.query cursor: the connection is about to close. */
+void lm_op_data_release(lm_env *env);
+
+/* op_backfill.c */
+int lm_op_backfill(lua_State *L);
+
+#endif
