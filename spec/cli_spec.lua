@@ -103,7 +103,7 @@ describe("luamig command line", function()
     code = H.run({"merge", "heads", "-m", "merge it", "--rev-id", "eeeeeeeeeee5"}, {dir = dir})
     assert.are.equal(0, code)
     text = H.read(dir .. "/migrations/eeeeeeeeeee5_merge_it.lua")
-    assert.matches('down_revision = {"ddddddddddd4", "ccccccccccc3"}', text, nil, true)
+    assert.matches('down_revision = {"ccccccccccc3", "ddddddddddd4"}', text, nil, true)
     local _, heads = H.run({"heads"}, {dir = dir})
     assert.are.equal("eeeeeeeeeee5 (head)\n", heads)
     -- depends_on is written as the full id it resolves to
