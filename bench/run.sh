@@ -11,3 +11,4 @@ for b in graph; do
   "$PY" "bench/$b/bench.py" "$@" || status=$?
 done
 exit $status
+echo "==== bench/rebuild"; sh bench/rebuild/run.sh || status=$?; exit $status
