@@ -10,5 +10,5 @@ for b in graph; do
   echo "==== bench/$b"
   "$PY" "bench/$b/bench.py" "$@" || status=$?
 done
+echo "==== bench/rebuild"; sh bench/rebuild/run.sh || status=$?
 exit $status
-echo "==== bench/rebuild"; sh bench/rebuild/run.sh || status=$?; exit $status
