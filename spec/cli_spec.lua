@@ -105,7 +105,7 @@ describe("luamig command line", function()
     text = H.read(dir .. "/migrations/eeeeeeeeeee5_merge_it.lua")
     assert.matches('down_revision = {"ccccccccccc3", "ddddddddddd4"}', text, nil, true)
     local _, heads = H.run({"heads"}, {dir = dir})
-    assert.are.equal("eeeeeeeeeee5 (head)\n", heads)
+    assert.are.equal("eeeeeeeeeee5 (lab) (head)\n", heads)
     -- depends_on is written as the full id it resolves to
     code = H.run({"revision", "-m", "dep", "--rev-id", "fffffffffff6", "--depends-on", "bbbb"},
                  {dir = dir})
