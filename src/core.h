@@ -100,6 +100,9 @@ void lm_op_push_null(lua_State *L);     /* op.null */
 int lm_op_raise(lua_State *L, lm_err *err);
 /* op_data.c: add query, bulk_insert, backfill to the op table on top. */
 void lm_op_data_register(lua_State *L);
+/* op_data.c: close the op.query cursors a script left open (before the
+ * connection goes away). */
+void lm_op_data_release(lm_env *env);
 
 /* executor.c: what happens to an operation value. */
 int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err);

@@ -35,9 +35,6 @@ void lm_data_value(lua_State *L, int idx, const char *op, const char *col,
 /* Push a database value; NULL pushes the value at null_idx (op.null). */
 void lm_data_push(lua_State *L, const lm_value *v, int null_idx);
 
-/* Close every open op.query cursor: the connection is about to close. */
-void lm_op_data_release(lm_env *env);
-
 /* op_backfill.c */
 int lm_op_backfill(lua_State *L);
 

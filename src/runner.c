@@ -61,6 +61,7 @@ int lm_connect(lm_env *env) {
 
 void lm_disconnect(lm_env *env) {
   if (!env->conn) return;
+  lm_op_data_release(env);
   if (env->locked) {
     lm_err err;
     lm_err_init(&err);
