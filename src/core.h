@@ -103,6 +103,8 @@ void lm_op_data_register(lua_State *L);
 /* op_data.c: close the op.query cursors a script left open (before the
  * connection goes away). */
 void lm_op_data_release(lm_env *env);
+/* op_data.c: is a string UTF-8 text without NUL bytes (else: bytes)? */
+int lm_data_is_text(const char *s, size_t len);
 
 /* executor.c: what happens to an operation value. */
 int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err);

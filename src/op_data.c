@@ -122,7 +122,8 @@ lua_Integer lm_data_opt_count(lua_State *L, int idx, const char *key,
 /* Is the string valid UTF-8 without NUL bytes?  Such a string is text;
  * any other is bytes, bound as a blob so neither database reinterprets
  * it. */
-static int is_text(const unsigned char *s, size_t n) {
+int lm_data_is_text(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
   size_t i = 0;
   while (i < n) {
     unsigned c = s[i];
@@ -170,8 +171,7 @@ void lm_data_value(lua_State *L, int idx, const char *op,
     return;
   case LUA_TSTRING:
     v->s = lua_tolstring(L, idx, &v->len);
-    v->type = is_text((const unsigned char *)v->s, v->len) ? LM_V_TEXT
-                                                             : LM_V_BLOB;
+    v->type = lm_data_is_text(v->s, v->len) ? LM_V_TEXT : LM_V_BLOB;
     return;
   case LUA_TLIGHTUSERDATA:
     lm_op_push_null(L);
