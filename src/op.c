@@ -596,7 +596,8 @@ void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
   case LUA_TSTRING: {
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    v->type = LM_V_TEXT;
+    /* Bytes that are not UTF-8 text (binary data) bind as a blob. */
+    v->type = lm_data_is_text(s, len) ? LM_V_TEXT : LM_V_BLOB;
     v->s = lm_arena_strndup(a, s, len);
     v->len = len;
     break;
