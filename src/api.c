@@ -10,6 +10,7 @@
 
 #include "core.h"
 #include "embedded.h"
+#include "schema.h"
 
 /* package.searchers entry for the embedded lua/ files ("luamig.NAME"). */
 static int embedded_searcher(lua_State *L) {
@@ -243,6 +244,7 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
                                &env->err);
   }
   if (rc == LM_OK) rc = lm_offline_preamble(env, start.n == 0 && !is_down);
+  if (rc == LM_OK) rc = lm_exec_replay(env, cur, start.n);
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, command, NULL);
   env->mode = LM_EXEC_ONLINE;
   env->sql_out = NULL;
