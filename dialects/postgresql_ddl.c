@@ -294,7 +294,7 @@ static int alter_column(const lm_op *op, lm_strvec *out, lm_err *err) {
 }
 
 /* CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON t (cols)
- * [WHERE ...]; expression columns go in verbatim. */
+ * [WHERE ...]; expression columns go in parenthesised. */
 static void create_index(const lm_op *op, lm_strvec *out) {
   const lm_index *ix = &op->index;
   lm_buf b = LM_BUF_INIT;
@@ -307,7 +307,9 @@ static void create_index(const lm_op *op, lm_strvec *out) {
   lm_buf_puts(&b, " (");
   for (size_t i = 0; i < ix->ncolumns; i++) {
     if (i) lm_buf_puts(&b, ", ");
-    if (ix->is_expr && ix->is_expr[i]) lm_buf_puts(&b, ix->columns[i]);
+    /* PostgreSQL takes a bare function call but needs any other
+     * expression in parentheses; parentheses suit both. */
+    if (ix->is_expr && ix->is_expr[i]) lm_buf_printf(&b, "(%s)", ix->columns[i]);
     else lm_pg_quote_ident(&b, ix->columns[i]);
   }
   lm_buf_putc(&b, ')');
