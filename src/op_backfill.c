@@ -75,7 +75,7 @@ typedef struct backfill {
   size_t capremap;
   /* counts */
   int64_t read, updated, skipped;
-  int64_t prior;                /* rows read before a resumed run */
+  int64_t prior, prior_updated, prior_skipped;  /* by interrupted runs */
   int64_t in_tx;                /* rows read since the last commit */
   lm_progress progress;
   int progress_started;
@@ -285,9 +285,9 @@ static int state_load(backfill *b) {
       const lm_value *n = b->d->cursor_value(cur, 1);
       b->prior = n->type == LM_V_INT ? n->i : 0;
       n = b->d->cursor_value(cur, 2);
-      b->updated = n->type == LM_V_INT ? n->i : 0;
+      b->prior_updated = n->type == LM_V_INT ? n->i : 0;
       n = b->d->cursor_value(cur, 3);
-      b->skipped = n->type == LM_V_INT ? n->i : 0;
+      b->prior_skipped = n->type == LM_V_INT ? n->i : 0;
     }
     rc = LM_OK;
   }
@@ -302,8 +302,8 @@ static int state_save(backfill *b) {
   lm_value p[6] = {
     {.type = LM_V_TEXT, .s = lm_buf_str(&key), .len = key.len},
     {.type = LM_V_INT, .i = b->prior + b->read},
-    {.type = LM_V_INT, .i = b->updated},
-    {.type = LM_V_INT, .i = b->skipped},
+    {.type = LM_V_INT, .i = b->prior_updated + b->updated},
+    {.type = LM_V_INT, .i = b->prior_skipped + b->skipped},
   };
   state_ids(b, p + 4);
   lm_buf_puts(&sql, "UPDATE ");

@@ -345,55 +345,89 @@ void lm_op_data_release(lm_env *env) {
 
 /* ---- op.bulk_insert ------------------------------------------------------ */
 
-/* Column names as a list: from opts.columns, else the first row's keys
- * in sorted order.  Pushes a table name -> position and leaves the names,
- * in order, in *cols (strings anchored by that table's keys). */
-static size_t insert_columns(lua_State *L, int opts, int first_row,
-                             const char ***cols, lm_arena *a) {
-  int given = 0;
-  if (!lua_isnoneornil(L, opts)) {
-    lua_getfield(L, opts, "columns");
-    given = !lua_isnil(L, -1);
-    if (given && !lua_istable(L, -1))
-      luaL_error(L, "bulk_insert: columns must be a list of names, not a %s",
-                 luaL_typename(L, -1));
-    if (!given) lua_pop(L, 1);
-  }
-  if (!given) {
-    /* Sorted keys of the first row, through table.sort. */
-    lua_newtable(L);
-    lua_Integer k = 0;
-    lua_pushnil(L);
-    while (lua_next(L, first_row)) {
-      lua_pop(L, 1);
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "bulk_insert: row 1 has a %s key; rows map column "
-                   "names to values", luaL_typename(L, -1));
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, -3, ++k);
-    }
-    lua_getglobal(L, "table");
-    if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "sort");
-      lua_pushvalue(L, -3);
-      lua_call(L, 1, 0);
+/* Add the string keys of the row table at idx to the set at `seen`, and
+ * new ones to the arena list *names. */
+static void collect_keys(lua_State *L, int idx, int seen, size_t rowno,
+                         lm_arena *a, const char ***names, size_t *n,
+                         size_t *cap) {
+  if (!lua_istable(L, idx)) return;   /* insert_row says what is wrong */
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "bulk_insert: row %d has a %s key; rows map column "
+                 "names to values", (int)rowno, luaL_typename(L, -1));
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen) == LUA_TNIL) {
+      lua_pushvalue(L, -2);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, seen);
+      if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        const char **grown = lm_arena_alloc(a, c * sizeof *grown);
+        if (*n) memcpy(grown, *names, *n * sizeof *grown);
+        *names = grown;
+        *cap = c;
+      }
+      (*names)[(*n)++] = lm_arena_strdup(a, lua_tostring(L, -2));
     }
     lua_pop(L, 1);
   }
-  int list = lua_gettop(L);
-  size_t n = (size_t)luaL_len(L, list);
+}
+
+static int cmp_names(const void *x, const void *y) {
+  return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The columns to insert: opts.columns, else every key the rows use (a
+ * list is read through once for them; a generator's first row tells), in
+ * sorted order.  Pushes a table name -> position. */
+static size_t insert_columns(lua_State *L, int opts, int rows, int first_row,
+                             const char ***cols, lm_arena *a) {
+  size_t n = 0, cap = 0;
+  *cols = NULL;
+  if (!lua_isnoneornil(L, opts)) {
+    lua_getfield(L, opts, "columns");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_istable(L, -1))
+        luaL_error(L, "bulk_insert: columns must be a list of names, not "
+                   "a %s", luaL_typename(L, -1));
+      n = cap = (size_t)luaL_len(L, -1);
+      *cols = lm_arena_alloc(a, (n ? n : 1) * sizeof **cols);
+      for (size_t i = 0; i < n; i++) {
+        lua_rawgeti(L, -1, (lua_Integer)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+          luaL_error(L, "bulk_insert: columns[%d] must be a string",
+                     (int)i + 1);
+        (*cols)[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  if (!*cols) {
+    lua_newtable(L);
+    int seen = lua_gettop(L);
+    if (lua_istable(L, rows)) {
+      lua_Integer len = luaL_len(L, rows);
+      for (lua_Integer i = 1; i <= len; i++) {
+        lua_geti(L, rows, i);
+        collect_keys(L, lua_gettop(L), seen, (size_t)i, a, cols, &n, &cap);
+        lua_pop(L, 1);
+      }
+    } else {
+      collect_keys(L, first_row, seen, 1, a, cols, &n, &cap);
+    }
+    lua_pop(L, 1);
+    if (n) qsort(*cols, n, sizeof **cols, cmp_names);
+  }
   if (!n) luaL_error(L, "bulk_insert: no columns to insert");
-  *cols = lm_arena_alloc(a, n * sizeof **cols);
   lua_createtable(L, 0, (int)n);
   for (size_t i = 0; i < n; i++) {
-    lua_rawgeti(L, list, (lua_Integer)i + 1);
-    if (lua_type(L, -1) != LUA_TSTRING)
-      luaL_error(L, "bulk_insert: columns[%d] must be a string", (int)i + 1);
-    (*cols)[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+    lua_pushstring(L, (*cols)[i]);
     lua_pushinteger(L, (lua_Integer)i);
     lua_rawset(L, -3);
   }
-  lua_remove(L, list);   /* stack: ... positions */
   return n;
 }
 
@@ -410,11 +444,18 @@ static void insert_row(lua_State *L, int idx, int positions, lm_arena *a,
   while (lua_next(L, idx)) {
     lua_pushvalue(L, -2);
     if (lua_rawget(L, positions) != LUA_TNUMBER)
+    {
+      lm_buf all = LM_BUF_INIT;
+      for (size_t i = 0; i < ncols; i++)
+        lm_buf_printf(&all, "%s%s", i ? ", " : "", cols[i]);
+      lua_pushstring(L, lm_buf_str(&all));
+      lm_buf_free(&all);
       luaL_error(L, "bulk_insert: row %d has a value for %s, which is not "
-                 "among the columns (%s%s)", (int)rowno,
-                 lua_type(L, -3) == LUA_TSTRING ? lua_tostring(L, -3)
-                                                : luaL_typename(L, -3),
-                 cols[0], ncols > 1 ? ", ..." : "");
+                 "among the columns (%s): give them all in opts.columns",
+                 (int)rowno, lua_type(L, -4) == LUA_TSTRING
+                                 ? lua_tostring(L, -4) : luaL_typename(L, -4),
+                 lua_tostring(L, -1));
+    }
     size_t col = (size_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
     lm_data_value(L, -1, "bulk_insert", cols[col], &out[col]);
@@ -467,6 +508,27 @@ static void insert_offline(lua_State *L, lm_env *env, const char *schema,
   if (rc != LM_OK) lm_op_raise(L, &err);
 }
 
+/* Send a chunk of rows: through the dialect's bulk path online, as
+ * INSERTs offline.  Raises on failure (after rolling back a transaction
+ * of our own). */
+static int insert_flush(lua_State *L, lm_env *env, const char *schema,
+                        const char *table, const char *const *cols,
+                        size_t ncols, size_t nrows, const lm_value *vals,
+                        int own_tx) {
+  if (env->mode == LM_EXEC_OFFLINE) {
+    for (size_t r = 0; r < nrows; r++)
+      insert_offline(L, env, schema, table, cols, ncols, vals + r * ncols);
+    return LM_OK;
+  }
+  lm_err err;
+  lm_err_init(&err);
+  if (env->dialect->bulk_insert(env->conn, schema, table, ncols, cols, nrows,
+                                vals, &err) == LM_OK)
+    return LM_OK;
+  if (own_tx) lm_tx_rollback(env);
+  return lm_op_raise(L, &err);
+}
+
 /* op.bulk_insert(table, rows, opts): rows is a list of tables (column =
  * value) or a function returning one row per call and nil at the end, so
  * a million rows need not sit in memory at once.  Online, rows go to the
@@ -496,9 +558,9 @@ static int op_bulk_insert(lua_State *L) {
     luaL_error(L, "bulk_insert: row 1 must be a table, not a %s",
                luaL_typename(L, 6));
   const char **cols;
-  size_t ncols = insert_columns(L, 3, 6, &cols, names); /* 7: positions */
-  size_t cap = online ? INSERT_CHUNK : 1;
-  lm_value *vals = NULL;
+  size_t ncols = insert_columns(L, 3, 2, 6, &cols, names); /* 7: positions */
+  size_t cap = INSERT_CHUNK;
+  lm_value *vals;
   size_t nrows = 0, total = 0;
   int own_tx = online && !env->tx_open;
   lm_err err;
@@ -507,36 +569,30 @@ static int op_bulk_insert(lua_State *L) {
     lm_err_move(&err, &env->err);
     return lm_op_raise(L, &err);
   }
-  /* The first row is at 6; the others come one at a time at 8. */
+  /* The first row is at 6; the others come one at a time at 8.  A full
+   * chunk is sent before the next row is read into it. */
   vals = lm_arena_alloc(chunk, cap * ncols * sizeof *vals);
   insert_row(L, 6, 7, chunk, cols, ncols, 1, vals);
   nrows = 1;
   for (lua_Integer i = 2;; i++) {
-    int more = next_row(L, 2, i);
-    if (more) {
-      if (!vals) vals = lm_arena_alloc(chunk, cap * ncols * sizeof *vals);
-      insert_row(L, 8, 7, chunk, cols, ncols, (size_t)i, vals + nrows * ncols);
-      lua_settop(L, 7);
-      nrows++;
-    }
-    if (nrows && (nrows == cap || !more)) {
-      int rc = LM_OK;
-      if (!online)
-        insert_offline(L, env, schema, table, cols, ncols, vals);
-      else
-        rc = env->dialect->bulk_insert(env->conn, schema, table, ncols, cols,
-                                       nrows, vals, &err);
-      if (rc != LM_OK) {
-        if (own_tx) lm_tx_rollback(env);
-        return lm_op_raise(L, &err);
-      }
+    if (nrows == cap) {
+      if (insert_flush(L, env, schema, table, cols, ncols, nrows, vals,
+                       own_tx) != LM_OK)
+        return 0;   /* not reached: insert_flush raised */
       total += nrows;
       nrows = 0;
       lm_arena_free(chunk);
-      vals = NULL;
+      vals = lm_arena_alloc(chunk, cap * ncols * sizeof *vals);
     }
-    if (!more) break;
+    if (!next_row(L, 2, i)) break;
+    insert_row(L, 8, 7, chunk, cols, ncols, (size_t)i, vals + nrows * ncols);
+    lua_settop(L, 7);
+    nrows++;
   }
+  if (nrows && insert_flush(L, env, schema, table, cols, ncols, nrows, vals,
+                            own_tx) == LM_OK)
+    total += nrows;
+  lm_arena_free(chunk);
   if (own_tx && lm_tx_commit(env) != LM_OK) {
     lm_err_move(&err, &env->err);
     lm_tx_rollback(env);
