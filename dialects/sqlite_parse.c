@@ -97,15 +97,21 @@ static int lex(lexer *lx, const char *src, lm_err *err) {
 
 static void lex_free(lexer *lx) { free(lx->toks); }
 
+/* Token i, or the end token past the end: truncated input never reads
+ * beyond the list. */
+static const tok *at(const lexer *lx, size_t i) {
+  return &lx->toks[i < lx->n ? i : lx->n - 1];
+}
+
 /* Is token i the keyword kw (case-insensitive, unquoted)? */
 static int is_kw(const lexer *lx, size_t i, const char *kw) {
-  const tok *t = &lx->toks[i];
+  const tok *t = at(lx, i);
   return t->kind == T_WORD && t->len == strlen(kw) &&
          strncasecmp(t->p, kw, t->len) == 0;
 }
 
 static int is_punct(const lexer *lx, size_t i, char c) {
-  return lx->toks[i].kind == T_PUNCT && lx->toks[i].p[0] == c;
+  return at(lx, i)->kind == T_PUNCT && at(lx, i)->p[0] == c;
 }
 
 /* An identifier's name: quotes removed and doubled quotes undone. */
@@ -129,15 +135,16 @@ static int is_name(const tok *t) {
 
 /* Source text from token a to token b (inclusive), verbatim. */
 static const char *span(lm_schema *s, const lexer *lx, size_t a, size_t b) {
-  const char *from = lx->toks[a].p;
-  const char *to = lx->toks[b].p + lx->toks[b].len;
+  const char *from = at(lx, a)->p;
+  const char *to = at(lx, b)->p + at(lx, b)->len;
+  if (to < from) return "";       /* an empty group: "CHECK ()" */
   return lm_arena_strndup(&s->arena, from, (size_t)(to - from));
 }
 
 /* Index just past the group opened by the '(' at i (balanced). */
 static size_t skip_group(const lexer *lx, size_t i) {
   int depth = 0;
-  for (; lx->toks[i].kind != T_END; i++) {
+  for (; at(lx, i)->kind != T_END; i++) {
     if (is_punct(lx, i, '(')) depth++;
     else if (is_punct(lx, i, ')') && --depth == 0) return i + 1;
   }
@@ -158,8 +165,8 @@ static size_t name_list(lm_schema *s, const lexer *lx, size_t i,
     if (is_punct(lx, k, '(')) depth++;
     else if (is_punct(lx, k, ')')) depth--;
     else if (depth == 0 && is_punct(lx, k, ',')) { want = 1; continue; }
-    if (want && depth == 0 && is_name(&lx->toks[k]))
-      names[cnt++] = ident(s, &lx->toks[k]);
+    if (want && depth == 0 && is_name(at(lx, k)))
+      names[cnt++] = ident(s, at(lx, k));
     want = 0;
   }
   *out = names;
@@ -190,9 +197,9 @@ static size_t conflict(const lexer *lx, size_t i) {
 static size_t fk_clause(lm_schema *s, const lexer *lx, size_t i,
                         lm_constraint *c, lm_err *err) {
   i++;                                      /* REFERENCES */
-  if (!is_name(&lx->toks[i]))
+  if (!is_name(at(lx, i)))
     return (size_t)lm_err_set(err, "REFERENCES without a table"), 0;
-  c->ref_table = ident(s, &lx->toks[i++]);
+  c->ref_table = ident(s, at(lx, i++));
   if (is_punct(lx, i, '(')) {
     i = name_list(s, lx, i, &c->ref_columns, &c->nref_columns, err);
     if (!i) return 0;
@@ -221,7 +228,7 @@ static size_t fk_clause(lm_schema *s, const lexer *lx, size_t i,
 static int column_def(lm_schema *s, lm_mtable *t, const lexer *lx, size_t a,
                       size_t b, lm_err *err) {
   lm_mcolumn *col = lm_mtable_add_column(s, t);
-  col->name = ident(s, &lx->toks[a]);
+  col->name = ident(s, at(lx, a));
   size_t i = a + 1;
   size_t type_from = i;
   while (i < b && !starts_clause(lx, i)) {
@@ -237,7 +244,7 @@ static int column_def(lm_schema *s, lm_mtable *t, const lexer *lx, size_t a,
     size_t from = i;
     if (is_kw(lx, i, "CONSTRAINT")) {
       if (i + 1 >= b) break;
-      cname = ident(s, &lx->toks[i + 1]);
+      cname = ident(s, at(lx, i + 1));
       i += 2;
       continue;
     }
@@ -295,8 +302,8 @@ static int column_def(lm_schema *s, lm_mtable *t, const lexer *lx, size_t a,
     } else {
       lm_buf_free(&extra);
       return lm_err_set(err, "column %s: cannot read the clause starting at "
-                        "'%.*s'", col->name, (int)lx->toks[i].len,
-                        lx->toks[i].p);
+                        "'%.*s'", col->name, (int)at(lx, i)->len,
+                        at(lx, i)->p);
     }
     if (i > b) i = b;
     if (mc) {
@@ -324,7 +331,7 @@ static int table_constraint(lm_schema *s, lm_mtable *t, const lexer *lx,
   lm_mconstraint *mc = lm_mtable_add_constraint(s, t);
   size_t i = a;
   if (is_kw(lx, i, "CONSTRAINT")) {
-    mc->con.name = ident(s, &lx->toks[i + 1]);
+    mc->con.name = ident(s, at(lx, i + 1));
     i += 2;
   }
   size_t from = i;
@@ -346,7 +353,7 @@ static int table_constraint(lm_schema *s, lm_mtable *t, const lexer *lx,
     if (!fk_clause(s, lx, i, &mc->con, err)) return LM_ERROR;
   } else {
     return lm_err_set(err, "cannot read the table constraint starting at "
-                      "'%.*s'", (int)lx->toks[i].len, lx->toks[i].p);
+                      "'%.*s'", (int)at(lx, i)->len, at(lx, i)->p);
   }
   mc->sql = span(s, lx, from, b - 1);
   return LM_OK;
@@ -360,12 +367,12 @@ static int parse_table(lm_schema *s, const char *schema, const lexer *lx,
   if (is_kw(lx, i, "TEMP") || is_kw(lx, i, "TEMPORARY")) i++;
   if (!is_kw(lx, i++, "TABLE")) return lm_err_set(err, "not CREATE TABLE");
   if (is_kw(lx, i, "IF")) i += 3;
-  if (!is_name(&lx->toks[i])) return lm_err_set(err, "no table name");
+  if (!is_name(at(lx, i))) return lm_err_set(err, "no table name");
   if (is_punct(lx, i + 1, '.')) {
-    if (!schema) schema = ident(s, &lx->toks[i]);
+    if (!schema) schema = ident(s, at(lx, i));
     i += 2;
   }
-  const char *name = ident(s, &lx->toks[i++]);
+  const char *name = ident(s, at(lx, i++));
   if (!is_punct(lx, i, '('))
     return lm_err_set(err, "CREATE TABLE %s ... AS SELECT cannot be read",
                       name);
@@ -388,7 +395,7 @@ static int parse_table(lm_schema *s, const char *schema, const lexer *lx,
     if (rc != LM_OK) return rc;
     a = k + 1;
   }
-  if (lx->toks[end].kind != T_END && !is_punct(lx, end, ';'))
+  if (at(lx, end)->kind != T_END && !is_punct(lx, end, ';'))
     t->options = span(s, lx, end, lx->n - 2);
   *out = t;
   return LM_OK;
@@ -467,19 +474,19 @@ int lm_sqlite_introspect(lm_conn *conn, const char *schema, const char *table,
 
 /* The table named after token i ([schema.]name), or NULL. */
 static lm_mtable *table_at(lm_schema *s, const lexer *lx, size_t i) {
-  if (!is_name(&lx->toks[i])) return NULL;
+  if (!is_name(at(lx, i))) return NULL;
   const char *schema = NULL;
-  if (is_punct(lx, i + 1, '.') && is_name(&lx->toks[i + 2])) {
-    schema = ident(s, &lx->toks[i]);
+  if (is_punct(lx, i + 1, '.') && is_name(at(lx, i + 2))) {
+    schema = ident(s, at(lx, i));
     if (strcmp(schema, "main") == 0) schema = NULL;
     i += 2;
   }
-  return lm_schema_table(s, schema, ident(s, &lx->toks[i]));
+  return lm_schema_table(s, schema, ident(s, at(lx, i)));
 }
 
 /* Index of the first top-level keyword kw at or after i, or 0. */
 static size_t find_kw(const lexer *lx, size_t i, const char *kw) {
-  for (; lx->toks[i].kind != T_END; i++)
+  for (; at(lx, i)->kind != T_END; i++)
     if (is_kw(lx, i, kw)) return i;
   return 0;
 }
@@ -488,8 +495,8 @@ static size_t find_kw(const lexer *lx, size_t i, const char *kw) {
 static void drop_named(lm_schema *s, const lexer *lx, size_t i, int trigger) {
   if (is_kw(lx, i, "IF")) i += 2;
   if (is_punct(lx, i + 1, '.')) i += 2;
-  if (!is_name(&lx->toks[i])) return;
-  const char *name = ident(s, &lx->toks[i]);
+  if (!is_name(at(lx, i))) return;
+  const char *name = ident(s, at(lx, i));
   for (size_t k = 0; k < s->ntables; k++) {
     lm_mtable *t = &s->tables[k];
     size_t n = trigger ? t->ntriggers : t->nindexes;
@@ -526,9 +533,9 @@ static void replay_statement(lm_schema *s, const lexer *lx, const char *sql,
       lm_err_init(&err);
       lm_mtable *t = NULL;
       if (parse_table(s, NULL, lx, &t, &err) != LM_OK) {
-        size_t at = i + 1 + (is_kw(lx, i + 1, "IF") ? 3 : 0);
-        lm_mtable *u = is_name(&lx->toks[at])
-            ? lm_schema_add_table(s, NULL, ident(s, &lx->toks[at])) : NULL;
+        size_t pos = i + 1 + (is_kw(lx, i + 1, "IF") ? 3 : 0);
+        lm_mtable *u = is_name(at(lx, pos))
+            ? lm_schema_add_table(s, NULL, ident(s, at(lx, pos))) : NULL;
         if (u) u->unknown_since = rev;
         else s->unknown_since = rev;
       }
@@ -541,23 +548,23 @@ static void replay_statement(lm_schema *s, const lexer *lx, const char *sql,
       size_t name = i + 1 + (is_kw(lx, i + 1, "IF") ? 3 : 0);
       size_t on = find_kw(lx, name, "ON");
       lm_mtable *t = on ? table_at(s, lx, on + 1) : NULL;
-      if (!t || !is_name(&lx->toks[name])) return;  /* not a known table */
+      if (!t || !is_name(at(lx, name))) return;  /* not a known table */
       if (is_punct(lx, name + 1, '.')) name += 2;
       if (trigger) {
         lm_mtrigger *tr = lm_mtable_add_trigger(s, t);
-        tr->name = ident(s, &lx->toks[name]);
+        tr->name = ident(s, at(lx, name));
         tr->sql = lm_schema_str(s, sql);
       } else {
         lm_mindex *ix = lm_mtable_add_index(s, t);
-        ix->name = ident(s, &lx->toks[name]);
+        ix->name = ident(s, at(lx, name));
         ix->sql = lm_schema_str(s, sql);
       }
       return;
     }
   } else if (is_kw(lx, 0, "DROP")) {
     if (is_kw(lx, 1, "TABLE")) {
-      size_t at = 2 + (is_kw(lx, 2, "IF") ? 2 : 0);
-      lm_mtable *t = table_at(s, lx, at);
+      size_t pos = 2 + (is_kw(lx, 2, "IF") ? 2 : 0);
+      lm_mtable *t = table_at(s, lx, pos);
       if (t) lm_schema_drop_table(s, t->schema, t->name);
       return;
     }
@@ -588,14 +595,14 @@ void lm_sqlite_replay_sql(lm_schema *model, const char *sql,
    * trigger's body holds ';'s of its own: it ends at END ';'. */
   size_t a = 0;
   for (size_t k = 0; k < lx.n; k++) {
-    if (!(is_punct(&lx, k, ';') || lx.toks[k].kind == T_END)) continue;
-    if (lx.toks[k].kind != T_END && is_kw(&lx, a, "CREATE") &&
+    if (!(is_punct(&lx, k, ';') || at(&lx, k)->kind == T_END)) continue;
+    if (at(&lx, k)->kind != T_END && is_kw(&lx, a, "CREATE") &&
         (find_kw(&lx, a, "TRIGGER") && find_kw(&lx, a, "TRIGGER") < k) &&
         !(k > a && is_kw(&lx, k - 1, "END")))
       continue;
     if (k > a) {
-      const char *from = lx.toks[a].p;
-      char *one = lm_xstrndup(from, (size_t)(lx.toks[k].p - from));
+      const char *from = at(&lx, a)->p;
+      char *one = lm_xstrndup(from, (size_t)(at(&lx, k)->p - from));
       lexer sub;
       if (lex(&sub, one, &err) == LM_OK)
         replay_statement(model, &sub, one, revision);
