@@ -139,6 +139,12 @@ static int parse_downgrade_target(lm_gctx *c, gspec cur, const char *target, int
   *label = NULL;
   *rev = LM_G_NONE;
   if (!target) return LM_OK;
+  /* util.to_tuple(current_revisions): a string is a one-element tuple */
+  if (cur.str) {
+    cur.list = &cur.str;
+    cur.n = 1;
+    cur.str = NULL;
+  }
   grel m;
   int rc = LM_OK;
   if (rel_match(target, &m)) {
