@@ -798,6 +798,9 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
     int got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
     if (got) return LM_OK;
+    if (lm_signal_received)
+      return lm_err_set(err, "interrupted while waiting for the lock on %s",
+                        key);
     if (!holder[0]) {
       lock_holder(c, &k, holder, sizeof holder);
       if (waiting) waiting(holder, payload);

@@ -343,6 +343,10 @@ static int sqlite_lock(lm_conn *c, const char *key, double timeout,
       lm_err_set(err, "cannot lock %s: %s", lock_path, strerror(errno));
       goto fail;
     }
+    if (lm_signal_received) {
+      lm_err_set(err, "interrupted while waiting for the lock on %s", c->path);
+      goto fail;
+    }
     if (!told && waiting) {
       lock_holder(fd, holder, sizeof holder);
       waiting(holder, payload);

@@ -5,6 +5,7 @@
  * progress and errors to stderr.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ static const char global_usage[] =
   "  history [-r RANGE] [-v] [-i]     revisions, newest first\n"
   "  show REV                         one revision in full\n"
   "  ensure_version [--sql]           create the version table\n"
+  "  status [--strict]                current, pending, drifted scripts, dirty mark, lock\n"
   "  edit REV                         open a revision script in $EDITOR\n"
   "\n"
   "targets: head, heads, base, an id or unique prefix, +N, -N, REV+N, REV-N,\n"
@@ -290,6 +292,130 @@ static int cmd_show(lm_env *env, lm_args *a) {
   return 0;
 }
 
+/* status: heads, pending revisions, drifted and missing scripts, the dirty
+ * mark and the lock holder, in one look. */
+static int cmd_status(lm_env *env, lm_args *a) {
+  env->want_checksums = 1;
+  if (lm_scripts_load(env) != LM_OK || lm_connect(env) != LM_OK)
+    return lm_cli_fail(env, LM_ERROR);
+  lm_strvec heads = LM_STRVEC_INIT;
+  lm_plan plan = {0};
+  lm_drift drift = {0};
+  lm_buf dirty = LM_BUF_INIT, lock = LM_BUF_INIT, out = LM_BUF_INIT;
+  int is_dirty = 0, locked = 0, rc = lm_read_heads(env, &heads);
+  if (rc == LM_OK) rc = lm_check_dirty(env, &is_dirty, &dirty);
+  if (rc == LM_OK) rc = lm_check_drift(env, &drift);
+  if (rc == LM_OK) rc = lm_lock_probe(env, &locked, &lock);
+  char *pending_error = NULL;
+  if (rc == LM_OK) {
+    lm_err perr;
+    lm_err_init(&perr);
+    if (lm_graph_plan_upgrade(env->graph, "heads",
+                              (const char *const *)heads.items, heads.n, &plan,
+                              &perr) != LM_OK)
+      pending_error = lm_xstrdup(lm_err_msg(&perr));
+    lm_err_free(&perr);
+  }
+  lm_disconnect(env);
+  if (rc != LM_OK) {
+    rc = lm_cli_fail(env, rc);
+    goto done;
+  }
+  if (a->json) {
+    lm_buf_puts(&out, "{\"current\": [");
+    for (size_t i = 0; i < heads.n; i++) {
+      lm_buf_puts(&out, i ? ", " : "");
+      lm_json_string(&out, heads.items[i]);
+    }
+    lm_buf_puts(&out, "], \"pending\": [");
+    for (size_t i = 0, k = 0; i < plan.nsteps; i++) {
+      if (plan.steps[i].rev < 0) continue;
+      lm_buf_puts(&out, k++ ? ", " : "");
+      lm_json_string(&out, lm_graph_rev(env->graph, (size_t)plan.steps[i].rev)->id);
+    }
+    lm_buf_puts(&out, "], \"pending_error\": ");
+    if (pending_error) lm_json_string(&out, pending_error);
+    else lm_buf_puts(&out, "null");
+    lm_buf_puts(&out, ", \"drifted\": [");
+    for (size_t i = 0; i < drift.drifted.n; i++) {
+      char *f[4], *p = drift.drifted.items[i];
+      for (int k = 0; k < 4; k++) {
+        f[k] = p;
+        p = strchr(p, '\t');
+        if (p) *p++ = '\0';
+      }
+      lm_buf_puts(&out, i ? ", " : "");
+      lm_buf_puts(&out, "{\"revision\": ");
+      lm_json_string(&out, f[0]);
+      lm_buf_puts(&out, ", \"path\": ");
+      lm_json_string(&out, f[1]);
+      lm_buf_puts(&out, ", \"logged_checksum\": ");
+      lm_json_string(&out, f[2]);
+      lm_buf_puts(&out, ", \"file_checksum\": ");
+      lm_json_string(&out, f[3]);
+      lm_buf_putc(&out, '}');
+    }
+    lm_buf_puts(&out, "], \"missing\": [");
+    for (size_t i = 0; i < drift.missing.n; i++) {
+      lm_buf_puts(&out, i ? ", " : "");
+      lm_json_string(&out, drift.missing.items[i]);
+    }
+    lm_buf_puts(&out, "], \"dirty\": ");
+    if (is_dirty) lm_json_string(&out, lm_buf_str(&dirty));
+    else lm_buf_puts(&out, "null");
+    lm_buf_puts(&out, ", \"lock\": ");
+    if (locked) lm_json_string(&out, lm_buf_str(&lock));
+    else lm_buf_puts(&out, "null");
+    lm_buf_puts(&out, "}\n");
+  } else {
+    lm_buf_puts(&out, "Current:");
+    if (!heads.n) lm_buf_puts(&out, " <base>");
+    for (size_t i = 0; i < heads.n; i++)
+      lm_buf_printf(&out, " %s", heads.items[i]);
+    lm_buf_putc(&out, '\n');
+    size_t npending = 0;
+    for (size_t i = 0; i < plan.nsteps; i++) npending += plan.steps[i].rev >= 0;
+    if (pending_error)
+      lm_buf_printf(&out, "Pending: unknown (%s)\n", pending_error);
+    else
+      lm_buf_printf(&out, "Pending: %zu\n", npending);
+    for (size_t i = 0; i < plan.nsteps; i++) {
+      if (plan.steps[i].rev < 0) continue;
+      lm_buf_puts(&out, "  ");
+      lm_graph_format(env->graph, (size_t)plan.steps[i].rev,
+                      LM_FMT_PARENTS | LM_FMT_DOC, &out);
+      lm_buf_putc(&out, '\n');
+    }
+    lm_buf_printf(&out, "Drifted scripts: %zu\n", drift.drifted.n);
+    for (size_t i = 0; i < drift.drifted.n; i++) {
+      char *f = drift.drifted.items[i], *path = strchr(f, '\t') + 1;
+      *strchr(path, '\t') = '\0';
+      *strchr(f, '\t') = '\0';
+      lm_buf_printf(&out, "  %s %s changed since it ran\n", f, path);
+    }
+    lm_buf_printf(&out, "Missing scripts: %zu\n", drift.missing.n);
+    for (size_t i = 0; i < drift.missing.n; i++)
+      lm_buf_printf(&out, "  %s was applied but has no script\n",
+                    drift.missing.items[i]);
+    lm_buf_printf(&out, "Dirty: %s\n", is_dirty ? lm_buf_str(&dirty) : "no");
+    lm_buf_printf(&out, "Lock: %s\n", locked ? lm_buf_str(&lock) : "free");
+  }
+  fputs(lm_buf_str(&out), stdout);
+  /* Like `check`, a status that needs attention is not a success. */
+  rc = (is_dirty || ((drift.drifted.n || drift.missing.n) &&
+                     (env->strict_checksums || a->strict)))
+           ? 1 : 0;
+done:
+  free(pending_error);
+  lm_strvec_free(&heads);
+  lm_plan_free(&plan);
+  lm_drift_free(&drift);
+  lm_buf_free(&dirty);
+  lm_buf_free(&lock);
+  lm_buf_free(&out);
+  return rc;
+}
+
 static int cmd_init(lm_env *env, lm_args *a) {
   (void)env;
   return lm_cmd_init(a);
@@ -309,10 +435,11 @@ static const cli_command commands[] = {
   {"merge", lm_cmd_merge, LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID, 1,
    -1, "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID]",
    "Create a revision that merges two or more heads (\"heads\" for all)."},
-  {"upgrade", cmd_upgrade, LM_F_SQL, 1, 1, "luamig upgrade TARGET [--sql]",
+  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT, 1, 1,
+   "luamig upgrade TARGET [--sql] [--strict]",
    "Apply migrations up to TARGET, one transaction each."},
-  {"downgrade", cmd_downgrade, LM_F_SQL, 1, 1,
-   "luamig downgrade TARGET [--sql]",
+  {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT, 1, 1,
+   "luamig downgrade TARGET [--sql] [--strict]",
    "Revert migrations down to TARGET (with --sql: FROM:TO)."},
   {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE, 1, -1,
    "luamig stamp REV... [--purge] [--sql]",
@@ -330,6 +457,11 @@ static const cli_command commands[] = {
    "luamig history [-r RANGE] [-v] [-i]",
    "List revisions, newest first."},
   {"show", cmd_show, 0, 1, 1, "luamig show REV", "Show one revision."},
+  {"status", cmd_status, LM_F_JSON | LM_F_STRICT, 0, 0,
+   "luamig status [--strict] [--json]",
+   "Current heads, pending revisions, drifted and missing scripts, the "
+   "dirty mark and the lock holder.  Exit 1 when the database is dirty (or, "
+   "with --strict, when scripts drifted)."},
   {"ensure_version", cmd_ensure_version, LM_F_SQL, 0, 0,
    "luamig ensure_version [--sql]", "Create the version table if missing."},
   {"edit", lm_cmd_edit, 0, 1, 1, "luamig edit REV",
@@ -360,6 +492,7 @@ static const flag flags[] = {
   {"--resolve-dependencies", NULL, LM_F_RESOLVE_DEPS, 0},
   {"--autogenerate", NULL, LM_F_AUTOGENERATE, 0},
   {"--json", NULL, LM_F_JSON, 0},
+  {"--strict", NULL, LM_F_STRICT, 0},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -380,6 +513,7 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
   case LM_F_RESOLVE_DEPS: a->resolve_dependencies = 1; break;
   case LM_F_AUTOGENERATE: a->autogenerate = 1; break;
   case LM_F_JSON: a->json = 1; break;
+  case LM_F_STRICT: a->strict = 1; break;
   }
 }
 
@@ -463,6 +597,33 @@ static const char *flag_name(unsigned bit) {
   return "?";
 }
 
+/* The environment a signal handler may cancel a statement on. */
+static lm_env *volatile active_env;
+
+/* SIGINT/SIGTERM: remember the signal and ask the database to stop the
+ * statement in flight; the runner then rolls the migration back and the
+ * command exits 130 or 143.  A second signal ends the process at once. */
+static void on_signal(int sig) {
+  if (lm_signal_received) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  lm_signal_received = sig;
+  lm_env *env = active_env;
+  if (env && env->dialect && env->conn && env->dialect->cancel)
+    env->dialect->cancel(env->conn);
+}
+
+static void install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
 int lm_cli_main(int argc, char **argv) {
   lm_args a;
   memset(&a, 0, sizeof a);
@@ -520,12 +681,17 @@ int lm_cli_main(int argc, char **argv) {
     free_args(&a);
     return rc;
   }
+  install_signal_handlers();
   if (lm_open(&env, &a.opts) != LM_OK) {
     rc = lm_cli_fail(env, env ? env->err.code : LM_ERROR);
   } else {
+    if (a.strict) env->strict_checksums = 1;
+    active_env = env;
     rc = cmd->run(env, &a);
+    active_env = NULL;
   }
   lm_close(env);
+  if (rc && lm_signal_received) rc = 128 + lm_signal_received;
   free_args(&a);
   return rc;
 }

@@ -13,7 +13,7 @@ typedef struct lm_args {
   lm_options opts;
   lm_strvec x;                  /* -x values (borrowed) */
   int json, verbose, sql, purge, splice, autogenerate, indicate_current;
-  int check_heads, resolve_dependencies, help, version;
+  int check_heads, resolve_dependencies, help, version, strict;
   const char *message;          /* -m */
   const char *head;             /* --head */
   const char *rev_id;           /* --rev-id */
@@ -29,7 +29,7 @@ enum {
   LM_F_DEPENDS_ON = 1u << 6, LM_F_REV_ID = 1u << 7, LM_F_RANGE = 1u << 8,
   LM_F_INDICATE = 1u << 9, LM_F_PURGE = 1u << 10, LM_F_CHECK_HEADS = 1u << 11,
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
-  LM_F_JSON = 1u << 14
+  LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15
 };
 
 /* cli_revision.c: init, revision, merge, edit */

@@ -102,6 +102,14 @@ static int read_file_config(lm_env *env) {
     lua_pop(L, 1);
   }
   if (rc == LM_OK) {
+    lua_getfield(L, -1, "strict_checksums");
+    if (lua_isboolean(L, -1)) env->strict_checksums = lua_toboolean(L, -1);
+    else if (!lua_isnil(L, -1))
+      rc = lm_err_set(&env->err, "%s: strict_checksums must be a boolean",
+                      env->config_path);
+    lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
     lua_getfield(L, -1, "lock_timeout");
     if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) >= 0)
       env->lock_timeout = lua_tonumber(L, -1);

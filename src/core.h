@@ -25,6 +25,7 @@ typedef struct lm_script {
   char *doc;                    /* leading comment block, markers stripped */
   lm_revision rev;              /* strings owned here (see script.c) */
   int transactional;            /* 0: transactional = false */
+  char checksum[65];            /* SHA-256 of the file, when env->want_checksums */
   int ref;                      /* registry reference to the script's table */
 } lm_script;
 
@@ -48,6 +49,8 @@ struct lm_env {
   char *log_table;
   int transaction_per_migration;
   double lock_timeout;
+  int strict_checksums;         /* a drifted or missing script is an error */
+  int want_checksums;           /* compute scripts' SHA-256 while loading */
   lm_strvec x;                  /* -x key=value, as given */
   int quiet;
 
@@ -128,12 +131,28 @@ int lm_tx_commit(lm_env *env);
 void lm_tx_rollback(lm_env *env);
 int lm_offline_preamble(lm_env *env, int from_base);
 int lm_purge_versions(lm_env *env);
+/* Is the run lock free?  *held set and the holder described when not. */
+int lm_lock_probe(lm_env *env, int *held, lm_buf *holder);
 
 /* api.c: run an embedded Lua module's function (lua/NAME.lua returns a
  * table of functions): pushes its one result. */
 int lm_lua_call(lm_env *env, const char *module, const char *fn, int nargs);
 /* Revision ids of a resolved list. */
 void lm_ids(lm_env *env, const lm_revlist *l, lm_strvec *out);
+
+/* status.c: the state a person needs before moving the database. */
+typedef struct lm_drift {
+  lm_strvec drifted;            /* "rev\tpath\tlogged\tfile" */
+  lm_strvec missing;            /* revisions applied whose script is gone */
+} lm_drift;
+void lm_drift_free(lm_drift *d);
+/* Compare the log's checksums of applied scripts with the files. */
+int lm_check_drift(lm_env *env, lm_drift *out);
+/* The dirty mark, if any: *dirty set, description in out. */
+int lm_check_dirty(lm_env *env, int *dirty, lm_buf *out);
+/* Before upgrade/downgrade: refuse when dirty; warn (or, strict, refuse)
+ * when scripts drifted. */
+int lm_preflight(lm_env *env);
 
 /* Report progress (stderr unless quiet, and the on_event callback). */
 void lm_emit(lm_env *env, lm_event_kind kind, const char *revision,

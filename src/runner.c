@@ -97,6 +97,22 @@ static int take_lock(lm_env *env) {
   return rc;
 }
 
+int lm_lock_probe(lm_env *env, int *held, lm_buf *holder) {
+  char *key = lock_key(env);
+  lm_err err;
+  lm_err_init(&err);
+  *held = 0;
+  if (env->dialect->lock(env->conn, key, 0, NULL, NULL, &err) == LM_OK) {
+    env->dialect->unlock(env->conn, key, &err);
+  } else {
+    *held = 1;
+    lm_buf_puts(holder, lm_err_msg(&err));
+  }
+  lm_err_free(&err);
+  free(key);
+  return LM_OK;
+}
+
 /* ---- version table and log -------------------------------------------- */
 
 static void qualified(lm_env *env, lm_buf *b, const char *table) {
@@ -256,29 +272,61 @@ static const char *run_by(void) {
 }
 
 /* One row of the log.  Offline scripts stamp the time the script runs. */
-static int log_entry(lm_env *env, const char *revision, const char *direction,
-                     const char *checksum, const char *started_at,
-                     double duration, lm_err *err) {
+/* What one log row says. */
+typedef struct log_row {
+  const char *revision, *direction, *checksum, *started_at;
+  double duration;
+  const char *status;           /* "ok", or "dirty" for a failed run outside a transaction */
+  const char *message;          /* the error, for a dirty row */
+} log_row;
+
+/* One row of the log.  Offline scripts stamp the time the script runs. */
+static int log_entry(lm_env *env, const log_row *row, lm_err *err) {
   int offline = env->mode == LM_EXEC_OFFLINE;
   lm_buf sql = LM_BUF_INIT;
   lm_buf_puts(&sql, "INSERT INTO ");
   qualified(env, &sql, env->log_table);
   lm_buf_puts(&sql, " (revision, direction, checksum, started_at, duration, "
-              "run_by, status) VALUES ($1, $2, $3, ");
-  lm_buf_puts(&sql, offline ? "CURRENT_TIMESTAMP, $4, $5, 'ok')"
-                            : "$4, $5, $6, 'ok')");
-  lm_value p[6];
+              "run_by, status, message) VALUES ($1, $2, $3, ");
+  lm_buf_puts(&sql, offline ? "CURRENT_TIMESTAMP, $4, $5, $6, $7)"
+                            : "$4, $5, $6, $7, $8)");
+  lm_value p[8];
   size_t n = 0;
-  p[n++] = text_value(revision);
-  p[n++] = text_value(direction);
-  p[n++] = text_value(checksum);
-  if (!offline) p[n++] = text_value(started_at);
+  p[n++] = text_value(row->revision);
+  p[n++] = text_value(row->direction);
+  p[n++] = text_value(row->checksum);
+  if (!offline) p[n++] = text_value(row->started_at);
   p[n++] = offline ? (lm_value){.type = LM_V_NULL}
-                   : (lm_value){.type = LM_V_FLOAT, .f = duration};
+                   : (lm_value){.type = LM_V_FLOAT, .f = row->duration};
   p[n++] = offline ? (lm_value){.type = LM_V_NULL} : text_value(run_by());
+  p[n++] = text_value(row->status);
+  p[n++] = text_value(row->message);
   int rc = lm_exec_sql(env, lm_buf_str(&sql), n, p, NULL, err);
   lm_buf_free(&sql);
   return rc;
+}
+
+/* A script that ran outside a transaction failed part-way: nothing can be
+ * rolled back, so leave a dirty mark (with the error) that upgrade and
+ * downgrade refuse to pass until a person stamps the real revision. */
+static void mark_dirty(lm_env *env, const log_row *row) {
+  lm_err err;
+  lm_err_init(&err);
+  lm_tx_rollback(env);
+  if (env->dialect->begin(env->conn, &err) == LM_OK) {
+    if (log_entry(env, row, &err) == LM_OK &&
+        env->dialect->commit(env->conn, &err) == LM_OK) {
+      lm_err_free(&err);
+      return;
+    }
+    lm_err err2;
+    lm_err_init(&err2);
+    env->dialect->rollback(env->conn, &err2);
+    lm_err_free(&err2);
+  }
+  lm_err_prefix(&env->err, "could not record the dirty state (%s)",
+                lm_err_msg(&err));
+  lm_err_free(&err);
 }
 
 /* ---- running a plan ------------------------------------------------------ */
@@ -372,11 +420,28 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
                            : st->nactions && st->actions[0].to
                                ? st->actions[0].to
                                : st->nactions ? st->actions[0].from : "";
-  if (rc == LM_OK)
-    rc = log_entry(env, logged_rev, direction, script ? checksum : NULL,
-                   started_at, lm_now() - t0, &env->err);
+  log_row row = {logged_rev, direction, script ? checksum : NULL, started_at,
+                 0, "ok", NULL};
+  row.duration = lm_now() - t0;
+  if (rc == LM_OK) rc = log_entry(env, &row, &env->err);
   if (rc == LM_OK && (env->transaction_per_migration || !in_tx))
     rc = lm_tx_commit(env);
+  if (rc != LM_OK && lm_signal_received)
+    lm_err_prefix(&env->err, "interrupted by %s",
+                  lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM");
+  if (rc != LM_OK && !in_tx && script && env->mode == LM_EXEC_ONLINE) {
+    row.status = "dirty";
+    row.message = lm_err_msg(&env->err);
+    char *msg = lm_xstrdup(row.message);
+    row.message = msg;
+    mark_dirty(env, &row);
+    free(msg);
+    lm_err_prefix(&env->err, "%s %s (%s) failed outside a transaction; the "
+                  "database is marked dirty until `luamig stamp` says which "
+                  "revision it is at", command, script->rev.id, script->path);
+    lm_buf_free(&what);
+    return LM_ERROR;
+  }
   if (rc != LM_OK) {
     lm_tx_rollback(env);
     if (script)
@@ -398,6 +463,12 @@ int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                 lm_strvec *applied) {
   for (size_t i = 0; i < plan->nsteps; i++) {
     const lm_step *st = &plan->steps[i];
+    if (lm_signal_received) {
+      lm_tx_rollback(env);
+      return lm_err_set(&env->err, "interrupted by %s before %s %zu of %zu",
+                        lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM",
+                        command, i + 1, plan->nsteps);
+    }
     if (run_step(env, st, command) != LM_OK) return LM_ERROR;
     if (applied && st->rev >= 0)
       lm_strvec_push(applied,

@@ -83,6 +83,7 @@ static int load_script(lm_env *env, lm_script *s, lm_err *err) {
   size_t len;
   if (lm_read_file(s->path, &src, &len, err) != LM_OK) return LM_ERROR;
   s->doc = leading_doc(a, src);
+  if (env->want_checksums) lm_sha256_hex(src, len, s->checksum);
   char *chunkname = lm_xasprintf("@%s", s->path);
   int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
   free(chunkname);
@@ -212,6 +213,10 @@ lm_script *lm_script_at(lm_env *env, size_t graph_idx) {
 }
 
 int lm_script_checksum(const lm_script *s, char out[65], lm_err *err) {
+  if (s->checksum[0]) {
+    memcpy(out, s->checksum, 65);
+    return LM_OK;
+  }
   char *src;
   size_t len;
   if (lm_read_file(s->path, &src, &len, err) != LM_OK) return LM_ERROR;
@@ -230,6 +235,15 @@ static int message_handler(lua_State *L) {
   return 1;
 }
 
+/* Every few thousand instructions: stop a script that loops in Lua when
+ * the command line got SIGINT or SIGTERM. */
+static void interrupt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  if (lm_signal_received)
+    luaL_error(L, "interrupted by %s",
+               lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
 int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   lua_State *L = env->L;
   const char *fn = upgrade ? "upgrade" : "downgrade";
@@ -243,7 +257,9 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   }
   lm_op_push_table(env);
   env->running = s->path;
+  lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
   int rc = lua_pcall(L, 1, 0, -3);
+  lua_sethook(L, NULL, 0, 0);
   env->running = NULL;
   if (rc != LUA_OK) {
     /* An error from the database keeps its own text (SQL and message);

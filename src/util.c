@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+volatile sig_atomic_t lm_signal_received = 0;
+
 /* ---- errors ---------------------------------------------------------- */
 
 void lm_err_init(lm_err *err) {

@@ -6,6 +6,7 @@
 #ifndef LM_UTIL_H
 #define LM_UTIL_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
@@ -122,6 +123,11 @@ int lm_read_file(const char *path, char **out, size_t *len, lm_err *err);
 double lm_now(void);
 /* UTC wall-clock time as "YYYY-MM-DD HH:MM:SS.mmm" into a 32-byte buffer. */
 void lm_utc_timestamp(char out[32]);
+
+/* The signal (SIGINT, SIGTERM) the command line received, or 0.  Long
+ * waits and Lua loops check it so that a run stops promptly, rolling back
+ * the migration in flight. */
+extern volatile sig_atomic_t lm_signal_received;
 
 /* SHA-256 of a byte string as 64 lowercase hex characters plus NUL. */
 void lm_sha256_hex(const void *data, size_t len, char out[65]);
