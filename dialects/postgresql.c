@@ -378,6 +378,20 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
     return connect_error(err, &b, url);
   }
   PQclear(res);
+  /* A runner killed with SIGKILL must not keep its advisory lock while its
+   * backend finishes a long statement: from PostgreSQL 14 the server can
+   * notice a vanished client during a query. */
+  if (PQserverVersion(pg) >= 140000) {
+    res = run(c, "SET client_connection_check_interval = 1000", NULL, 0,
+              NULL, err);
+    if (!res) {
+      lm_buf b = LM_BUF_INIT;
+      lm_buf_printf(&b, "connected to %s, but %s", url->display, err->msg);
+      pg_close(c);
+      return connect_error(err, &b, url);
+    }
+    PQclear(res);
+  }
   *out = c;
   return LM_OK;
 }
