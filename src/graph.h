@@ -57,8 +57,8 @@ int lm_graph_real_heads(const lm_graph *g, lm_revlist *out);
 /* Branch points in `alembic branches` order (walk_revisions, newest first). */
 int lm_graph_branch_points(const lm_graph *g, lm_revlist *out);
 /* The revisions that name idx as down_revision (Alembic's nextrev), in
- * Alembic's order (sorted by id, as Alembic keeps a frozenset and
- * `branches` iterates it; see graph.c for the exact rule). */
+ * file order (Alembic keeps a frozenset, whose order varies per process;
+ * luamig fixes file order, which `branches` and `show -v` print). */
 int lm_graph_nextrev(const lm_graph *g, size_t idx, lm_revlist *out);
 
 /* Revision properties, as Alembic's Revision.is_head etc. */
@@ -70,10 +70,13 @@ int lm_graph_is_base(const lm_graph *g, size_t idx);
 
 /* Resolve a target as Alembic would, relative to the current heads in the
  * database (ids as strings; may be empty): head, heads, base, full id,
- * unique prefix, +N, -N, REV+N, REV-N, LABEL@head, LABEL@base, LABEL@+N,
+ * unique prefix (Alembic: of an id or a label longer than 3 characters),
+ * +N, -N, REV+N, REV-N, LABEL@head, LABEL@heads, LABEL@base, LABEL@+N,
  * LABEL@-N, LABEL (the labelled revision), REV@head.  "base" resolves to
- * the empty list.  Several space- or comma-free targets are not parsed
- * here: call once per target. */
+ * the empty list.  A relative target going up resolves as `upgrade` does
+ * (Alembic's _parse_upgrade_target), one going down as `downgrade` does
+ * (_parse_downgrade_target); anything else as get_revisions.  One target
+ * per call.  current ids must be revisions of the graph. */
 int lm_graph_resolve(const lm_graph *g, const char *target, const char *const *current, size_t ncurrent,
                      lm_revlist *out, lm_err *err);
 
@@ -116,7 +119,10 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
                         const char *const *current, size_t ncurrent, int purge, lm_plan *out, lm_err *err);
 
 /* Output, byte for byte as Alembic's Script.cmd_format (no trailing
- * newline):
+ * newline; the verbose form ends in one newline, as log_entry does, and
+ * Alembic's print adds another).  LM_FMT_TREE also prints (head) /
+ * (effective head), as Alembic's tree_indicators do.  Branch labels are
+ * the propagated ones (a label spreads to the branch), sorted by name.
  *   heads      LM_FMT_BRANCHES | LM_FMT_EFFECTIVE
  *   current    LM_FMT_TREE
  *   history    LM_FMT_BRANCHES | LM_FMT_TREE | LM_FMT_PARENTS | LM_FMT_DOC
@@ -145,14 +151,16 @@ void lm_graph_format_branch_point(const lm_graph *g, size_t idx, int verbose, co
 int lm_graph_history(const lm_graph *g, const char *range, const char *const *current, size_t ncurrent,
                      lm_revlist *out, lm_err *err);
 
-/* `current`: the revisions the version table names (Alembic's
- * get_all_current: the current heads, each id resolved, dropping any that
- * another current revision already includes as an ancestor). */
+/* `current`: Alembic's get_all_current: the current rows and all their
+ * ancestors (depends_on included), keeping those with no down_revision
+ * child in that set; so a dependency on another branch shows too.  File
+ * order (Alembic prints a set). */
 int lm_graph_current(const lm_graph *g, const char *const *current, size_t ncurrent, lm_revlist *out, lm_err *err);
 
 /* `merge REV...`: resolve the revisions to merge (each a head, id, prefix,
- * label or "heads"), refusing fewer than two distinct revisions or one that
- * is an ancestor of another, as Alembic does. */
+ * label or "heads") as Alembic's generate_revision does: each must be a
+ * head, none twice.  luamig also refuses fewer than two (Alembic would
+ * write a one-parent "merge"). */
 int lm_graph_merge_parents(const lm_graph *g, const char *const *revs, size_t nrevs, lm_revlist *out, lm_err *err);
 
 /* ---- internals shared by graph.c, graph_plan.c and graph_format.c ---- */

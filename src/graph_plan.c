@@ -140,8 +140,10 @@ static int parse_downgrade_target(lm_gctx *c, gspec cur, const char *target, int
   *rev = LM_G_NONE;
   if (!target) return LM_OK;
   /* util.to_tuple(current_revisions): a string is a one-element tuple */
+  const char *one[1];
   if (cur.str) {
-    cur.list = &cur.str;
+    one[0] = cur.str;
+    cur.list = one;
     cur.n = 1;
     cur.str = NULL;
   }

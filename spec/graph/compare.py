@@ -537,12 +537,16 @@ def make_queries(g, sd, rnd):
 
 def run_driver(lines, timing=False, literal=False):
     env = dict(os.environ)
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     if literal:
         env["LM_GRAPH_TOPO_LITERAL"] = "1"
     p = subprocess.run([DRIVER] + (["-t"] if timing else []), input="\n".join(lines) + "\n",
                        capture_output=True, text=True, timeout=600, env=env)
     if p.returncode != 0:
-        raise RuntimeError("driver failed (%d): %s" % (p.returncode, p.stderr[-2000:]))
+        keep = os.path.join(ROOT, "build", "graph-driver-failure.txt")
+        with open(keep, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        raise RuntimeError("driver failed (%d), input kept in %s: %s" % (p.returncode, keep, p.stderr[-3000:]))
     return p.stdout, p.stderr
 
 
