@@ -28,7 +28,7 @@ LIB_SRC   = $(filter-out $(ENTRY),$(wildcard src/*.c)) $(wildcard dialects/*.c)
 LIB_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/embedded.o
 LUA_FILES = $(sort $(wildcard lua/*.lua))
 
-.PHONY: all deps demo test asan bench fuzz install clean
+.PHONY: all deps demo test asan bench fuzz fuzzers install clean
 
 all: $(BUILD)/luamig $(BUILD)/luamig.so $(BUILD)/libluamig.a
 
@@ -63,7 +63,8 @@ $(BUILD)/luamig.so: $(BUILD)/obj/src/module.o $(BUILD)/libluamig.a
 
 # What a fresh Debian 12 machine lacks; installed only when missing.
 DEB_PKGS = lua5.4 liblua5.4-dev libpq-dev libsqlite3-dev sqlite3 postgresql \
-           lua-busted pkg-config gcc make alembic python3-sqlalchemy
+           lua-busted pkg-config gcc make alembic python3-sqlalchemy \
+           clang libclang-rt-14-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -82,7 +83,7 @@ demo: deps
 	$(BUILD)/luamig --url sqlite:///demo.db history
 
 test: deps
-	$(MAKE) all
+	$(MAKE) all fuzzers
 	LUA=$(LUA) BUILD=$(BUILD) sh spec/run.sh
 
 # The specs under AddressSanitizer and UndefinedBehaviorSanitizer.  The
@@ -90,12 +91,44 @@ test: deps
 # preloaded and leak checking is left to the binary's own runs.
 ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan: deps
+	$(MAKE) all fuzzers
 	$(MAKE) all BUILD=build/asan OPT="-O1 -g" SAN="$(ASAN_FLAGS)"
 	LUA=$(LUA) BUILD=build/asan LUAMIG_ASAN=1 sh spec/run.sh
 
 bench: deps
 	$(MAKE) all
 	sh bench/run.sh
+
+# libFuzzer targets (clang): the URL parser, identifier quoting and the
+# target parser.  A short run of each is a spec (spec/fuzz_spec.lua);
+# `make fuzz` runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 300
+FUZZ_CC      ?= clang
+FUZZ_FLAGS    = -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -Isrc -Idialects -Ibuild $(PKG_CFLAGS)
+FUZZERS       = $(patsubst spec/fuzz/%.c,build/fuzz/%,$(wildcard spec/fuzz/fuzz_*.c))
+FUZZ_OBJ      = $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC)) build/fuzz/obj/embedded.o
+
+fuzzers: $(FUZZERS)
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build/fuzz/obj/embedded.o: build/embedded.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@
+
+build/fuzz/%: spec/fuzz/%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $^ -o $@ $(LDLIBS_ALL)
+
+fuzz: deps
+	$(MAKE) fuzzers
+	for f in $(FUZZERS); do \
+	  name=$${f##*/fuzz_}; mkdir -p $(BUILD)/fuzz/corpus-$$name; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    $(BUILD)/fuzz/corpus-$$name spec/fuzz/corpus/$$name || exit 1; \
+	done
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \

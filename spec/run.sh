@@ -23,6 +23,7 @@ export LUAMIG_TEST_PG_URL="$url"
 export LUAMIG_BIN="$PWD/$BUILD/luamig"
 export LUAMIG_CPATH="$PWD/$BUILD/?.so"
 export LUAMIG_TMP="$tmp"
+export LUAMIG_FUZZ_DIR="$PWD/build/fuzz"
 unset LUAMIG_URL LUAMIG_CONFIG DATABASE_URL
 
 if [ "${LUAMIG_ASAN:-}" = 1 ]; then

@@ -2,6 +2,7 @@
  * url.c - database URLs: scheme://rest, and the same URL with its password
  * masked for anything a person may read.
  */
+#define _GNU_SOURCE   /* memmem */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,13 +57,50 @@ static void mask_query(lm_buf *b) {
   }
 }
 
+/* Replace every occurrence of secret in b by "***". */
+static void mask_everywhere(lm_buf *b, const char *secret, size_t n) {
+  if (!n || (n == 3 && memcmp(secret, "***", 3) == 0)) return;
+  lm_buf out = LM_BUF_INIT;
+  const char *p = lm_buf_str(b), *hit;
+  while ((hit = memmem(p, strlen(p), secret, n)) != NULL) {
+    lm_buf_add(&out, p, (size_t)(hit - p));
+    lm_buf_puts(&out, "***");
+    p = hit + n;
+  }
+  lm_buf_puts(&out, p);
+  lm_buf_free(b);
+  *b = out;
+}
+
+/* The password given in the userinfo, as a pointer and length into url. */
+static const char *userinfo_password(const char *url, size_t *n) {
+  const char *rest = strstr(url, "://") + 3;
+  size_t authority_len = strcspn(rest, "/?#");
+  const char *at = NULL;
+  for (const char *p = rest; p < rest + authority_len; p++)
+    if (*p == '@') at = p;
+  const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+  if (!colon) return NULL;
+  *n = (size_t)(at - colon - 1);
+  return colon + 1;
+}
+
 static char *mask_password(const char *url) {
   lm_buf b = LM_BUF_INIT;
   mask_userinfo(&b, url);
   mask_query(&b);
+  /* The same secret written anywhere else in the URL stays hidden too. */
+  size_t n = 0;
+  const char *pw = userinfo_password(url, &n);
+  if (pw) mask_everywhere(&b, pw, n);
+  const char *q = strstr(url, "password=");
+  while (q) {
+    size_t len = strcspn(q + 9, "&#");
+    mask_everywhere(&b, q + 9, len);
+    q = strstr(q + 9, "password=");
+  }
   return lm_buf_detach(&b);
 }
-
 int lm_url_parse(lm_url *out, const char *url, lm_err *err) {
   memset(out, 0, sizeof *out);
   const char *sep = strstr(url, "://");
