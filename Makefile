@@ -16,7 +16,9 @@ WARN      = -Wall -Wextra -Werror -Wshadow -Wundef -Wwrite-strings \
 OPT      ?= -O2 -g
 SAN      ?=
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libpq is loaded with dlopen when a PostgreSQL URL is used (pq_shim.c):
+# its headers are needed, its library is not linked.
+PKG_LIBS   := $(filter-out -lpq,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) -ldl
 CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(SAN) -fPIC -MMD -MP -Isrc -Idialects \
              -I$(BUILD) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm $(LDLIBS)

@@ -349,6 +349,7 @@ static void pg_close(lm_conn *c);
  * connect timeout the URL may override. */
 static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
                       lm_err *err) {
+  if (lm_pq_load(err) != LM_OK) return LM_ERROR;
   /* Later entries override earlier ones, including those inside the URI:
    * connect_timeout comes first so the URL can change it, the application
    * name last so a waiting runner can always say who holds the lock. */

@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 
 #include "dialect.h"
+#include "pq_shim.h"
 
 struct lm_conn {
   PGconn *pg;

@@ -123,7 +123,6 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   if (!target || !*target)
     return lm_err_usage(&env->err, "%s needs a target (e.g. head, +1, an "
                         "id)", command);
-  env->want_checksums = 1;
   if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK ||
       lm_preflight(env) != LM_OK)
     goto fail;

@@ -295,7 +295,6 @@ static int cmd_show(lm_env *env, lm_args *a) {
 /* status: heads, pending revisions, drifted and missing scripts, the dirty
  * mark and the lock holder, in one look. */
 static int cmd_status(lm_env *env, lm_args *a) {
-  env->want_checksums = 1;
   if (lm_scripts_load(env) != LM_OK || lm_connect(env) != LM_OK)
     return lm_cli_fail(env, LM_ERROR);
   lm_strvec heads = LM_STRVEC_INIT;

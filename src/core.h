@@ -19,13 +19,19 @@
 #include "operation.h"
 #include "util.h"
 
+/* What identifies a script file's version for the metadata cache. */
+typedef struct lm_script_key {
+  long long size, mtime_sec, mtime_nsec, ino;
+} lm_script_key;
+
 /* One revision script, as loaded. */
 typedef struct lm_script {
   char *path;
   char *doc;                    /* leading comment block, markers stripped */
   lm_revision rev;              /* strings owned here (see script.c) */
   int transactional;            /* 0: transactional = false */
-  char checksum[65];            /* SHA-256 of the file, when env->want_checksums */
+  char checksum[65];            /* SHA-256 of the file */
+  lm_script_key key;
   int ref;                      /* registry reference to the script's table */
 } lm_script;
 
@@ -50,7 +56,6 @@ struct lm_env {
   int transaction_per_migration;
   double lock_timeout;
   int strict_checksums;         /* a drifted or missing script is an error */
-  int want_checksums;           /* compute scripts' SHA-256 while loading */
   lm_strvec x;                  /* -x key=value, as given */
   int quiet;
 
@@ -84,6 +89,13 @@ int lm_config_load(lm_env *env, const lm_options *opts);
 int lm_scripts_load(lm_env *env);
 void lm_scripts_free(lm_env *env);
 lm_script *lm_script_at(lm_env *env, size_t graph_idx);
+/* script_cache.c: the metadata cache beside the scripts. */
+int lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
+                  size_t *len);
+int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
+                  const char *end);
+void lm_cache_write(lm_env *env);
+int lm_script_stat(int dirfd, const char *name, lm_script_key *key);
 /* Read a script's file and compute its SHA-256. */
 int lm_script_checksum(const lm_script *s, char out[65], lm_err *err);
 /* Call upgrade() or downgrade() of a script with the op table. */

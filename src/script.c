@@ -6,6 +6,8 @@
 #define _DEFAULT_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdlib.h>
@@ -83,7 +85,7 @@ static int load_script(lm_env *env, lm_script *s, lm_err *err) {
   size_t len;
   if (lm_read_file(s->path, &src, &len, err) != LM_OK) return LM_ERROR;
   s->doc = leading_doc(a, src);
-  if (env->want_checksums) lm_sha256_hex(src, len, s->checksum);
+  lm_sha256_hex(src, len, s->checksum);
   char *chunkname = lm_xasprintf("@%s", s->path);
   int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
   free(chunkname);
@@ -172,14 +174,33 @@ int lm_scripts_load(lm_env *env) {
   qsort(names.items, names.n, sizeof *names.items, compare_names);
 
   env->scripts = lm_xcalloc(names.n ? names.n : 1, sizeof *env->scripts);
+  /* Metadata comes from the cache when the file is unchanged; only new or
+   * edited scripts are compiled now. */
+  lm_map cache;
+  lm_map_init(&cache);
+  char *cache_buf = NULL;
+  size_t cache_len = 0;
+  lm_cache_read(env, &cache, &cache_buf, &cache_len);
+  const char *cache_end = cache_buf ? cache_buf + cache_len : NULL;
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  size_t misses = 0;
   int rc = LM_OK;
   for (size_t i = 0; i < names.n && rc == LM_OK; i++) {
     lm_script *s = &env->scripts[i];
     s->ref = LUA_NOREF;
     s->path = lm_xasprintf("%s/%s", dir, names.items[i]);
     env->nscripts = i + 1;
+    const char *entry = lm_map_get(&cache, names.items[i]);
+    if (dfd >= 0 && lm_script_stat(dfd, names.items[i], &s->key) == LM_OK &&
+        entry && lm_cache_fill(env, s, entry, cache_end))
+      continue;
+    misses++;
     rc = load_script(env, s, &env->err);
   }
+  if (dfd >= 0) close(dfd);
+  if (rc == LM_OK && (misses || cache.count != names.n)) lm_cache_write(env);
+  lm_map_free(&cache);
+  free(cache_buf);
   lm_strvec_free(&names);
   if (rc != LM_OK) return rc;
 
@@ -244,9 +265,27 @@ static void interrupt_hook(lua_State *L, lua_Debug *ar) {
                lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+/* A script known from the cache is compiled when it is about to run; it
+ * must still be the script the cache described. */
+static int compile_script(lm_env *env, lm_script *s) {
+  if (s->ref != LUA_NOREF) return LM_OK;
+  lm_script fresh = *s;
+  fresh.ref = LUA_NOREF;
+  if (load_script(env, &fresh, &env->err) != LM_OK) return LM_ERROR;
+  if (strcmp(fresh.rev.id, s->rev.id) != 0 ||
+      strcmp(fresh.checksum, s->checksum) != 0) {
+    luaL_unref(env->L, LUA_REGISTRYINDEX, fresh.ref);
+    return lm_err_set(&env->err, "%s changed while luamig was running; run "
+                      "the command again", s->path);
+  }
+  s->ref = fresh.ref;
+  return LM_OK;
+}
+
 int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   lua_State *L = env->L;
   const char *fn = upgrade ? "upgrade" : "downgrade";
+  if (compile_script(env, s) != LM_OK) return LM_ERROR;
   lua_pushcfunction(L, message_handler);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
   lua_getfield(L, -1, fn);               /* stack: handler tbl fn */
