@@ -59,12 +59,14 @@ local history = {
           op.drop_column("players", "team_id")]]},
 }
 
+-- The clients run without the sanitizer runtime that `make asan` preloads
+-- (psql can deadlock with it).
 local function apply_script(dialect, url, path, sql)
   local f = os.tmpname()
   H.write(f, sql)
   local cmd = dialect == "sqlite"
-    and ("sqlite3 -bail " .. H.quote(path) .. " <" .. H.quote(f))
-    or ("psql -X -q -v ON_ERROR_STOP=1 " .. H.quote(url) .. " -f " .. H.quote(f))
+    and ("env LD_PRELOAD= sqlite3 -bail " .. H.quote(path) .. " <" .. H.quote(f))
+    or ("env LD_PRELOAD= psql -X -q -v ON_ERROR_STOP=1 " .. H.quote(url) .. " -f " .. H.quote(f))
   local code = H.sh(cmd .. " >/dev/null 2>&1")
   os.remove(f)
   return code
