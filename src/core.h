@@ -72,6 +72,7 @@ struct lm_env {
   lm_conn *conn;
   int locked;
   int tx_open;                  /* a transaction is open (or, offline, written) */
+  lm_stmt *stmts[4];            /* the runner's prepared statements (runner.c) */
 
   /* the executor of op.* calls */
   lm_exec_mode mode;

@@ -61,6 +61,11 @@ int lm_connect(lm_env *env) {
 
 void lm_disconnect(lm_env *env) {
   if (!env->conn) return;
+  for (size_t i = 0; i < sizeof env->stmts / sizeof *env->stmts; i++)
+    if (env->stmts[i]) {
+      env->dialect->stmt_close(env->stmts[i]);
+      env->stmts[i] = NULL;
+    }
   lm_op_data_release(env);
   if (env->locked) {
     lm_err err;
@@ -212,6 +217,22 @@ int lm_read_heads(lm_env *env, lm_strvec *heads) {
   return rc < 0 ? LM_ERROR : LM_OK;
 }
 
+/* The statements every migration runs (version-table changes, the log
+ * row) are prepared once per connection.  Offline they are written out. */
+enum { STMT_INSERT, STMT_DELETE, STMT_UPDATE, STMT_LOG };
+
+static int exec_prepared(lm_env *env, int slot, const char *sql,
+                         size_t nparams, const lm_value *params,
+                         int64_t *affected, lm_err *err) {
+  if (env->mode == LM_EXEC_OFFLINE || !env->dialect->prepare)
+    return lm_exec_sql(env, sql, nparams, params, affected, err);
+  if (!env->stmts[slot] &&
+      env->dialect->prepare(env->conn, sql, &env->stmts[slot], err) != LM_OK)
+    return LM_ERROR;
+  return env->dialect->stmt_exec(env->stmts[slot], nparams, params, affected,
+                                 err);
+}
+
 /* A string parameter; NULL becomes SQL NULL. */
 static lm_value text_value(const char *s) {
   if (!s) return (lm_value){.type = LM_V_NULL};
@@ -250,7 +271,10 @@ static int version_action(lm_env *env, const lm_vt_action *a, lm_err *err) {
     break;
   }
   int64_t affected = 1;
-  int rc = lm_exec_sql(env, lm_buf_str(&sql), n, params, &affected, err);
+  int slot = a->kind == LM_VT_INSERT ? STMT_INSERT
+             : a->kind == LM_VT_DELETE ? STMT_DELETE : STMT_UPDATE;
+  int rc = exec_prepared(env, slot, lm_buf_str(&sql), n, params, &affected,
+                         err);
   lm_buf_free(&sql);
   if (rc == LM_OK && env->mode == LM_EXEC_ONLINE && affected != 1)
     return lm_err_set(err, "the version table %s changed underneath this run: "
@@ -301,7 +325,7 @@ static int log_entry(lm_env *env, const log_row *row, lm_err *err) {
   p[n++] = offline ? (lm_value){.type = LM_V_NULL} : text_value(run_by());
   p[n++] = text_value(row->status);
   p[n++] = text_value(row->message);
-  int rc = lm_exec_sql(env, lm_buf_str(&sql), n, p, NULL, err);
+  int rc = exec_prepared(env, STMT_LOG, lm_buf_str(&sql), n, p, NULL, err);
   lm_buf_free(&sql);
   return rc;
 }
