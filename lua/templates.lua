@@ -24,9 +24,9 @@ function templates.slug(message, limit)
   for w in (message or ""):gmatch("[%w_]+") do words[#words + 1] = w:lower() end
   local slug = table.concat(words, "_")
   if #slug > limit then
+    -- as Alembic: cut, drop the last partial word, keep the underscore
     local cut = slug:sub(1, limit)
-    local last = cut:match("^(.*)_") or cut
-    slug = last
+    slug = (cut:match("^(.*)_") or cut) .. "_"
   end
   return slug
 end

@@ -200,6 +200,18 @@ int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
   return rc;
 }
 
+/* Does a plan leave the version table empty?  Count its rows step by step
+ * from the starting heads. */
+static int ends_at_base(const lm_plan *plan, size_t start) {
+  long rows = (long)start;
+  for (size_t i = 0; i < plan->nsteps; i++)
+    for (size_t k = 0; k < plan->steps[i].nactions; k++) {
+      lm_vt_kind kind = plan->steps[i].actions[k].kind;
+      rows += kind == LM_VT_INSERT ? 1 : kind == LM_VT_DELETE ? -1 : 0;
+    }
+  return rows == 0 && plan->nsteps > 0;
+}
+
 /* Offline: the same walk, written as a script instead of run. */
 int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   *sql = NULL;
@@ -247,6 +259,8 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   if (rc == LM_OK) rc = lm_offline_preamble(env, start.n == 0 && !is_down);
   if (rc == LM_OK) rc = lm_exec_replay(env, cur, start.n);
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, command, NULL);
+  if (rc == LM_OK && is_down && ends_at_base(&plan, start.n))
+    rc = lm_offline_drop_version_table(env);
   env->mode = LM_EXEC_ONLINE;
   env->sql_out = NULL;
   lm_plan_free(&plan);

@@ -144,6 +144,7 @@ int lm_tx_commit(lm_env *env);
 void lm_tx_rollback(lm_env *env);
 int lm_offline_preamble(lm_env *env, int from_base);
 int lm_purge_versions(lm_env *env);
+int lm_offline_drop_version_table(lm_env *env);
 /* Is the run lock free?  *held set and the holder described when not. */
 int lm_lock_probe(lm_env *env, int *held, lm_buf *holder);
 

@@ -373,7 +373,9 @@ static void describe_step(lm_env *env, const lm_step *st, lm_buf *out) {
     lm_buf_printf(out, "%s -> %s", lm_buf_str(&down), r->id);
   else
     lm_buf_printf(out, "%s -> %s", r->id, lm_buf_str(&down));
-  if (r->message) lm_buf_printf(out, ", %s", r->message);
+  /* Alembic's log line names the message; its --sql comment does not. */
+  if (r->message && env->mode == LM_EXEC_ONLINE)
+    lm_buf_printf(out, ", %s", r->message);
   lm_buf_free(&down);
 }
 
@@ -519,6 +521,17 @@ int lm_offline_preamble(lm_env *env, int from_base) {
   int rc = lm_tx_begin(env);
   if (rc == LM_OK && from_base) rc = create_version_table(env, 0, &env->err);
   if (rc == LM_OK) rc = create_log_table(env, &env->err);
+  if (rc == LM_OK) rc = lm_tx_commit(env);
+  return rc;
+}
+
+/* Offline, a downgrade that ends at base drops the version table, as
+ * Alembic's --sql does. */
+int lm_offline_drop_version_table(lm_env *env) {
+  lm_op op = {.kind = LM_OP_DROP_TABLE, .schema = env->version_table_schema,
+              .table = env->version_table};
+  int rc = lm_tx_begin(env);
+  if (rc == LM_OK) rc = lm_op_apply(env, &op, &env->err);
   if (rc == LM_OK) rc = lm_tx_commit(env);
   return rc;
 }
