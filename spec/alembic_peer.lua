@@ -25,7 +25,7 @@ local P = {}
 -- The Python interpreter the `alembic` command runs with (its shebang), so
 -- that the peer uses the installed Alembic and SQLAlchemy.
 local function find_alembic()
-  local f = io.popen("command -v alembic 2>/dev/null")
+  local f = H.popen("command -v alembic 2>/dev/null")
   local path = f:read("l")
   f:close()
   if not path or path == "" then

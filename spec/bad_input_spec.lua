@@ -81,7 +81,7 @@ local cases = {
 
 local function snapshot(d, url, query, path)
   if d.name == "sqlite" then
-    local f = io.popen("sqlite3 " .. H.quote(path) .. " .dump")
+    local f = H.popen("sqlite3 " .. H.quote(path) .. " .dump")
     local s = f:read("a")
     f:close()
     return s

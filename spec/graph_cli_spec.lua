@@ -739,7 +739,7 @@ end)
 
 describe("revision and merge against Alembic", function()
   local function newfile(dir, ext, known)
-    local f = io.popen("ls " .. H.quote(dir))
+    local f = H.popen("ls " .. H.quote(dir))
     local found
     for name in f:lines() do
       if name:match("%." .. ext .. "$") and not known[name] then found = name end
@@ -750,7 +750,7 @@ describe("revision and merge against Alembic", function()
 
   local function listing(dir)
     local t = {}
-    local f = io.popen("ls " .. H.quote(dir))
+    local f = H.popen("ls " .. H.quote(dir))
     for name in f:lines() do t[name] = true end
     f:close()
     return t

@@ -38,9 +38,18 @@ function H.write(path, text)
   f:close()
 end
 
+-- Under `make asan` the interpreter runs with the sanitizer runtime
+-- preloaded; other programs (psql, sqlite3) must not inherit it (psql can
+-- hang in its GSS set-up with it).
+H.shell_prefix = H.asan and "unset LD_PRELOAD; " or ""
+
 function H.sh(cmd)
-  local ok, _, code = os.execute(cmd)
+  local ok, _, code = os.execute(H.shell_prefix .. cmd)
   return ok and 0 or code
+end
+
+function H.popen(cmd)
+  return io.popen(H.shell_prefix .. cmd)
 end
 
 -- Run the binary: returns exit code, stdout, stderr.

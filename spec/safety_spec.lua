@@ -28,7 +28,7 @@ local function spawn(args, dir, tag, env)
   parts[#parts + 1] = "exec " .. H.quote(H.bin)
   for _, a in ipairs(args) do parts[#parts + 1] = H.quote(a) end
   parts[#parts + 1] = ">" .. out .. " 2>" .. err .. " </dev/null) & echo $!"
-  local f = io.popen("sh -c " .. H.quote(table.concat(parts, " ")))
+  local f = H.popen("sh -c " .. H.quote(table.concat(parts, " ")))
   local pid = tonumber(f:read("l"))
   f:close()
   return pid, out, err
