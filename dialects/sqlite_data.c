@@ -218,14 +218,15 @@ void lm_sqlite_writer_close(lm_writer *w) {
 /* The statement updating the columns a row sets: UPDATE t SET c1 = ?1,
  * ... WHERE k1 = ?n AND ...; values bind in that order, keys last. */
 static int writer_stmt(lm_writer *w, size_t ncols, const char *const *cols,
-                       const unsigned char *set, sqlite3_stmt **out,
-                       lm_err *err) {
+                       const unsigned char *set, size_t nrows,
+                       sqlite3_stmt **out, lm_err *err) {
   lm_buf_reset(&w->sig);
   for (size_t j = 0; j < ncols; j++)
     if (!set || set[j]) {
       lm_buf_puts(&w->sig, cols[j]);
       lm_buf_putc(&w->sig, '\x1f');
     }
+  lm_buf_printf(&w->sig, "%zu", nrows);
   for (size_t i = 0; i < w->ncache; i++)
     if (strcmp(w->cache[i].sig, lm_buf_str(&w->sig)) == 0) {
       *out = w->cache[i].stmt;
@@ -233,19 +234,43 @@ static int writer_stmt(lm_writer *w, size_t ncols, const char *const *cols,
     }
   lm_buf *sql = &w->sql;
   lm_buf_reset(sql);
-  lm_buf_printf(sql, "UPDATE %s SET ", w->target);
-  int n = 0;
-  for (size_t j = 0; j < ncols; j++) {
-    if (set && !set[j]) continue;
-    if (n) lm_buf_puts(sql, ", ");
-    lm_sqlite_quote_ident(sql, cols[j]);
-    lm_buf_printf(sql, " = ?%d", ++n);
-  }
-  lm_buf_puts(sql, " WHERE ");
-  for (size_t i = 0; i < w->nkeys; i++) {
-    if (i) lm_buf_puts(sql, " AND ");
-    lm_sqlite_quote_ident(sql, w->keys[i]);
-    lm_buf_printf(sql, " = ?%d", ++n);
+  if (nrows) {
+    /* UPDATE t AS t SET c = v.columnK ... FROM (VALUES (?, ...), ...) AS v
+     * WHERE t.k = v.column1 ...: values bind row by row, keys first. */
+    lm_buf_printf(sql, "UPDATE %s AS t SET ", w->target);
+    for (size_t j = 0; j < ncols; j++) {
+      if (j) lm_buf_puts(sql, ", ");
+      lm_sqlite_quote_ident(sql, cols[j]);
+      lm_buf_printf(sql, " = v.column%zu", w->nkeys + j + 1);
+    }
+    lm_buf_puts(sql, " FROM (VALUES ");
+    for (size_t r = 0; r < nrows; r++) {
+      lm_buf_puts(sql, r ? ", (?" : "(?");
+      for (size_t j = 1; j < w->nkeys + ncols; j++) lm_buf_puts(sql, ", ?");
+      lm_buf_putc(sql, ')');
+    }
+    lm_buf_puts(sql, ") AS v WHERE ");
+    for (size_t i = 0; i < w->nkeys; i++) {
+      if (i) lm_buf_puts(sql, " AND ");
+      lm_buf_puts(sql, "t.");
+      lm_sqlite_quote_ident(sql, w->keys[i]);
+      lm_buf_printf(sql, " = v.column%zu", i + 1);
+    }
+  } else {
+    lm_buf_printf(sql, "UPDATE %s SET ", w->target);
+    int n = 0;
+    for (size_t j = 0; j < ncols; j++) {
+      if (set && !set[j]) continue;
+      if (n) lm_buf_puts(sql, ", ");
+      lm_sqlite_quote_ident(sql, cols[j]);
+      lm_buf_printf(sql, " = ?%d", ++n);
+    }
+    lm_buf_puts(sql, " WHERE ");
+    for (size_t i = 0; i < w->nkeys; i++) {
+      if (i) lm_buf_puts(sql, " AND ");
+      lm_sqlite_quote_ident(sql, w->keys[i]);
+      lm_buf_printf(sql, " = ?%d", ++n);
+    }
   }
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v3(w->conn->db, lm_buf_str(sql), -1,
@@ -263,6 +288,38 @@ static int writer_stmt(lm_writer *w, size_t ncols, const char *const *cols,
   return LM_OK;
 }
 
+/* Rows that all set the same columns go VALUES_ROWS at a time through
+ * one UPDATE ... FROM (VALUES ...): a statement step per chunk instead of
+ * one per row, within SQLite's limit on parameters. */
+#define VALUES_ROWS 500
+
+static int writer_run_batch(lm_writer *w, size_t ncols,
+                            const char *const *cols, size_t nrows,
+                            const lm_value *values, int64_t *affected,
+                            lm_err *err) {
+  size_t width = w->nkeys + ncols;
+  size_t per = VALUES_ROWS;
+  if (per * width > 32766) per = 32766 / width;
+  if (!per) per = 1;
+  int64_t total = 0;
+  int rc = LM_OK;
+  for (size_t r = 0; r < nrows && rc == LM_OK; r += per) {
+    size_t n = nrows - r < per ? nrows - r : per;
+    sqlite3_stmt *st = NULL;
+    rc = writer_stmt(w, ncols, cols, NULL, n, &st, err);
+    if (rc != LM_OK) break;
+    const lm_value *row = values + r * width;
+    for (size_t k = 0; k < n * width && rc == LM_OK; k++)
+      if (bind_value(st, (int)k + 1, &row[k]) != SQLITE_OK)
+        rc = lm_sqlite_error(w->conn, sqlite3_sql(st), err);
+    if (rc == LM_OK) rc = step_done(w->conn, st, err);
+    if (rc == LM_OK) total += sqlite3_changes64(w->conn->db);
+    sqlite3_clear_bindings(st);
+  }
+  if (affected) *affected = total;
+  return rc;
+}
+
 int lm_sqlite_writer_run(lm_writer *w, size_t ncols, const char *const *cols,
                          size_t nrows, const lm_value *values,
                          const unsigned char *set, int64_t *affected,
@@ -272,13 +329,15 @@ int lm_sqlite_writer_run(lm_writer *w, size_t ncols, const char *const *cols,
   int rc = LM_OK;
   sqlite3_stmt *st = NULL;
   const unsigned char *prev = NULL;
+  if (!set && nrows > 1 && ncols)
+    return writer_run_batch(w, ncols, cols, nrows, values, affected, err);
   for (size_t r = 0; r < nrows && rc == LM_OK; r++) {
     const unsigned char *rs = set ? set + r * ncols : NULL;
     /* The previous row's statement serves while the column set is the
      * same, which is nearly always. */
     if (!st || (rs && memcmp(rs, prev, ncols) != 0)) {
       if (st) sqlite3_clear_bindings(st);
-      rc = writer_stmt(w, ncols, cols, rs, &st, err);
+      rc = writer_stmt(w, ncols, cols, rs, 0, &st, err);
       if (rc != LM_OK) break;
     }
     prev = rs;
