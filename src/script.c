@@ -171,7 +171,8 @@ int lm_scripts_load(lm_env *env) {
     lm_strvec_push(&names, lm_xstrdup(de->d_name));
   }
   closedir(d);
-  qsort(names.items, names.n, sizeof *names.items, compare_names);
+  if (names.n)   /* an empty folder has no array at all */
+    qsort(names.items, names.n, sizeof *names.items, compare_names);
 
   env->scripts = lm_xcalloc(names.n ? names.n : 1, sizeof *env->scripts);
   /* Metadata comes from the cache when the file is unchanged; only new or
