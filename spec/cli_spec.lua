@@ -244,6 +244,33 @@ describe("luamig command line", function()
     assert.not_matches("secret", err)
   end)
 
+  it("the metadata cache follows edits and survives damage", function()
+    local dir = sqlite_project(chain)
+    local _, out = H.run({"history"}, {dir = dir})
+    assert.matches("add c", out)
+    local cache = dir .. "/migrations/.luamig-cache"
+    assert.is_truthy(H.read(cache), "the cache was written")
+    -- an edit of the same size, in place
+    local path = dir .. "/migrations/0002_bbbbbbbbbbb2.lua"
+    local text = H.read(path)
+    local f = assert(io.open(path, "r+b"))
+    f:write((text:gsub('add c', 'add x')))
+    f:close()
+    _, out = H.run({"history"}, {dir = dir})
+    assert.matches("add x", out)
+    assert.not_matches("add c", out)
+    -- a damaged cache is ignored and rewritten
+    H.write(cache, "luamig-cache 1\nrubbish")
+    local code
+    code, out = H.run({"heads"}, {dir = dir})
+    assert.are.equal(0, code)
+    assert.are.equal("bbbbbbbbbbb2 (head)\n", out)
+    H.write(cache, string.rep("\0", 100))
+    code, out = H.run({"history"}, {dir = dir})
+    assert.are.equal(0, code)
+    assert.matches("add x", out)
+  end)
+
   it("edit opens the script in $EDITOR", function()
     local dir = sqlite_project(chain)
     local code = H.run({"edit", "aaaa"}, {dir = dir, env = {EDITOR = "touch"}})
