@@ -224,6 +224,23 @@ int lm_g_filter_for_lineage(lm_gctx *c, const long *targets, size_t n, const cha
                             lm_gvec *out, lm_err *err);
 int lm_g_shares_lineage(lm_gctx *c, long target, const long *against, size_t n, int deps);
 int lm_g_has_label(const lm_graph *g, size_t idx, const char *label);
+/* An upper/lower bound as Alembic passes them: a string, or a tuple of
+ * strings (the current heads). */
+typedef struct lm_gspec {
+  const char *str;                /* non-NULL: a string */
+  const char *const *list;        /* else: a tuple (may be empty) */
+  size_t n;
+} lm_gspec;
+lm_gspec lm_gspec_str(const char *s);
+lm_gspec lm_gspec_list(const char *const *l, size_t n);
+/* graph_target.c: get_revisions over a bound, Alembic's target parsers,
+ * and checks shared with graph_plan.c. */
+int lm_g_spec_revisions(lm_gctx *c, lm_gspec s, lm_gvec *out, lm_err *err);
+int lm_g_parse_downgrade_target(lm_gctx *c, lm_gspec cur, const char *target, int assert_len, char **label,
+                                long *rev, lm_err *err);
+int lm_g_parse_upgrade_target(lm_gctx *c, lm_gspec cur, lm_gspec target, int assert_len, lm_gvec *out, lm_err *err);
+int lm_g_check_current(const lm_graph *g, const char *const *current, size_t n, lm_err *err);
+int lm_g_not_a_revision(const lm_graph *g, const char *what, long r, lm_err *err);
 /* Error helpers: the revision list "a, b, c" into a buffer. */
 void lm_g_join(const lm_graph *g, const long *v, size_t n, lm_buf *b);
 

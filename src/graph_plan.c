@@ -1,5 +1,6 @@
 /*
- * graph_plan.c - walks over the revision graph: the revisions `upgrade`,
+ * graph_plan.c - walks over the revision graph (targets are parsed in
+ * graph_target.c): the revisions `upgrade`,
  * `downgrade` and `history` visit and in which order (Alembic's
  * iterate_revisions with _collect_upgrade_revisions /
  * _collect_downgrade_revisions and _topological_sort), the version-table
@@ -33,323 +34,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An upper/lower bound as Alembic passes them: a string, or a tuple of
- * strings (the current heads). */
-typedef struct gspec {
-  const char *str;                /* non-NULL: a string */
-  const char *const *list;        /* else: a tuple (may be empty) */
-  size_t n;
-} gspec;
-
-static gspec spec_str(const char *s) { gspec x = {s, NULL, 0}; return x; }
-static gspec spec_list(const char *const *l, size_t n) { gspec x = {NULL, l, n}; return x; }
-
-/* get_revisions on a string or a tuple. */
-static int spec_revisions(lm_gctx *c, gspec s, lm_gvec *out, lm_err *err) {
-  if (s.str) return lm_g_get_revisions(c, s.str, out, err);
-  for (size_t i = 0; i < s.n; i++) {
-    if (!s.list[i]) return lm_err_set(err, "empty revision identifier");
-    int rc = lm_g_get_revisions(c, s.list[i], out, err);
-    if (rc != LM_OK) return rc;
-  }
-  return LM_OK;
-}
-
-/* ---- Alembic's _relative_destination regex ---------------------------- */
-
-/* re.match(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)", s): the shortest label before
- * an '@' for which the rest matches, else no label. */
-typedef struct grel {
-  char *label;    /* NULL when the optional group did not match */
-  char *symbol;   /* NULL when empty */
-  long rel;
-  char relstr[32];
-} grel;
-
-static int is_word(unsigned char ch) { return isalnum(ch) || ch == '_' || ch >= 0x80; }
-
-static int rel_tail(const char *s, grel *m) {
-  const char *p = s;
-  while (is_word((unsigned char)*p)) p++;
-  if ((*p != '+' && *p != '-') || !isdigit((unsigned char)p[1])) return 0;
-  const char *q = p + 1;
-  long v = 0;
-  while (isdigit((unsigned char)*q)) {
-    if (v < LONG_MAX / 16) v = v * 10 + (*q - '0');
-    q++;
-  }
-  m->symbol = p > s ? lm_xstrndup(s, (size_t)(p - s)) : NULL;
-  m->rel = *p == '-' ? -v : v;
-  size_t len = (size_t)(q - p);
-  if (len > sizeof m->relstr - 1) len = sizeof m->relstr - 1;
-  memcpy(m->relstr, p, len);
-  m->relstr[len] = '\0';
-  return 1;
-}
-
-static int rel_match(const char *s, grel *m) {
-  memset(m, 0, sizeof *m);
-  for (const char *at = s; *at && *at != '\n'; at++) {
-    if (*at != '@' || at == s) continue;
-    if (rel_tail(at + 1, m)) {
-      m->label = lm_xstrndup(s, (size_t)(at - s));
-      return 1;
-    }
-  }
-  return rel_tail(s, m);
-}
-
-static void rel_free(grel *m) {
-  free(m->label);
-  free(m->symbol);
-}
-
-/* ---- target parsing --------------------------------------------------- */
-
-/* _get_all_current: the current revisions and their ancestors, reduced to
- * the ones with no down_revision descendant among them. */
-static int get_all_current(lm_gctx *c, gspec cur, lm_gvec *out, lm_err *err) {
-  const lm_graph *g = c->g;
-  lm_gvec top = {0};
-  int rc = spec_revisions(c, cur, &top, err);
-  if (rc != LM_OK) { lm_gvec_free(&top); return rc; }
-  unsigned gen = lm_gctx_next(c);
-  lm_g_reach(c, top.v, top.n, 0, 1, gen);
-  int has_none = 0;
-  for (size_t i = 0; i < top.n; i++) if (top.v[i] < 0) has_none = 1;
-  for (size_t i = 0; i < g->n; i++) {
-    if (c->mark[i] != gen) continue;
-    int keep = 1;
-    for (size_t k = 0; k < g->next[i].n && keep; k++)
-      if (c->mark[g->next[i].v[k]] == gen) keep = 0;
-    /* a deeper descendant in the set implies a direct child in it, since
-       the set is closed under ancestors */
-    if (keep) lm_gvec_push(out, (long)i);
-  }
-  if (has_none) lm_gvec_push(out, LM_G_NONE);
-  lm_gvec_free(&top);
-  return LM_OK;
-}
-
-/* _parse_downgrade_target: the target revision and the branch label that
- * narrows it. *label is malloc'ed or NULL. */
-static int parse_downgrade_target(lm_gctx *c, gspec cur, const char *target, int assert_len, char **label,
-                                  long *rev, lm_err *err) {
-  const lm_graph *g = c->g;
-  *label = NULL;
-  *rev = LM_G_NONE;
-  if (!target) return LM_OK;
-  /* util.to_tuple(current_revisions): a string is a one-element tuple */
-  const char *one[1];
-  if (cur.str) {
-    one[0] = cur.str;
-    cur.list = one;
-    cur.n = 1;
-    cur.str = NULL;
-  }
-  grel m;
-  int rc = LM_OK;
-  if (rel_match(target, &m)) {
-    if (m.rel >= 0) {
-      if (!m.symbol) {
-        rc = lm_err_set(err, "relative revision %s didn't produce %ld migrations", m.relstr, m.rel);
-        goto out;
-      }
-      long start;
-      if ((rc = lm_g_get_revision(c, m.symbol, &start, err)) != LM_OK) goto out;
-      if ((rc = lm_g_walk(c, start, m.rel, m.label, assert_len, rev, err)) != LM_OK) goto out;
-      if (*rev == LM_G_NONE) {
-        rc = lm_err_set(err, "walked too far: %s goes past the top of the graph", target);
-        goto out;
-      }
-      *label = m.label;
-      m.label = NULL;
-      goto out;
-    }
-    int relative_revision = m.symbol == NULL;
-    char *symbol = m.symbol;
-    m.symbol = NULL;
-    char *branch = m.label ? lm_xstrdup(m.label) : NULL;
-    if (relative_revision) {
-      if (branch && *branch) {
-        lm_gvec curv = {0}, sl = {0};
-        for (size_t i = 0; i < cur.n; i++) {
-          long r;
-          if ((rc = lm_g_revision_for_ident(c, cur.list[i], NULL, &r, err)) != LM_OK) break;
-          lm_gvec_push(&curv, r);
-        }
-        if (rc == LM_OK) rc = lm_g_filter_for_lineage(c, curv.v, curv.n, branch, 0, &sl, err);
-        if (rc == LM_OK && sl.n == 0) {
-          lm_gvec all = {0};
-          rc = get_all_current(c, cur, &all, err);
-          if (rc == LM_OK) rc = lm_g_filter_for_lineage(c, all.v, all.n, branch, 0, &sl, err);
-          lm_gvec_free(&all);
-        }
-        if (rc == LM_OK && sl.n != 1) {
-          lm_buf b = LM_BUF_INIT;
-          lm_g_join(g, sl.v, sl.n, &b);
-          if (sl.n == 0)
-            rc = lm_err_set(err, "no current revision is on branch '%s'; nothing to walk down from", branch);
-          else
-            rc = lm_err_set(err, "branch '%s' has several current heads (%s); downgrade from one of them by name, "
-                            "e.g. %s%s", branch, lm_buf_str(&b), g->revs[sl.v[0]].id, m.relstr);
-          lm_buf_free(&b);
-        }
-        if (rc == LM_OK) symbol = lm_xstrdup(sl.v[0] >= 0 ? g->revs[sl.v[0]].id : "base");
-        lm_gvec_free(&curv);
-        lm_gvec_free(&sl);
-      } else {
-        if (cur.n == 0) {
-          rc = lm_err_set(err, "relative revision %s didn't produce %ld migrations: the database has no current "
-                          "revision", m.relstr, -m.rel);
-        } else {
-          int several = 0;
-          for (size_t i = 1; i < cur.n; i++)
-            if (strcmp(cur.list[i], cur.list[0]) != 0) several = 1;
-          if (several) {
-            lm_buf b = LM_BUF_INIT;
-            for (size_t i = 0; i < cur.n; i++) lm_buf_printf(&b, "%s%s", i ? ", " : "", cur.list[i]);
-            rc = lm_err_set(err, "downgrade %s is ambiguous with several current heads (%s); use "
-                            "<branchname>@%s or <revision>%s", m.relstr, lm_buf_str(&b), m.relstr, m.relstr);
-            lm_buf_free(&b);
-          } else {
-            symbol = lm_xstrdup(cur.list[0]);
-            free(branch);
-            branch = lm_xstrdup(symbol);
-          }
-        }
-      }
-    }
-    if (rc == LM_OK) {
-      long start;
-      if (!branch) {
-        rc = lm_g_get_revision(c, symbol, &start, err);
-      } else {
-        char *both = lm_xasprintf("%s@%s", branch, symbol);
-        rc = lm_g_get_revision(c, both, &start, err);
-        free(both);
-      }
-      if (rc == LM_OK) rc = lm_g_walk(c, start, m.rel, NULL, assert_len, rev, err);
-      if (rc == LM_OK && *rev == LM_G_NONE) {
-        if (relative_revision)
-          rc = lm_err_set(err, "relative revision %s didn't produce %ld migrations", m.relstr, -m.rel);
-        else
-          rc = lm_err_set(err, "walked too far: %s goes below base", target);
-      }
-    }
-    free(symbol);
-    if (rc == LM_OK) *label = branch;
-    else free(branch);
-    goto out;
-  }
-  /* absolute: "label@rev" splits at the last '@' */
-  {
-    const char *at = strrchr(target, '@');
-    if (at && at > target) *label = lm_xstrndup(target, (size_t)(at - target));
-    rc = lm_g_get_revision(c, at ? at + 1 : target, rev, err);
-    if (rc != LM_OK) { free(*label); *label = NULL; }
-  }
-out:
-  rel_free(&m);
-  return rc;
-}
-
-/* _parse_upgrade_target: the revisions to upgrade to. */
-static int parse_upgrade_target(lm_gctx *c, gspec cur, gspec target, int assert_len, lm_gvec *out, lm_err *err) {
-  const lm_graph *g = c->g;
-  grel m;
-  if (!target.str || !rel_match(target.str, &m)) return spec_revisions(c, target, out, err);
-  int rc = LM_OK;
-  long r = LM_G_NONE;
-  if (m.rel > 0) {
-    if (!m.symbol) {
-      /* start from the current revisions, narrowed to the branch */
-      lm_gvec start = {0};
-      int start_none = 0;
-      lm_gvec curv = {0};
-      size_t ncur = cur.str ? 1 : cur.n;
-      if (ncur == 0) start_none = 1;
-      if (m.label) {
-        if (!start_none && (rc = spec_revisions(c, cur, &curv, err)) != LM_OK) goto up_done;
-        if ((rc = lm_g_filter_for_lineage(c, curv.v, curv.n, m.label, 0, &start, err)) != LM_OK) goto up_done;
-        if (start.n == 0) {
-          /* the branch is not at a head: use the tips of what is applied on it */
-          unsigned gen = lm_gctx_next(c);
-          lm_g_reach(c, curv.v, curv.n, 0, 1, gen);
-          lm_gvec act = {0}, on = {0};
-          for (size_t i = 0; i < g->n; i++)
-            if (c->mark[i] == gen) lm_gvec_push(&act, (long)i);
-          rc = lm_g_filter_for_lineage(c, act.v, act.n, m.label, 0, &on, err);
-          if (rc == LM_OK) {
-            unsigned char *below = lm_xcalloc(g->n + 1, 1);
-            for (size_t i = 0; i < on.n; i++)
-              for (size_t k = 0; k < g->normdown[on.v[i]].n; k++) below[g->normdown[on.v[i]].v[k]] = 1;
-            for (size_t i = 0; i < on.n; i++)
-              if (!below[on.v[i]]) lm_gvec_push(&start, on.v[i]);
-            free(below);
-          }
-          lm_gvec_free(&act);
-          lm_gvec_free(&on);
-          if (rc != LM_OK) goto up_done;
-          if (start.n == 0) start_none = 1;
-        } else {
-          start_none = 0;
-        }
-      } else if (!start_none) {
-        /* the current strings themselves; resolved by _walk */
-        if (ncur > 1) {
-          lm_buf b = LM_BUF_INIT;
-          for (size_t i = 0; i < ncur; i++) lm_buf_printf(&b, "%s%s", i ? ", " : "", cur.str ? cur.str : cur.list[i]);
-          rc = lm_err_set(err, "upgrade %s is ambiguous from several current revisions (%s); use <branchname>@%s "
-                          "or <revision>%s", m.relstr, lm_buf_str(&b), m.relstr, m.relstr);
-          lm_buf_free(&b);
-          goto up_done;
-        }
-        long s0;
-        if ((rc = lm_g_get_revision(c, cur.str ? cur.str : cur.list[0], &s0, err)) != LM_OK) goto up_done;
-        lm_gvec_push(&start, s0);
-      }
-      if (!start_none && start.n > 1) {
-        lm_buf b = LM_BUF_INIT;
-        lm_g_join(g, start.v, start.n, &b);
-        rc = lm_err_set(err, "upgrade %s%s%s is ambiguous from several current revisions (%s); name the revision, "
-                        "e.g. %s%s", m.label ? m.label : "", m.label ? "@" : "", m.relstr, lm_buf_str(&b),
-                        g->revs[start.v[0]].id, m.relstr);
-        lm_buf_free(&b);
-        goto up_done;
-      }
-      rc = lm_g_walk(c, start_none ? LM_G_NONE : start.v[0], m.rel, m.label, assert_len, &r, err);
-      if (rc == LM_OK && r == LM_G_NONE)
-        rc = lm_err_set(err, "relative revision %s didn't produce %ld migrations: walked past a head", m.relstr, m.rel);
-    up_done:
-      lm_gvec_free(&start);
-      lm_gvec_free(&curv);
-    } else {
-      long start;
-      rc = lm_g_get_revision(c, m.symbol, &start, err);
-      if (rc == LM_OK) rc = lm_g_walk(c, start, m.rel, m.label, assert_len, &r, err);
-    }
-  } else {
-    if (!m.symbol) {
-      rc = lm_err_set(err, "relative revision %s didn't produce %ld migrations: upgrade cannot go down", m.relstr,
-                      m.rel < 0 ? -m.rel : m.rel);
-    } else {
-      long start;
-      if (!m.label) {
-        rc = lm_g_get_revision(c, m.symbol, &start, err);
-      } else {
-        char *both = lm_xasprintf("%s@%s", m.label, m.symbol);
-        rc = lm_g_get_revision(c, both, &start, err);
-        free(both);
-      }
-      if (rc == LM_OK) rc = lm_g_walk(c, start, m.rel, NULL, assert_len, &r, err);
-    }
-  }
-  if (rc == LM_OK) lm_gvec_push(out, r);
-  rel_free(&m);
-  return rc;
-}
-
 /* ---- collecting the revisions to visit ------------------------------------ */
 
 /* _iterate_related_revisions(check=True): refuse targets where one is a
@@ -382,21 +66,16 @@ static void gwalk_free(gwalk *w) {
   lm_gvec_free(&w->heads);
 }
 
-static int not_a_revision(const lm_graph *g, const char *what, long r, lm_err *err) {
-  (void)g;
-  return lm_err_set(err, "%s resolves to %s, not to a revision", what, r == LM_G_BASE ? "base" : "nothing (walked off the graph)");
-}
-
 /* _collect_upgrade_revisions. */
-static int collect_upgrade(lm_gctx *c, gspec upper, gspec lower, int inclusive, int implicit_base, int assert_len,
+static int collect_upgrade(lm_gctx *c, lm_gspec upper, lm_gspec lower, int inclusive, int implicit_base, int assert_len,
                            gwalk *w, lm_err *err) {
   const lm_graph *g = c->g;
   lm_gvec targets = {0}, currev = {0};
-  int rc = parse_upgrade_target(c, lower, upper, assert_len, &targets, err);
+  int rc = lm_g_parse_upgrade_target(c, lower, upper, assert_len, &targets, err);
   if (rc != LM_OK) goto done;
   for (size_t i = 0; i < targets.n; i++)
     if (targets.v[i] < 0) {
-      rc = not_a_revision(g, upper.str ? upper.str : "the target", targets.v[i], err);
+      rc = lm_g_not_a_revision(g, upper.str ? upper.str : "the target", targets.v[i], err);
       goto done;
     }
   if (lower.str && strchr(lower.str, '@')) {
@@ -427,7 +106,7 @@ static int collect_upgrade(lm_gctx *c, gspec upper, gspec lower, int inclusive, 
   lm_g_reach(c, targets.v, targets.n, 0, 1, gen);
   for (size_t i = 0; i < g->n; i++) req[i] = c->mark[i] == gen;
 
-  rc = spec_revisions(c, lower, &currev, err);
+  rc = lm_g_spec_revisions(c, lower, &currev, err);
   if (rc == LM_OK && !implicit_base) {
     for (size_t i = 0; i < currev.n; i++)
       if (currev.v[i] != LM_G_NONE && (currev.v[i] < 0 || !req[currev.v[i]])) {
@@ -441,7 +120,7 @@ static int collect_upgrade(lm_gctx *c, gspec upper, gspec lower, int inclusive, 
   if (rc == LM_OK && currev.n && currev.v[0] == LM_G_NONE) {
     char *lab = NULL;
     long r;
-    rc = parse_downgrade_target(c, upper, lower.str, assert_len, &lab, &r, err);
+    rc = lm_g_parse_downgrade_target(c, upper, lower.str, assert_len, &lab, &r, err);
     free(lab);
     if (rc == LM_OK) {
       if (r == LM_G_NONE) rc = lm_err_set(err, "cannot resolve the lower bound %s", lower.str ? lower.str : "");
@@ -450,7 +129,7 @@ static int collect_upgrade(lm_gctx *c, gspec upper, gspec lower, int inclusive, 
     }
   }
   for (size_t i = 0; rc == LM_OK && i < currev.n; i++)
-    if (currev.v[i] < 0) rc = not_a_revision(g, "the lower bound", currev.v[i], err);
+    if (currev.v[i] < 0) rc = lm_g_not_a_revision(g, "the lower bound", currev.v[i], err);
   if (rc == LM_OK) rc = check_overlap(c, &currev, 0, 1, err);
   if (rc != LM_OK) { free(req); goto done; }
   gen = lm_gctx_next(c);
@@ -461,9 +140,9 @@ static int collect_upgrade(lm_gctx *c, gspec upper, gspec lower, int inclusive, 
   if (inclusive && !lower_none) {
     lm_gvec low = {0};
     if (lower_str != lower.str) rc = lm_g_get_revisions(c, lower_str, &low, err);
-    else rc = spec_revisions(c, lower, &low, err);
+    else rc = lm_g_spec_revisions(c, lower, &low, err);
     for (size_t i = 0; rc == LM_OK && i < low.n; i++) {
-      if (low.v[i] < 0) rc = not_a_revision(g, "the lower bound", low.v[i], err);
+      if (low.v[i] < 0) rc = lm_g_not_a_revision(g, "the lower bound", low.v[i], err);
       else w->todo[low.v[i]] = 1;
     }
     lm_gvec_free(&low);
@@ -486,12 +165,12 @@ done:
 
 /* _collect_downgrade_revisions (inclusive=False, implicit_base=False as
  * `downgrade` uses it). */
-static int collect_downgrade(lm_gctx *c, gspec upper, const char *target, int assert_len, gwalk *w, lm_err *err) {
+static int collect_downgrade(lm_gctx *c, lm_gspec upper, const char *target, int assert_len, gwalk *w, lm_err *err) {
   const lm_graph *g = c->g;
   char *branch = NULL;
   long trev;
   lm_gvec roots = {0}, heads = {0};
-  int rc = parse_downgrade_target(c, upper, target, assert_len, &branch, &trev, err);
+  int rc = lm_g_parse_downgrade_target(c, upper, target, assert_len, &branch, &trev, err);
   if (rc != LM_OK) return rc;
   if (trev == LM_G_BASE) trev = LM_G_NONE;
   if (trev == LM_G_NONE) {
@@ -520,9 +199,9 @@ static int collect_downgrade(lm_gctx *c, gspec upper, const char *target, int as
       goto done;
     }
   }
-  if ((rc = spec_revisions(c, upper, &heads, err)) != LM_OK) goto done;
+  if ((rc = lm_g_spec_revisions(c, upper, &heads, err)) != LM_OK) goto done;
   for (size_t i = 0; i < heads.n; i++)
-    if (heads.v[i] < 0) { rc = not_a_revision(g, "a current revision", heads.v[i], err); goto done; }
+    if (heads.v[i] < 0) { rc = lm_g_not_a_revision(g, "a current revision", heads.v[i], err); goto done; }
   {
     unsigned char *desc = lm_xcalloc(g->n + 1, 1);
     unsigned gen = lm_gctx_next(c);
@@ -991,16 +670,6 @@ static lm_step *plan_add(lm_plan *p, long rev, int upgrade) {
   return s;
 }
 
-/* Check the current rows name revisions of the graph. */
-static int check_current(const lm_graph *g, const char *const *current, size_t n, lm_err *err) {
-  for (size_t i = 0; i < n; i++) {
-    if (!current[i] || !lm_map_get(&g->ids, current[i]))
-      return lm_err_set(err, "the database is at revision %s, which no script defines",
-                        current[i] ? current[i] : "(null)");
-  }
-  return LM_OK;
-}
-
 static void hm_init(ghm *h, lm_gctx *c, const char *const *current, size_t n) {
   const lm_graph *g = c->g;
   h->c = c;
@@ -1040,13 +709,13 @@ int lm_graph_plan_upgrade(const lm_graph *g, const char *target, const char *con
   out->steps = NULL;
   out->nsteps = 0;
   if (!target || !*target) return lm_err_set(err, "upgrade needs a target revision");
-  int rc = check_current(g, current, ncurrent, err);
+  int rc = lm_g_check_current(g, current, ncurrent, err);
   if (rc != LM_OK) return rc;
   lm_gctx c;
   lm_gctx_init(&c, g);
   gwalk w = {0};
   lm_gvec order = {0};
-  rc = collect_upgrade(&c, spec_str(target), spec_list(current, ncurrent), 0, 1, 1, &w, err);
+  rc = collect_upgrade(&c, lm_gspec_str(target), lm_gspec_list(current, ncurrent), 0, 1, 1, &w, err);
   if (rc == LM_OK) {
     /* refuse a target that is already below the current heads */
     lm_gvec cur = {0};
@@ -1086,13 +755,13 @@ int lm_graph_plan_downgrade(const lm_graph *g, const char *target, const char *c
   out->steps = NULL;
   out->nsteps = 0;
   if (!target || !*target) return lm_err_set(err, "downgrade needs a target revision");
-  int rc = check_current(g, current, ncurrent, err);
+  int rc = lm_g_check_current(g, current, ncurrent, err);
   if (rc != LM_OK) return rc;
   lm_gctx c;
   lm_gctx_init(&c, g);
   gwalk w = {0};
   lm_gvec order = {0};
-  rc = collect_downgrade(&c, spec_list(current, ncurrent), target, 1, &w, err);
+  rc = collect_downgrade(&c, lm_gspec_list(current, ncurrent), target, 1, &w, err);
   if (rc == LM_OK) rc = topo_sort(&c, &w, &order, err);
   if (rc == LM_OK) rc = plan_steps(&c, &order, 0, current, ncurrent, out, err);
   lm_gvec_free(&order);
@@ -1128,7 +797,7 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
   out->steps = NULL;
   out->nsteps = 0;
   if (purge) ncurrent = 0;
-  int rc = check_current(g, current, ncurrent, err);
+  int rc = lm_g_check_current(g, current, ncurrent, err);
   if (rc != LM_OK) return rc;
   for (size_t i = 0; i < ntargets; i++)
     if (!targets[i]) return lm_err_set(err, "empty stamp target");
@@ -1139,7 +808,7 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
   lm_gvec heads = {0}, filtered = {0}, dests = {0};
   static const char *const base_only[] = {"base"};
   if (ntargets == 0) { targets = base_only; ntargets = 1; }
-  rc = spec_revisions(&c, spec_list(current, ncurrent), &heads, err);
+  rc = lm_g_spec_revisions(&c, lm_gspec_list(current, ncurrent), &heads, err);
   for (size_t i = 0; i < ntargets && rc == LM_OK; i++) {
     if (!*targets[i]) continue;
     lm_gvec f = {0};
@@ -1148,7 +817,7 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
       if (!lm_gvec_has(&filtered, f.v[k])) lm_gvec_push(&filtered, f.v[k]);
     lm_gvec_free(&f);
   }
-  if (rc == LM_OK) rc = spec_revisions(&c, spec_list(targets, ntargets), &dests, err);
+  if (rc == LM_OK) rc = lm_g_spec_revisions(&c, lm_gspec_list(targets, ntargets), &dests, err);
   if (rc == LM_OK && dests.n == 0) lm_gvec_push(&dests, LM_G_NONE);
   for (size_t i = 0; i < dests.n && rc == LM_OK; i++) {
     long dest = dests.v[i];
@@ -1162,7 +831,7 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
       }
       continue;
     }
-    if (dest < 0) { rc = not_a_revision(g, "a stamp target", dest, err); break; }
+    if (dest < 0) { rc = lm_g_not_a_revision(g, "a stamp target", dest, err); break; }
     if (lm_gvec_has(&filtered, dest)) continue;
     unsigned gd = lm_gctx_next(&c);
     lm_g_reach(&c, &dest, 1, 1, 1, gd);
@@ -1203,7 +872,7 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
 
 /* walk_revisions(base, head): iterate_revisions(head, base, inclusive=True,
  * assert_relative_length=False), the order `alembic history` prints. */
-static int walk_revisions(lm_gctx *c, gspec base, gspec head, lm_revlist *out, lm_err *err) {
+static int walk_revisions(lm_gctx *c, lm_gspec base, lm_gspec head, lm_revlist *out, lm_err *err) {
   gwalk w = {0};
   lm_gvec order = {0};
   int rc = collect_upgrade(c, head, base, 1, 0, 0, &w, err);
@@ -1235,14 +904,14 @@ int lm_graph_history(const lm_graph *g, const char *range, const char *const *cu
     if (e > colon + 1) head = lm_xstrndup(colon + 1, (size_t)(e - colon - 1));
   }
   int rc = LM_OK;
-  if (rc == LM_OK && (rc = check_current(g, current, ncurrent, err)) != LM_OK) goto done;
+  if (rc == LM_OK && (rc = lm_g_check_current(g, current, ncurrent, err)) != LM_OK) goto done;
   lm_gctx c;
   lm_gctx_init(&c, g);
-  gspec b = spec_str(base ? base : "base"), h = spec_str(head ? head : "heads");
+  lm_gspec b = lm_gspec_str(base ? base : "base"), h = lm_gspec_str(head ? head : "heads");
   if (head && strcmp(head, "current") == 0) {
-    h = ncurrent ? spec_list(current, ncurrent) : spec_str("heads");
+    h = ncurrent ? lm_gspec_list(current, ncurrent) : lm_gspec_str("heads");
   } else if (base && strcmp(base, "current") == 0) {
-    b = ncurrent ? spec_list(current, ncurrent) : spec_str("base");
+    b = ncurrent ? lm_gspec_list(current, ncurrent) : lm_gspec_str("base");
   }
   rc = walk_revisions(&c, b, h, out, err);
   lm_gctx_free(&c);
@@ -1252,32 +921,13 @@ done:
   return rc;
 }
 
-int lm_graph_current(const lm_graph *g, const char *const *current, size_t ncurrent, lm_revlist *out, lm_err *err) {
-  out->idx = NULL;
-  out->n = 0;
-  int rc = check_current(g, current, ncurrent, err);
-  if (rc != LM_OK) return rc;
-  lm_gctx c;
-  lm_gctx_init(&c, g);
-  lm_gvec all = {0};
-  rc = get_all_current(&c, spec_list(current, ncurrent), &all, err);
-  if (rc == LM_OK) {
-    out->idx = lm_xmalloc((all.n + 1) * sizeof *out->idx);
-    for (size_t i = 0; i < all.n; i++)
-      if (all.v[i] >= 0) out->idx[out->n++] = (size_t)all.v[i];
-  }
-  lm_gvec_free(&all);
-  lm_gctx_free(&c);
-  return rc;
-}
-
 int lm_graph_branch_points(const lm_graph *g, lm_revlist *out) {
   lm_err err;
   lm_err_init(&err);
   lm_gctx c;
   lm_gctx_init(&c, g);
   lm_revlist all = {0};
-  int rc = walk_revisions(&c, spec_str("base"), spec_str("heads"), &all, &err);
+  int rc = walk_revisions(&c, lm_gspec_str("base"), lm_gspec_str("heads"), &all, &err);
   lm_gctx_free(&c);
   lm_err_free(&err);
   out->idx = lm_xmalloc((all.n + 1) * sizeof *out->idx);
@@ -1285,84 +935,5 @@ int lm_graph_branch_points(const lm_graph *g, lm_revlist *out) {
   for (size_t i = 0; i < all.n; i++)
     if (g->next[all.idx[i]].n > 1) out->idx[out->n++] = all.idx[i];
   lm_revlist_free(&all);
-  return rc;
-}
-
-/* ---- resolve, new revisions, merges --------------------------------------- */
-
-int lm_graph_resolve(const lm_graph *g, const char *target, const char *const *current, size_t ncurrent,
-                     lm_revlist *out, lm_err *err) {
-  out->idx = NULL;
-  out->n = 0;
-  if (!target) return lm_err_set(err, "empty revision identifier");
-  int rc = check_current(g, current, ncurrent, err);
-  if (rc != LM_OK) return rc;
-  lm_gctx c;
-  lm_gctx_init(&c, g);
-  lm_gvec r = {0};
-  grel m;
-  int rel = rel_match(target, &m);
-  if (rel) rel_free(&m);
-  if (rel && m.rel > 0) rc = parse_upgrade_target(&c, spec_list(current, ncurrent), spec_str(target), 1, &r, err);
-  else if (rel) {
-    char *lab = NULL;
-    long x;
-    rc = parse_downgrade_target(&c, spec_list(current, ncurrent), target, 1, &lab, &x, err);
-    free(lab);
-    if (rc == LM_OK && x >= 0) lm_gvec_push(&r, x);
-  } else rc = lm_g_get_revisions(&c, target, &r, err);
-  if (rc == LM_OK) {
-    out->idx = lm_xmalloc((r.n + 1) * sizeof *out->idx);
-    for (size_t i = 0; i < r.n; i++)
-      if (r.v[i] >= 0) out->idx[out->n++] = (size_t)r.v[i];
-      else if (r.v[i] == LM_G_NONE) { rc = not_a_revision(g, target, r.v[i], err); break; }
-    if (rc != LM_OK) lm_revlist_free(out);
-  }
-  lm_gvec_free(&r);
-  lm_gctx_free(&c);
-  return rc;
-}
-
-/* generate_revision's head checks, shared by `revision` and `merge`. */
-static int new_parents(const lm_graph *g, const char *const *heads, size_t nheads, int splice, lm_revlist *out,
-                       lm_err *err) {
-  out->idx = NULL;
-  out->n = 0;
-  lm_gctx c;
-  lm_gctx_init(&c, g);
-  lm_gvec r = {0};
-  int rc = spec_revisions(&c, spec_list(heads, nheads), &r, err);
-  if (rc != LM_OK) {
-    if (strstr(lm_err_msg(err), "multiple heads"))
-      lm_err_prefix(err, "please specify the head revision on which the new revision should be based, or perform a merge");
-  }
-  for (size_t i = 0; rc == LM_OK && i < r.n; i++) {
-    if (r.v[i] < 0) rc = lm_err_set(err, "%s does not name a revision to build on", heads[0]);
-    for (size_t k = 0; rc == LM_OK && k < i; k++)
-      if (r.v[k] == r.v[i]) rc = lm_err_set(err, "duplicate head revisions specified: %s", g->revs[r.v[i]].id);
-    if (rc == LM_OK && !splice && g->next[r.v[i]].n != 0)
-      rc = lm_err_set(err, "revision %s is not a head revision; please specify --splice to create a new branch "
-                      "from this revision", g->revs[r.v[i]].id);
-  }
-  if (rc == LM_OK) {
-    out->idx = lm_xmalloc((r.n + 1) * sizeof *out->idx);
-    for (size_t i = 0; i < r.n; i++) out->idx[out->n++] = (size_t)r.v[i];
-  }
-  lm_gvec_free(&r);
-  lm_gctx_free(&c);
-  return rc;
-}
-
-int lm_graph_new_revision_parents(const lm_graph *g, const char *head, int splice, lm_revlist *out, lm_err *err) {
-  const char *h = head && *head ? head : "head";
-  return new_parents(g, &h, 1, splice, out, err);
-}
-
-int lm_graph_merge_parents(const lm_graph *g, const char *const *revs, size_t nrevs, lm_revlist *out, lm_err *err) {
-  int rc = new_parents(g, revs, nrevs, 0, out, err);
-  if (rc == LM_OK && out->n < 2) {
-    lm_revlist_free(out);
-    return lm_err_set(err, "merge needs at least two head revisions%s", nrevs ? "; only one was named" : "");
-  }
   return rc;
 }
