@@ -108,6 +108,8 @@ void lm_op_push_table(lm_env *env);
 lm_env *lm_op_env(lua_State *L);
 /* An arena owned by a userdata pushed on the stack (freed on error too). */
 lm_arena *lm_op_push_arena(lua_State *L);
+/* A Lua value as an lm_value, strings not copied; 0 if it cannot bind. */
+int lm_op_value(lua_State *L, int idx, lm_value *v);
 /* A Lua value as a bound parameter; raises on a type that cannot bind. */
 void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
                     int pos, lm_value *v);

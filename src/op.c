@@ -572,18 +572,19 @@ static int op_drop_column(lua_State *L) {
   return 0;
 }
 
-/* A Lua value as a bound parameter. */
-void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
-                    int pos, lm_value *v) {
+/* A Lua value as an lm_value, strings not copied (they stay valid while
+ * the value is on the stack).  0 when the value has no SQL counterpart. */
+int lm_op_value(lua_State *L, int idx, lm_value *v) {
+  idx = lua_absindex(L, idx);
   memset(v, 0, sizeof *v);
   switch (lua_type(L, idx)) {
   case LUA_TNIL:
     v->type = LM_V_NULL;
-    break;
+    return 1;
   case LUA_TBOOLEAN:
     v->type = LM_V_BOOL;
     v->i = lua_toboolean(L, idx);
-    break;
+    return 1;
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
       v->type = LM_V_INT;
@@ -592,29 +593,32 @@ void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
       v->type = LM_V_FLOAT;
       v->f = lua_tonumber(L, idx);
     }
-    break;
-  case LUA_TSTRING: {
-    size_t len;
-    const char *s = lua_tolstring(L, idx, &len);
+    return 1;
+  case LUA_TSTRING:
+    v->s = lua_tolstring(L, idx, &v->len);
     /* Bytes that are not UTF-8 text (binary data) bind as a blob. */
-    v->type = lm_data_is_text(s, len) ? LM_V_TEXT : LM_V_BLOB;
-    v->s = lm_arena_strndup(a, s, len);
-    v->len = len;
-    break;
-  }
-  case LUA_TLIGHTUSERDATA:
+    v->type = lm_data_is_text(v->s, v->len) ? LM_V_TEXT : LM_V_BLOB;
+    return 1;
+  case LUA_TTABLE: {
     lua_getfield(L, LUA_REGISTRYINDEX, NULL_KEY);
-    if (lua_rawequal(L, -1, idx)) {
-      lua_pop(L, 1);
-      v->type = LM_V_NULL;
-      break;
-    }
+    int is_null = lua_rawequal(L, -1, idx);
     lua_pop(L, 1);
-    /* fall through */
+    v->type = LM_V_NULL;
+    return is_null;
+  }
   default:
+    return 0;
+  }
+}
+
+/* A Lua value as a bound parameter, strings copied into the arena. */
+void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
+                    int pos, lm_value *v) {
+  if (!lm_op_value(L, idx, v))
     luaL_error(L, "%s: parameter $%d must be nil, op.null, a boolean, number "
                "or string, not a %s", op, pos, luaL_typename(L, idx));
-  }
+  if (v->type == LM_V_TEXT || v->type == LM_V_BLOB)
+    v->s = lm_arena_strndup(a, v->s, v->len);
 }
 
 static int op_execute(lua_State *L) {
@@ -651,6 +655,15 @@ static int op_execute(lua_State *L) {
   if (rc != LM_OK) return lm_op_raise(L, &err);
   lua_pushinteger(L, (lua_Integer)affected);
   return 1;
+}
+
+static int null_tostring(lua_State *L) {
+  lua_pushliteral(L, "op.null");
+  return 1;
+}
+
+static int null_newindex(lua_State *L) {
+  return luaL_error(L, "op.null is read-only");
 }
 
 void lm_op_push_null(lua_State *L) {
@@ -756,7 +769,16 @@ void lm_op_push_table(lm_env *env) {
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
   lua_setfield(L, -2, "func");
-  lua_pushlightuserdata(L, (void *)&op_functions);   /* a unique address */
+  /* op.null: a unique, read-only value that prints as "op.null" */
+  lua_newtable(L);
+  lua_createtable(L, 0, 3);
+  lua_pushcfunction(L, null_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushcfunction(L, null_newindex);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushliteral(L, "op.null");
+  lua_setfield(L, -2, "__name");
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, NULL_KEY);
   lua_setfield(L, -2, "null");

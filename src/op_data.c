@@ -150,44 +150,11 @@ int lm_data_is_text(const char *str, size_t n) {
  * Raises, naming the operation and the column, on a value that cannot be
  * stored. */
 void lm_data_value(lua_State *L, int idx, const char *op,
-                         const char *col, lm_value *v) {
-  memset(v, 0, sizeof *v);
-  switch (lua_type(L, idx)) {
-  case LUA_TNIL:
-    v->type = LM_V_NULL;
-    return;
-  case LUA_TBOOLEAN:
-    v->type = LM_V_BOOL;
-    v->i = lua_toboolean(L, idx);
-    return;
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) {
-      v->type = LM_V_INT;
-      v->i = lua_tointeger(L, idx);
-    } else {
-      v->type = LM_V_FLOAT;
-      v->f = lua_tonumber(L, idx);
-    }
-    return;
-  case LUA_TSTRING:
-    v->s = lua_tolstring(L, idx, &v->len);
-    v->type = lm_data_is_text(v->s, v->len) ? LM_V_TEXT : LM_V_BLOB;
-    return;
-  case LUA_TLIGHTUSERDATA:
-    lm_op_push_null(L);
-    if (lua_rawequal(L, -1, idx)) {
-      lua_pop(L, 1);
-      v->type = LM_V_NULL;
-      return;
-    }
-    lua_pop(L, 1);
-    break;
-  default:
-    break;
-  }
-  luaL_error(L, "%s: the value for column %s must be nil, op.null, a "
-             "boolean, number or string, not a %s", op, col,
-             luaL_typename(L, idx));
+                   const char *col, lm_value *v) {
+  if (!lm_op_value(L, idx, v))
+    luaL_error(L, "%s: the value for column %s must be nil, op.null, a "
+               "boolean, number or string, not a %s", op, col,
+               luaL_typename(L, idx));
 }
 
 /* Push a database value: integers, floats, booleans, strings (text and
