@@ -13,8 +13,6 @@
  *     walks from whichever row the database returned first);
  *   - `LABEL@-N` when the label matches no or several current heads
  *     (Alembic: assertion error);
- *   - `upgrade X` where X is already below the current heads (Alembic: does
- *     nothing);
  *   - a relative walk that ends at base or past the graph where Alembic
  *     then crashes (`upgrade REV-N` to base, `stamp` to a walked-off base);
  *   - a version-table change Alembic's HeadMaintainer would crash on
@@ -716,24 +714,6 @@ int lm_graph_plan_upgrade(const lm_graph *g, const char *target, const char *con
   gwalk w = {0};
   lm_gvec order = {0};
   rc = collect_upgrade(&c, lm_gspec_str(target), lm_gspec_list(current, ncurrent), 0, 1, 1, &w, err);
-  if (rc == LM_OK) {
-    /* refuse a target that is already below the current heads */
-    lm_gvec cur = {0};
-    for (size_t i = 0; i < ncurrent; i++) lm_gvec_push(&cur, (long)((size_t)lm_map_get(&g->ids, current[i]) - 1));
-    unsigned gen = lm_gctx_next(&c);
-    lm_g_reach(&c, cur.v, cur.n, 0, 1, gen);
-    for (size_t i = 0; i < w.heads.n && rc == LM_OK; i++) {
-      long t = w.heads.v[i];
-      if (c.mark[t] == gen && !lm_gvec_has(&cur, t)) {
-        lm_buf b = LM_BUF_INIT;
-        lm_g_join(g, cur.v, cur.n, &b);
-        rc = lm_err_set(err, "upgrade target %s is below the current revision(s) %s; use downgrade to go back",
-                        g->revs[t].id, lm_buf_str(&b));
-        lm_buf_free(&b);
-      }
-    }
-    lm_gvec_free(&cur);
-  }
   if (rc == LM_OK) rc = topo_sort(&c, &w, &order, err);
   if (rc == LM_OK) {
     /* upgrades run the sorted list backwards: bases first */

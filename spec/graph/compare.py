@@ -391,14 +391,6 @@ def run_alembic(sd, g, q):
                 cur = cur_of(parts[2])
                 steps = sd._upgrade_revs(parts[1], cur)
                 res = plan_lines(steps, cur)
-                # luamig refuses a target already below the current heads
-                m = alrev._relative_destination.match(parts[1])
-                targets = rm._parse_upgrade_target(cur, parts[1], True)
-                curs = rm.get_revisions(cur)
-                below = set(r.revision for r in rm._get_ancestor_nodes(curs)) - set(cur)
-                if any(t is not None and t != "base" and t.revision in below for t in targets):
-                    deliberate = "upgrade target below current"
-                del m
             elif cmd == "downgrade":
                 cur = cur_of(parts[2])
                 steps = sd._downgrade_revs(parts[1], cur)
