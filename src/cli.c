@@ -104,9 +104,11 @@ static void json_revision(lm_env *env, size_t idx, lm_buf *out) {
                 lm_graph_is_merge_point(g, idx) ? "true" : "false");
 }
 
-/* Print a list of revisions, one formatted line each, or as JSON. */
-static void print_revisions(lm_env *env, lm_args *a, const lm_revlist *l,
-                            unsigned flags) {
+/* Print a list of revisions, one formatted line each, or as JSON; those in
+ * `current` (may be NULL) are marked "(current)". */
+static void print_revisions_marked(lm_env *env, lm_args *a,
+                                   const lm_revlist *l, unsigned flags,
+                                   char **current) {
   lm_buf out = LM_BUF_INIT;
   if (a->json) {
     lm_buf_puts(&out, "[");
@@ -118,14 +120,23 @@ static void print_revisions(lm_env *env, lm_args *a, const lm_revlist *l,
   } else {
     for (size_t i = 0; i < l->n; i++) {
       lm_script *s = lm_script_at(env, l->idx[i]);
+      unsigned mark = 0;
+      for (char **c = current; c && *c; c++)
+        if (strcmp(*c, lm_graph_rev(env->graph, l->idx[i])->id) == 0)
+          mark = LM_FMT_CURRENT;
       lm_graph_format_doc(env->graph, l->idx[i],
-                          flags | (a->verbose ? LM_FMT_VERBOSE : 0),
+                          flags | mark | (a->verbose ? LM_FMT_VERBOSE : 0),
                           s ? s->doc : NULL, &out);
       lm_buf_putc(&out, '\n');
     }
   }
   fputs(lm_buf_str(&out), stdout);
   lm_buf_free(&out);
+}
+
+static void print_revisions(lm_env *env, lm_args *a, const lm_revlist *l,
+                            unsigned flags) {
+  print_revisions_marked(env, a, l, flags, NULL);
 }
 
 /* ---- commands that move the database ------------------------------------ */
@@ -273,7 +284,8 @@ static int cmd_history(lm_env *env, lm_args *a) {
   if (rc == LM_OK) {
     unsigned flags = LM_FMT_BRANCHES | LM_FMT_TREE | LM_FMT_PARENTS |
                      LM_FMT_DOC;
-    print_revisions(env, a, &l, flags);
+    print_revisions_marked(env, a, &l, flags,
+                           a->indicate_current ? heads : NULL);
   }
   lm_revlist_free(&l);
   lm_free_list(heads);

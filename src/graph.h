@@ -132,7 +132,11 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
  * instead (the flags then only matter for LM_FMT_EFFECTIVE vs TREE). */
 enum { LM_FMT_VERBOSE = 1, LM_FMT_BRANCHES = 2 /* (labels) */, LM_FMT_TREE = 4 /* (head) (branchpoint) (mergepoint) */,
        LM_FMT_PARENTS = 8 /* "p1, p2 (dep) -> " */, LM_FMT_DOC = 16 /* ", message" */,
-       LM_FMT_EFFECTIVE = 32 /* (head) / (effective head), as `heads` */ };
+       LM_FMT_EFFECTIVE = 32 /* (head) / (effective head), as `heads` */,
+       LM_FMT_CURRENT = 64 /* " (current)": the database is at this revision (history -i) */ };
+/* Alembic's Script.doc: the first paragraph of the doc (the script's
+ * leading comment), or the message when there is none. */
+void lm_graph_short_doc(const lm_graph *g, size_t idx, const char *doc, lm_buf *out);
 void lm_graph_format(const lm_graph *g, size_t idx, unsigned flags, lm_buf *out);
 /* Same, with the text Alembic prints as the module docstring in the
  * verbose form (luamig: the script's leading comment block, comment

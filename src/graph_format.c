@@ -61,11 +61,11 @@ static void put_short_doc(const lm_revision *r, const char *doc, lm_buf *out) {
 }
 
 /* Script.log_entry. */
-static void log_entry(const lm_graph *g, size_t idx, const char *doc, lm_buf *out) {
+static void log_entry(const lm_graph *g, size_t idx, const char *doc, int current, lm_buf *out) {
   const lm_revision *r = &g->revs[idx];
   int merge = g->down[idx].n > 1, branch = g->next[idx].n > 1;
-  lm_buf_printf(out, "Rev: %s%s%s%s\n", r->id, g->next[idx].n == 0 ? " (head)" : "", branch ? " (branchpoint)" : "",
-                merge ? " (mergepoint)" : "");
+  lm_buf_printf(out, "Rev: %s%s%s%s%s\n", r->id, g->next[idx].n == 0 ? " (head)" : "", branch ? " (branchpoint)" : "",
+                merge ? " (mergepoint)" : "", current ? " (current)" : "");
   lm_buf_puts(out, merge ? "Merges: " : "Parent: ");
   put_down(g, idx, out);
   lm_buf_putc(out, '\n');
@@ -110,7 +110,7 @@ static void log_entry(const lm_graph *g, size_t idx, const char *doc, lm_buf *ou
 void lm_graph_format_doc(const lm_graph *g, size_t idx, unsigned flags, const char *doc, lm_buf *out) {
   if (idx >= g->n) return;
   if (flags & LM_FMT_VERBOSE) {
-    log_entry(g, idx, doc, out);
+    log_entry(g, idx, doc, (flags & LM_FMT_CURRENT) != 0, out);
     return;
   }
   const lm_revision *r = &g->revs[idx];
@@ -133,6 +133,9 @@ void lm_graph_format_doc(const lm_graph *g, size_t idx, unsigned flags, const ch
     if (g->nallnext[idx] == 0) lm_buf_puts(out, " (head)");
     else if (g->next[idx].n == 0) lm_buf_puts(out, " (effective head)");
   }
+  /* Alembic prints (current) among the head indicators, before the tree's. */
+  if ((flags & LM_FMT_CURRENT) && (flags & (LM_FMT_TREE | LM_FMT_EFFECTIVE)))
+    lm_buf_puts(out, " (current)");
   if (flags & LM_FMT_TREE) {
     if (g->next[idx].n > 1) lm_buf_puts(out, " (branchpoint)");
     if (g->down[idx].n > 1) lm_buf_puts(out, " (mergepoint)");
@@ -141,6 +144,10 @@ void lm_graph_format_doc(const lm_graph *g, size_t idx, unsigned flags, const ch
     lm_buf_puts(out, ", ");
     put_short_doc(r, doc, out);
   }
+}
+
+void lm_graph_short_doc(const lm_graph *g, size_t idx, const char *doc, lm_buf *out) {
+  if (idx < g->n) put_short_doc(&g->revs[idx], doc, out);
 }
 
 void lm_graph_format(const lm_graph *g, size_t idx, unsigned flags, lm_buf *out) {

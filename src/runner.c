@@ -373,9 +373,12 @@ static void describe_step(lm_env *env, const lm_step *st, lm_buf *out) {
     lm_buf_printf(out, "%s -> %s", lm_buf_str(&down), r->id);
   else
     lm_buf_printf(out, "%s -> %s", r->id, lm_buf_str(&down));
-  /* Alembic's log line names the message; its --sql comment does not. */
-  if (r->message && env->mode == LM_EXEC_ONLINE)
-    lm_buf_printf(out, ", %s", r->message);
+  /* Alembic's log line names the doc; its --sql comment does not. */
+  if (env->mode == LM_EXEC_ONLINE) {
+    lm_script *s = lm_script_at(env, (size_t)st->rev);
+    lm_buf_puts(out, ", ");
+    lm_graph_short_doc(env->graph, (size_t)st->rev, s ? s->doc : NULL, out);
+  }
   lm_buf_free(&down);
 }
 
