@@ -113,6 +113,10 @@ FUZZ_OBJ      = $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRC)) build/fuzz/obj/emb
 
 fuzzers: $(FUZZERS)
 
+# Keep the instrumented objects between runs (make would delete them as
+# intermediates of the pattern chain).
+.SECONDARY: $(FUZZ_OBJ)
+
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -c $< -o $@

@@ -16,16 +16,50 @@ local function literal(v)
   return string.format("%q", v)
 end
 
--- Alembic's file-name slug: the message's words, lower case, joined by
--- underscores, cut at a word boundary near 40 characters.
+-- Is a code point a word character as Python's \w sees it?  ASCII
+-- letters, digits and "_", and beyond ASCII everything but the common
+-- punctuation and symbol blocks (an approximation of Unicode categories).
+local function is_word(cp)
+  if cp < 128 then
+    local c = string.char(cp)
+    return c:match("[%w_]") ~= nil
+  end
+  if cp < 0xC0 then return cp == 0xAA or cp == 0xB5 or cp == 0xBA end
+  if cp == 0xD7 or cp == 0xF7 then return false end
+  if (cp >= 0x2000 and cp <= 0x2BFF) or (cp >= 0x3000 and cp <= 0x303F) or
+     (cp >= 0xFE30 and cp <= 0xFE4F) or (cp >= 0xFF00 and cp <= 0xFF0F) then
+    return false
+  end
+  return true
+end
+
+-- Lower-case a code point as str.lower does for ASCII and Latin-1.
+local function lower(cp)
+  if (cp >= 65 and cp <= 90) or (cp >= 0xC0 and cp <= 0xDE and cp ~= 0xD7) then
+    return cp + 32
+  end
+  return cp
+end
+
+-- Alembic's file-name slug: the message's words (\w+), lower case, joined
+-- by underscores; past 40 characters cut at a word boundary, keeping the
+-- underscore.
 function templates.slug(message, limit)
   limit = limit or 40
-  local words = {}
-  for w in (message or ""):gmatch("[%w_]+") do words[#words + 1] = w:lower() end
+  local words, word = {}, {}
+  local function flush()
+    if #word > 0 then words[#words + 1] = utf8.char(table.unpack(word)) end
+    word = {}
+  end
+  message = message or ""
+  if not utf8.len(message) then message = message:gsub("[\128-\255]", " ") end
+  for _, cp in utf8.codes(message) do
+    if is_word(cp) then word[#word + 1] = lower(cp) else flush() end
+  end
+  flush()
   local slug = table.concat(words, "_")
-  if #slug > limit then
-    -- as Alembic: cut, drop the last partial word, keep the underscore
-    local cut = slug:sub(1, limit)
+  if utf8.len(slug) > limit then
+    local cut = slug:sub(1, utf8.offset(slug, limit + 1) - 1)
     slug = (cut:match("^(.*)_") or cut) .. "_"
   end
   return slug
