@@ -129,6 +129,16 @@ void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
   }
 }
 
+void lm_ddl_quoted(lm_buf *out, char mark, const char *s, size_t len) {
+  lm_buf_grow(out, len + 2);
+  lm_buf_putc(out, mark);
+  for (size_t i = 0; i < len; i++) {
+    if (s[i] == mark) lm_buf_putc(out, mark);
+    lm_buf_putc(out, s[i]);
+  }
+  lm_buf_putc(out, mark);
+}
+
 char *lm_ddl_index_name(const char *table, const char *column) {
   return lm_xasprintf("ix_%s_%s", table, column);
 }
@@ -160,13 +170,7 @@ static void comment_on(const lm_ddl_traits *t, const lm_op *op,
     t->quote_ident(&b, column);
   }
   lm_buf_puts(&b, " IS ");
-  /* Comments are literals: double the quotes as any string literal. */
-  lm_buf_putc(&b, '\'');
-  for (const char *c = comment; *c; c++) {
-    if (*c == '\'') lm_buf_putc(&b, '\'');
-    lm_buf_putc(&b, *c);
-  }
-  lm_buf_putc(&b, '\'');
+  lm_ddl_quoted(&b, '\'', comment, strlen(comment));
   lm_strvec_push(out, lm_buf_detach(&b));
 }
 

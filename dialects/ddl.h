@@ -38,6 +38,10 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
                   const lm_column *col, int in_create_table, lm_err *err);
 void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
                        const lm_constraint *con);
+/* Append text between `mark` characters, a mark inside doubled: "name"
+ * for identifiers, 'text' for string literals, as SQL spells both. */
+void lm_ddl_quoted(lm_buf *out, char mark, const char *s, size_t len);
+
 /* The default name an index=true column gets: ix_<table>_<column>. */
 char *lm_ddl_index_name(const char *table, const char *column);
 

@@ -69,12 +69,7 @@ void lm_pg_quote_ident(lm_buf *out, const char *ident) {
     lm_buf_puts(out, ident);
     return;
   }
-  lm_buf_putc(out, '"');
-  for (const char *p = ident; *p; p++) {
-    if (*p == '"') lm_buf_putc(out, '"');
-    lm_buf_putc(out, *p);
-  }
-  lm_buf_putc(out, '"');
+  lm_ddl_quoted(out, '"', ident, strlen(ident));
 }
 
 /* ---- literals -------------------------------------------------------- */
@@ -82,12 +77,7 @@ void lm_pg_quote_ident(lm_buf *out, const char *ident) {
 /* '...' with quotes doubled.  standard_conforming_strings is on (the
  * default since 9.1), so a backslash is an ordinary character. */
 static void quote_string(lm_buf *out, const char *s, size_t len) {
-  lm_buf_putc(out, '\'');
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'') lm_buf_putc(out, '\'');
-    lm_buf_putc(out, s[i]);
-  }
-  lm_buf_putc(out, '\'');
+  lm_ddl_quoted(out, '\'', s, len);
 }
 
 /* A float literal: the special values only exist as strings cast to a

@@ -49,21 +49,11 @@ void lm_sqlite_quote_ident(lm_buf *out, const char *ident) {
     lm_buf_puts(out, ident);
     return;
   }
-  lm_buf_putc(out, '"');
-  for (const char *p = ident; *p; p++) {
-    if (*p == '"') lm_buf_putc(out, '"');
-    lm_buf_putc(out, *p);
-  }
-  lm_buf_putc(out, '"');
+  lm_ddl_quoted(out, '"', ident, strlen(ident));
 }
 
 static void quote_string(lm_buf *out, const char *s, size_t len) {
-  lm_buf_putc(out, '\'');
-  for (size_t i = 0; i < len; i++) {
-    if (s[i] == '\'') lm_buf_putc(out, '\'');
-    lm_buf_putc(out, s[i]);
-  }
-  lm_buf_putc(out, '\'');
+  lm_ddl_quoted(out, '\'', s, len);
 }
 
 void lm_sqlite_render_literal(lm_buf *out, const lm_value *v) {

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "op_data.h"
+#include "op_internal.h"
 #include "progress.h"
 
 #define DEFAULT_BATCH 1000
@@ -742,7 +743,7 @@ int lm_op_backfill(lua_State *L) {
   b.env = env;
   b.d = env->dialect;
   b.table = lm_data_string(L, 1, "backfill", "the table name");
-  lm_data_check_opts(L, 2, "backfill", allowed);
+  lm_op_check_opts(L, 2, "backfill", allowed);
   if (!lua_isfunction(L, 3))
     luaL_error(L, "backfill: the third argument must be a function(row), "
                "not a %s", luaL_typename(L, 3));

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "op_data.h"
+#include "op_internal.h"
 
 #define QUERY_META "luamig.query"
 #define OPEN_KEY "luamig.open_queries"
@@ -67,26 +68,6 @@ const char *lm_data_sql(lua_State *L, int idx, const char *op,
     }
   }
   return lm_data_string(L, idx, op, what);
-}
-
-/* Options: a table whose keys all are among `allowed`. */
-void lm_data_check_opts(lua_State *L, int idx, const char *op,
-                       const char *const *allowed) {
-  if (lua_isnoneornil(L, idx)) return;
-  if (!lua_istable(L, idx))
-    luaL_error(L, "%s: options must be a table, not a %s", op,
-               luaL_typename(L, idx));
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    const char *key = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
-                                                     : NULL;
-    size_t i = 0;
-    while (key && allowed[i] && strcmp(allowed[i], key) != 0) i++;
-    if (!key || !allowed[i])
-      luaL_error(L, "%s: unknown option '%s'", op,
-                 key ? key : luaL_typename(L, -1));
-  }
 }
 
 /* Optional string option; NULL when absent. */
@@ -511,7 +492,7 @@ static int op_bulk_insert(lua_State *L) {
   if (!lua_istable(L, 2) && !lua_isfunction(L, 2))
     luaL_error(L, "bulk_insert: rows must be a list of tables or a function "
                "returning rows, not a %s", luaL_typename(L, 2));
-  lm_data_check_opts(L, 3, "bulk_insert", keys);
+  lm_op_check_opts(L, 3, "bulk_insert", keys);
   const char *schema = lm_data_opt_string(L, 3, "schema", "bulk_insert");
   int online = env->mode == LM_EXEC_ONLINE;
   if (online && !env->conn) luaL_error(L, "bulk_insert: no database connection");

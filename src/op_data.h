@@ -20,9 +20,6 @@ const char *lm_data_string(lua_State *L, int idx, const char *op,
 /* SQL given as a string or op.text(...). */
 const char *lm_data_sql(lua_State *L, int idx, const char *op,
                         const char *what);
-/* An options table whose keys are all among `allowed` (NULL-terminated). */
-void lm_data_check_opts(lua_State *L, int idx, const char *op,
-                        const char *const *allowed);
 /* Options: a string (NULL when absent), a positive integer. */
 const char *lm_data_opt_string(lua_State *L, int idx, const char *key,
                                const char *op);

@@ -16,23 +16,32 @@ void lm_url_free(lm_url *url) {
   memset(url, 0, sizeof *url);
 }
 
-/* scheme://user:password@host/... -> scheme://user:***@host/...  The
- * userinfo ends at the last '@' before the path, so a password may itself
- * contain '@' or ':'. */
-static void mask_userinfo(lm_buf *b, const char *url) {
+/* The password given in the userinfo, as a pointer and length into url.
+ * The userinfo ends at the last '@' before the path, so a password may
+ * itself contain '@' or ':'. */
+static const char *userinfo_password(const char *url, size_t *n) {
   const char *rest = strstr(url, "://") + 3;
   size_t authority_len = strcspn(rest, "/?#");
   const char *at = NULL;
   for (const char *p = rest; p < rest + authority_len; p++)
     if (*p == '@') at = p;
   const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-  if (!colon) {
+  if (!colon) return NULL;
+  *n = (size_t)(at - colon - 1);
+  return colon + 1;
+}
+
+/* scheme://user:password@host/... -> scheme://user:***@host/... */
+static void mask_userinfo(lm_buf *b, const char *url) {
+  size_t n = 0;
+  const char *pw = userinfo_password(url, &n);
+  if (!pw) {
     lm_buf_puts(b, url);
     return;
   }
-  lm_buf_add(b, url, (size_t)(colon + 1 - url));
+  lm_buf_add(b, url, (size_t)(pw - url));
   lm_buf_puts(b, "***");
-  lm_buf_puts(b, at);
+  lm_buf_puts(b, pw + n);
 }
 
 /* The same in the query string: ?password=... or &password=... */
@@ -57,48 +66,37 @@ static void mask_query(lm_buf *b) {
   }
 }
 
-/* Replace every occurrence of secret in b by "***". */
+/* Replace every ":secret@" in b by ":***@": the same credentials written
+ * again elsewhere in the URL (a doubled or malformed one) stay hidden,
+ * while a short password does not blot out its letters everywhere else. */
 static void mask_everywhere(lm_buf *b, const char *secret, size_t n) {
   if (!n || (n == 3 && memcmp(secret, "***", 3) == 0)) return;
+  lm_buf needle = LM_BUF_INIT;
+  lm_buf_putc(&needle, ':');
+  lm_buf_add(&needle, secret, n);
+  lm_buf_putc(&needle, '@');
   lm_buf out = LM_BUF_INIT;
   const char *p = lm_buf_str(b), *hit;
-  while ((hit = memmem(p, strlen(p), secret, n)) != NULL) {
+  while ((hit = memmem(p, strlen(p), needle.data, needle.len)) != NULL) {
     lm_buf_add(&out, p, (size_t)(hit - p));
-    lm_buf_puts(&out, "***");
-    p = hit + n;
+    lm_buf_puts(&out, ":***@");
+    p = hit + needle.len;
   }
   lm_buf_puts(&out, p);
+  lm_buf_free(&needle);
   lm_buf_free(b);
   *b = out;
 }
 
-/* The password given in the userinfo, as a pointer and length into url. */
-static const char *userinfo_password(const char *url, size_t *n) {
-  const char *rest = strstr(url, "://") + 3;
-  size_t authority_len = strcspn(rest, "/?#");
-  const char *at = NULL;
-  for (const char *p = rest; p < rest + authority_len; p++)
-    if (*p == '@') at = p;
-  const char *colon = at ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-  if (!colon) return NULL;
-  *n = (size_t)(at - colon - 1);
-  return colon + 1;
-}
 
 static char *mask_password(const char *url) {
   lm_buf b = LM_BUF_INIT;
   mask_userinfo(&b, url);
   mask_query(&b);
-  /* The same secret written anywhere else in the URL stays hidden too. */
+  /* The same credentials written again elsewhere stay hidden too. */
   size_t n = 0;
   const char *pw = userinfo_password(url, &n);
   if (pw) mask_everywhere(&b, pw, n);
-  const char *q = strstr(url, "password=");
-  while (q) {
-    size_t len = strcspn(q + 9, "&#");
-    mask_everywhere(&b, q + 9, len);
-    q = strstr(q + 9, "password=");
-  }
   return lm_buf_detach(&b);
 }
 int lm_url_parse(lm_url *out, const char *url, lm_err *err) {
