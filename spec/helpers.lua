@@ -12,13 +12,17 @@ package.cpath = (os.getenv("LUAMIG_CPATH") or "build/?.so") .. ";" .. package.cp
 -- configuration: keep "./?.lua" from finding it for require "luamig".
 package.path = package.path:gsub("%./%?%.lua;", ""):gsub(";%./%?%.lua", "")
 
+-- busted may load this file afresh for each spec file within one second,
+-- so names mix in this load's own table address, and tempdir() makes sure
+-- the directory is new.
 local counter = 0
+local instance = tostring({}):match("0x(%x+)") or tostring(os.clock())
 local function unique(prefix)
   counter = counter + 1
-  return string.format("%s%d_%d_%d", prefix, os.time() % 100000,
+  return string.format("%s%d_%s_%d_%d", prefix, os.time() % 100000, instance,
                        math.random(1, 1e6), counter)
 end
-math.randomseed(os.time())
+math.randomseed(os.time(), tonumber(instance, 16) or 0)
 
 function H.quote(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -79,9 +83,11 @@ end
 
 -- A fresh directory under the run's temporary folder.
 function H.tempdir()
-  local dir = H.tmp .. "/" .. unique("p")
-  assert(H.sh("mkdir -p " .. H.quote(dir)) == 0)
-  return dir
+  for _ = 1, 100 do
+    local dir = H.tmp .. "/" .. unique("p")
+    if H.sh("mkdir " .. H.quote(dir) .. " 2>/dev/null") == 0 then return dir end
+  end
+  error("cannot make a fresh directory under " .. H.tmp)
 end
 
 -- The text of a revision script.
