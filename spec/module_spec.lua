@@ -71,6 +71,29 @@ insulate("the luamig module", function()
     m:close()
   end)
 
+  it("shares the run lock with the command line", function()
+    local path = H.tempdir() .. "/lock.db"
+    local slow = {{rev = "aaaaaaaaaaa1",
+      up = [[op.create_table("t", {{"id", "integer", primary_key = true}})
+             io.stderr:write("started\n")
+             op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT count(*) FROM c")]]}}
+    local dir = H.project("sqlite:///" .. path, slow, "  lock_timeout = 1,\n")
+    local err = dir .. "/cli.err"
+    local f = H.popen("cd " .. H.quote(dir) .. " && (" .. (H.asan and "LD_PRELOAD= " or "") ..
+                      "exec " .. H.quote(H.bin) .. " upgrade head >/dev/null 2>" .. err .. ") & echo $!")
+    local pid = f:read("l")
+    f:close()
+    local deadline = os.time() + 20
+    while not (H.read(err) or ""):find("started") and os.time() < deadline do H.sh("sleep 0.05") end
+    local m = assert(luamig.open{config = dir .. "/luamig.lua"})
+    local ok, msg = m:upgrade("head")
+    m:close()
+    H.sh("kill -TERM " .. pid)
+    assert.is_nil(ok)
+    assert.matches("holds the lock", msg)
+    assert.matches("pid " .. pid, msg)
+  end)
+
   it("works with url and script_location instead of a config file", function()
     local dir = H.project("unused", chain)
     local path = H.tempdir() .. "/direct.db"
