@@ -64,6 +64,7 @@ struct lm_env {
   size_t nscripts;
   int scripts_loaded;
   lm_arena script_arena;        /* the scripts' strings */
+  char *cache_buf;              /* the metadata cache, which cached scripts point into */
   lm_graph *graph;
 
   /* database */

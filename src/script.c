@@ -15,6 +15,16 @@
 
 #include "core.h"
 
+/* dir/name, without a format string: it runs once per script. */
+static char *join_path(const char *dir, const char *name) {
+  size_t d = strlen(dir), n = strlen(name);
+  char *path = lm_xmalloc(d + n + 2);
+  memcpy(path, dir, d);
+  path[d] = '/';
+  memcpy(path + d + 1, name, n + 1);
+  return path;
+}
+
 static int compare_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -189,7 +199,7 @@ int lm_scripts_load(lm_env *env) {
   for (size_t i = 0; i < names.n && rc == LM_OK; i++) {
     lm_script *s = &env->scripts[i];
     s->ref = LUA_NOREF;
-    s->path = lm_xasprintf("%s/%s", dir, names.items[i]);
+    s->path = join_path(dir, names.items[i]);
     env->nscripts = i + 1;
     const char *entry = lm_map_get(&cache, names.items[i]);
     if (dfd >= 0 && lm_script_stat(dfd, names.items[i], &s->key) == LM_OK &&
@@ -201,7 +211,7 @@ int lm_scripts_load(lm_env *env) {
   if (dfd >= 0) close(dfd);
   if (rc == LM_OK && (misses || cache.count != names.n)) lm_cache_write(env);
   lm_map_free(&cache);
-  free(cache_buf);
+  env->cache_buf = cache_buf;   /* cached scripts' strings live in it */
   lm_strvec_free(&names);
   if (rc != LM_OK) return rc;
 
@@ -227,6 +237,8 @@ void lm_scripts_free(lm_env *env) {
   lm_graph_free(env->graph);
   env->graph = NULL;
   lm_arena_free(&env->script_arena);
+  free(env->cache_buf);
+  env->cache_buf = NULL;
   env->scripts_loaded = 0;
 }
 

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,22 +108,31 @@ static const char *get_str(reader *r) {
   return s;
 }
 
+/* A decimal number (the cache writes only these: no sign but '-'). */
 static long long get_num(reader *r) {
   const char *s = get_str(r);
-  char *end;
-  long long n = strtoll(s, &end, 10);
-  if (*end || !*s) r->bad = 1;
-  return n;
+  int neg = *s == '-';
+  const char *p = s + neg;
+  long long n = 0;
+  if (!*p) r->bad = 1;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9' || n > (LLONG_MAX - 9) / 10) {
+      r->bad = 1;
+      return 0;
+    }
+    n = n * 10 + (*p - '0');
+  }
+  return neg ? -n : n;
 }
 
-static const char *get_opt(reader *r, lm_arena *a) {
+static const char *get_opt(reader *r) {
   const char *s = get_str(r);
   if (s[0] == '-' && !s[1]) return NULL;
   if (s[0] != '+') {
     r->bad = 1;
     return NULL;
   }
-  return lm_arena_strdup(a, s + 1);
+  return s + 1;
 }
 
 static const char **get_list(reader *r, lm_arena *a, size_t *n) {
@@ -134,7 +144,7 @@ static const char **get_list(reader *r, lm_arena *a, size_t *n) {
   }
   const char **items = lm_arena_alloc(a, (size_t)(count ? count : 1) *
                                              sizeof *items);
-  for (long long i = 0; i < count; i++) items[i] = lm_arena_strdup(a, get_str(r));
+  for (long long i = 0; i < count; i++) items[i] = get_str(r);
   *n = (size_t)count;
   return items;
 }
@@ -183,9 +193,11 @@ int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
   key.ino = get_num(&r);
   if (r.bad || memcmp(&key, &s->key, sizeof key) != 0) return 0;
   lm_script tmp = *s;
-  tmp.rev.id = lm_arena_strdup(a, get_str(&r));
-  tmp.rev.message = get_opt(&r, a);
-  tmp.doc = (char *)get_opt(&r, a);
+  /* Strings point into the cache buffer, which the environment keeps as
+   * long as the scripts (env->cache_buf). */
+  tmp.rev.id = get_str(&r);
+  tmp.rev.message = get_opt(&r);
+  tmp.doc = (char *)get_opt(&r);
   tmp.transactional = (int)get_num(&r);
   const char *sum = get_str(&r);
   if (strlen(sum) != 64) return 0;
