@@ -63,8 +63,8 @@ static void add_sql(lm_buf *b, const char *sql) {
 
 /* Turn a failed result (or a NULL one: out of memory, lost connection)
  * into `message (SQLSTATE x)\n  detail: ...\n  hint: ...\n  in: SQL`. */
-static int result_error(lm_conn *c, const PGresult *res, const char *sql,
-                        lm_err *err) {
+int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
+                       lm_err *err) {
   lm_buf b = LM_BUF_INIT;
   const char *primary = NULL, *detail = NULL, *hint = NULL, *state = NULL;
   if (res) {
@@ -233,7 +233,7 @@ static PGresult *run(lm_conn *c, const char *sql, const char *shown,
     return NULL;
   }
   default:
-    result_error(c, res, shown, err);
+    lm_pg_result_error(c, res, shown, err);
     PQclear(res);
     return NULL;
   }
@@ -586,7 +586,7 @@ static int pg_query(lm_conn *c, const char *sql, size_t nparams,
   params_free(&p);
   free(declare);
   if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-    result_error(c, res, sql, err);
+    lm_pg_result_error(c, res, sql, err);
     PQclear(res);
     cursor_free(cur);
     return LM_ERROR;

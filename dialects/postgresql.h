@@ -39,6 +39,10 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
                   lm_err *err);
 /* postgresql.c */
 void lm_pg_format_double(char *out, size_t size, double d);
+/* A failed result (or none) as `message (SQLSTATE x)\n  detail: ...\n
+ * hint: ...\n  in: SQL`, with err->sqlstate filled; returns LM_ERROR. */
+int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
+                       lm_err *err);
 
 /* postgresql_data.c */
 int lm_pg_prepare(lm_conn *conn, const char *sql, lm_stmt **out, lm_err *err);

@@ -17,48 +17,15 @@
 
 #include "postgresql.h"
 
-/* Longest SQL quoted in an error message. */
-#define ERR_SQL_MAX 2000
 /* COPY data is handed to libpq in pieces of about this size. */
 #define COPY_CHUNK (256 * 1024)
 
 /* ---- errors and parameters ------------------------------------------ */
 
-/* A failed result (or none) as `message (SQLSTATE x)\n  detail: ...\n
- * hint: ...\n  in: SQL`, the shape every luamig database error has. */
+/* Failed results read as everywhere else in the dialect. */
 static int pg_fail(lm_conn *c, const PGresult *res, const char *sql,
                    lm_err *err) {
-  lm_buf b = LM_BUF_INIT;
-  const char *primary = NULL, *detail = NULL, *hint = NULL, *state = NULL;
-  if (res) {
-    primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-    hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
-    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-  }
-  if (primary) {
-    lm_buf_puts(&b, primary);
-  } else {
-    const char *m = res ? PQresultErrorMessage(res) : "";
-    if (!*m) m = PQerrorMessage(c->pg);
-    size_t n = strlen(m);
-    while (n && (m[n - 1] == '\n' || m[n - 1] == ' ')) n--;
-    if (n) lm_buf_add(&b, m, n);
-    else lm_buf_puts(&b, "no result from the server");
-  }
-  if (state && *state) lm_buf_printf(&b, " (SQLSTATE %s)", state);
-  if (detail) lm_buf_printf(&b, "\n  detail: %s", detail);
-  if (hint) lm_buf_printf(&b, "\n  hint: %s", hint);
-  if (sql) {
-    size_t n = strlen(sql);
-    lm_buf_puts(&b, "\n  in: ");
-    lm_buf_add(&b, sql, n > ERR_SQL_MAX ? ERR_SQL_MAX : n);
-    if (n > ERR_SQL_MAX) lm_buf_printf(&b, "... (%zu more bytes)", n - ERR_SQL_MAX);
-  }
-  lm_err_set(err, "%s", lm_buf_str(&b));
-  lm_buf_free(&b);
-  if (state && strlen(state) == 5) memcpy(err->sqlstate, state, 6);
-  return LM_ERROR;
+  return lm_pg_result_error(c, res, sql, err);
 }
 
 /* Check a result for one of two good statuses; clears it on failure. */
