@@ -151,8 +151,13 @@ int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
   (void)err;
   *out = -1;
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT max(rowid) - min(rowid) + 1 FROM ");
+  /* Each aggregate alone: max() and min() together in one SELECT scan
+   * the whole table. */
+  lm_buf_puts(&sql, "SELECT (SELECT max(rowid) FROM ");
   qualified(&sql, schema, table);
+  lm_buf_puts(&sql, ") - (SELECT min(rowid) FROM ");
+  qualified(&sql, schema, table);
+  lm_buf_puts(&sql, ") + 1");
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(conn->db, lm_buf_str(&sql), -1, &st, NULL) ==
           SQLITE_OK &&
