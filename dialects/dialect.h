@@ -134,10 +134,10 @@ typedef struct lm_dialect {
 
   /* A writer applies a backfill's changes to one table, one batch at a
    * time, in as few statements as the database allows (PostgreSQL: one
-   * UPDATE ... FROM unnest(...) per batch; SQLite: one prepared UPDATE per
-   * set of columns, reused row after row).  Rows are found by their key
-   * columns and arrive in key order: order > 0 ascending, < 0 descending,
-   * 0 unknown.  writer_run's values hold nrows rows of nkeys key values
+   * UPDATE ... FROM unnest(...) per batch; SQLite: one UPDATE over the
+   * batch's range of keys, asking the writer for each row's values).
+   * Rows are found by their key columns and arrive in key order: order
+   * > 0 ascending, < 0 descending, 0 unknown.  writer_run's values hold nrows rows of nkeys key values
    * followed by ncols new values for cols; set (NULL: every one) holds
    * nrows * ncols flags telling which columns a row changes, the others
    * keeping their value.  *affected receives the rows updated. */

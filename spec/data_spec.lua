@@ -216,6 +216,24 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("1|p|1|\n", query("SELECT a, b, x, coalesce(y, '') FROM m WHERE a = 1 AND b = 'p'"))
     end)
 
+    it("counts only the rows it wrote when the function moves rows of its own batch", function()
+      project(PERSONS .. [[
+    local rows = {}
+    for i = 1, 120 do rows[i] = {id = i, first_name = "F" .. i, last_name = "L" .. i} end
+    op.bulk_insert("persons", rows)
+    local r = op.backfill("persons", {batch_size = 50}, function(row)
+      -- Row 10 moves row 5, already read in this batch, past the end.
+      if row.id == 10 then op.execute("UPDATE persons SET id = 1005 WHERE id = 5") end
+      return {full_name = "N" .. row.id}
+    end)
+    assert(r.read == 121 and r.updated == 120, r.read .. " " .. r.updated)
+]])
+      local code, _, err = upgrade(dir, out)
+      assert.are.equal(0, code, err)
+      assert.are.equal("N1005\n", query("SELECT full_name FROM persons WHERE id = 1005"))
+      assert.are.equal("120\n", query("SELECT count(*) FROM persons WHERE full_name = 'N' || id"))
+    end)
+
     it("names the row's key when the function fails, and rolls the migration back", function()
       project(PERSONS .. [[
     local rows = {}
