@@ -50,6 +50,7 @@ typedef struct backfill {
   size_t ncolumns;
   int64_t batch, commit_every;
   int order;                    /* 1 ascending, -1 descending */
+  int in_fn;                    /* fn is running on the cursor's row */
   /* resources, released on every path */
   lm_cursor *cur;
   lm_writer *writer;
@@ -436,9 +437,10 @@ static int write_batch(backfill *b) {
 
 /* ---- one row ---------------------------------------------------------------- */
 
-/* fn raised: name the row by its key, which is what a person needs to
- * find it. */
-static int fn_failed(lua_State *L, backfill *b) {
+/* fn raised: replace the error at the top of the stack with one naming
+ * the row by its key, which is what a person needs to find it.  The
+ * cursor still holds the row. */
+static void fn_failed(lua_State *L, backfill *b) {
   lm_buf msg = LM_BUF_INIT;
   lm_value *k = lm_xcalloc(b->nkeys, sizeof *k);
   for (size_t i = 0; i < b->nkeys; i++) k[i] = *b->d->cursor_value(b->cur, i);
@@ -451,9 +453,9 @@ static int fn_failed(lua_State *L, backfill *b) {
     lm_buf_puts(&msg, lua_tostring(L, -1));
   else
     lm_buf_printf(&msg, "(error object is a %s value)", luaL_typename(L, -1));
+  lua_pop(L, 1);
   lua_pushstring(L, lm_buf_str(&msg));
   lm_buf_free(&msg);
-  return lua_error(L);
 }
 
 /* Take what fn returned (at res) for the batch's row `r`: nil skips the
@@ -620,7 +622,11 @@ static int backfill_body(lua_State *L) {
         lm_data_push(L, d->cursor_value(b->cur, i), 3);
         lua_rawset(L, -3);
       }
-      if (lua_pcall(L, 1, 1, 0) != LUA_OK) return fn_failed(L, b);
+      /* Called unprotected, which saves a setjmp per row: an error
+       * unwinds to lm_op_backfill's pcall, and in_fn tells it whose. */
+      b->in_fn = 1;
+      lua_call(L, 1, 1);
+      b->in_fn = 0;
       take_result(L, b, top + 1, nread);
       lua_settop(L, top);
       nread++;
@@ -787,6 +793,7 @@ int lm_op_backfill(lua_State *L) {
   lua_pushlightuserdata(L, &b);
   lua_pushvalue(L, 3);
   int st = lua_pcall(L, 2, 0, 0);
+  if (st != LUA_OK && b.in_fn) fn_failed(L, &b);
   double secs = b.progress_started ? lm_progress_elapsed(&b.progress) : 0;
   backfill_free(&b);
   if (st != LUA_OK) {
