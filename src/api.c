@@ -10,6 +10,7 @@
 
 #include "core.h"
 #include "embedded.h"
+#include "lua_heap.h"
 #include "schema.h"
 
 /* package.searchers entry for the embedded lua/ files ("luamig.NAME"). */
@@ -63,7 +64,7 @@ int lm_open(lm_env **out, const lm_options *opts) {
   lm_arena_init(&env->script_arena);
   env->on_event = opts->on_event;
   env->event_payload = opts->event_payload;
-  env->L = luaL_newstate();
+  env->L = lm_lua_newstate(&env->lua_heap);
   if (!env->L) return lm_err_set(&env->err, "cannot create a Lua state");
   luaL_openlibs(env->L);
   install_searcher(env->L);
@@ -75,7 +76,7 @@ void lm_close(lm_env *env) {
   lm_tx_rollback(env);
   lm_disconnect(env);
   lm_scripts_free(env);
-  if (env->L) lua_close(env->L);
+  lm_lua_close(env->L, env->lua_heap);
   lm_url_free(&env->parsed_url);
   free(env->config_path);
   free(env->url);

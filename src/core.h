@@ -45,6 +45,7 @@ typedef enum lm_exec_mode {
 struct lm_env {
   lm_err err;                   /* the last failure, for lm_errmsg */
   lua_State *L;                 /* config and scripts live here */
+  struct lm_lua_heap *lua_heap; /* L's memory */
 
   /* configuration */
   char *config_path;            /* NULL when no file was read */
