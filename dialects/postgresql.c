@@ -67,11 +67,13 @@ int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
                        lm_err *err) {
   lm_buf b = LM_BUF_INIT;
   const char *primary = NULL, *detail = NULL, *hint = NULL, *state = NULL;
+  const char *context = NULL;
   if (res) {
     primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
     detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
     hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
     state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    context = PQresultErrorField(res, PG_DIAG_CONTEXT);
   }
   if (primary) {
     lm_buf_puts(&b, primary);
@@ -87,6 +89,16 @@ int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
   if (state && *state) lm_buf_printf(&b, " (SQLSTATE %s)", state);
   if (detail) lm_buf_printf(&b, "\n  detail: %s", detail);
   if (hint) lm_buf_printf(&b, "\n  hint: %s", hint);
+  /* Where the server was: "COPY t, line 8765" names the row of a bulk
+   * insert, a PL/pgSQL stack the function that failed. */
+  if (context) {
+    lm_buf_puts(&b, "\n  context: ");
+    for (const char *p = context; *p; p++) {
+      if (*p == '\n' && !p[1]) break;
+      if (*p == '\n') lm_buf_puts(&b, "\n    ");
+      else lm_buf_putc(&b, *p);
+    }
+  }
   if (sql) add_sql(&b, sql);
   lm_err_set(err, "%s", lm_buf_str(&b));
   lm_buf_free(&b);
@@ -925,7 +937,9 @@ const lm_dialect lm_postgresql_dialect = {
   .prepare = lm_pg_prepare,
   .stmt_exec = lm_pg_stmt_exec,
   .stmt_close = lm_pg_stmt_close,
-  .bulk_insert = lm_pg_bulk_insert,
+  .loader_open = lm_pg_loader_open,
+  .loader_put = lm_pg_loader_put,
+  .loader_close = lm_pg_loader_close,
   .estimate_rows = lm_pg_estimate_rows,
   .cancel = pg_cancel,
   .writer_open = lm_pg_writer_open,
