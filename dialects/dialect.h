@@ -20,6 +20,7 @@ typedef struct lm_cursor lm_cursor;     /* a streaming result */
 typedef struct lm_stmt lm_stmt;         /* a prepared statement */
 typedef struct lm_schema lm_schema;     /* a schema model (src/schema.h) */
 typedef struct lm_writer lm_writer;     /* a backfill's batch writer */
+typedef struct lm_loader lm_loader;     /* a bulk load's stream */
 
 /* A parsed database URL (see src/url.c). */
 typedef struct lm_url {
@@ -116,12 +117,22 @@ typedef struct lm_dialect {
   int (*stmt_exec)(lm_stmt *stmt, size_t nparams, const lm_value *params,
                    int64_t *affected, lm_err *err);
   void (*stmt_close)(lm_stmt *stmt);
-  /* Load rows into a table as fast as the database allows (PostgreSQL:
-   * COPY FROM STDIN; SQLite: one prepared INSERT reused).  values holds
-   * nrows * ncols values, row by row. */
-  int (*bulk_insert)(lm_conn *conn, const char *schema, const char *table,
-                     size_t ncols, const char *const *columns, size_t nrows,
-                     const lm_value *values, lm_err *err);
+  /* A loader puts rows into one table as one stream, as fast as the
+   * database loads data (PostgreSQL: one COPY FROM STDIN; SQLite: one
+   * prepared INSERT stepped per row).  loader_put takes nrows * ncols
+   * values, row by row, and keeps none of them; it may return before the
+   * database has stored them, so that the database works while the caller
+   * prepares the next rows, and an error in them is then reported by a
+   * later put or by loader_close, which waits for the database and frees
+   * the loader.  abandon != 0 ends a failed load (err already says why).
+   * Nothing else may use the connection between open and close.  Errors
+   * count rows from 1 over the whole stream. */
+  int (*loader_open)(lm_conn *conn, const char *schema, const char *table,
+                     size_t ncols, const char *const *columns,
+                     lm_loader **out, lm_err *err);
+  int (*loader_put)(lm_loader *l, size_t nrows, const lm_value *values,
+                    lm_err *err);
+  int (*loader_close)(lm_loader *l, int abandon, lm_err *err);
   /* The database's estimate of a table's row count, for a progress ETA;
    * *out = -1 when it has none. */
   int (*estimate_rows)(lm_conn *conn, const char *schema, const char *table,

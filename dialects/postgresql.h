@@ -49,9 +49,12 @@ int lm_pg_prepare(lm_conn *conn, const char *sql, lm_stmt **out, lm_err *err);
 int lm_pg_stmt_exec(lm_stmt *s, size_t nparams, const lm_value *params,
                     int64_t *affected, lm_err *err);
 void lm_pg_stmt_close(lm_stmt *s);
-int lm_pg_bulk_insert(lm_conn *conn, const char *schema, const char *table,
-                      size_t ncols, const char *const *columns, size_t nrows,
-                      const lm_value *values, lm_err *err);
+int lm_pg_loader_open(lm_conn *conn, const char *schema, const char *table,
+                      size_t ncols, const char *const *columns,
+                      lm_loader **out, lm_err *err);
+int lm_pg_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
+                     lm_err *err);
+int lm_pg_loader_close(lm_loader *l, int abandon, lm_err *err);
 int lm_pg_estimate_rows(lm_conn *conn, const char *schema, const char *table,
                         int64_t *out, lm_err *err);
 int lm_pg_writer_open(lm_conn *conn, const char *schema, const char *table,

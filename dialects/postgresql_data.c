@@ -346,44 +346,88 @@ static void put_array(lm_buf *b, const char *s, size_t n) {
 /* A bound parameter's own text: nothing to escape. */
 static void put_raw(lm_buf *b, const char *s, size_t n) { lm_buf_add(b, s, n); }
 
-/* ---- bulk insert through COPY ---------------------------------------- */
+/* ---- bulk loads through COPY ------------------------------------------ */
 
-/* Send what the buffer holds as COPY data and empty it. */
-static int copy_flush(lm_conn *c, lm_buf *b, lm_err *err) {
-  if (!b->len) return LM_OK;
-  if (PQputCopyData(c->pg, b->data, (int)b->len) != 1)
-    return lm_err_set(err, "COPY failed: %s", PQerrorMessage(c->pg));
-  lm_buf_reset(b);
+/* COPY table (columns) FROM STDIN in text format, held open across puts:
+ * rows go to the server as one stream, parsed by each column's input
+ * function as fast as PostgreSQL loads data, while the caller prepares
+ * the next ones.  The server's verdict comes when the stream ends. */
+struct lm_loader {
+  lm_conn *conn;
+  char *table;
+  char *sql;                    /* the COPY statement, for errors */
+  size_t ncols;
+  char **columns;
+  unsigned char *bytea;         /* per column: a bytea column */
+  size_t rows;                  /* rows put so far */
+  int ended;                    /* the COPY is over (its results read) */
+  lm_buf data;                  /* COPY data not yet handed to libpq */
+};
+
+static void loader_free(lm_loader *l) {
+  for (size_t i = 0; i < l->ncols; i++) free(l->columns[i]);
+  free(l->columns);
+  free(l->bytea);
+  free(l->table);
+  free(l->sql);
+  lm_buf_free(&l->data);
+  free(l);
+}
+
+/* Collect the COPY's results once it has ended, or once libpq refused
+ * data because the server ended it with an error.  The server's error is
+ * the one to report, unless `ours` (err already says why we abandoned
+ * the load: the server then only echoes it).  A COPY libpq still holds
+ * open is ended as abandoned. */
+static int copy_results(lm_loader *l, int ours, lm_err *err) {
+  PGconn *pg = l->conn->pg;
+  int rc = ours ? LM_ERROR : LM_OK;
+  PGresult *res;
+  while ((res = PQgetResult(pg)) != NULL) {
+    ExecStatusType st = PQresultStatus(res);
+    if (st == PGRES_COPY_IN) {
+      PQclear(res);
+      if (PQputCopyEnd(pg, "bulk insert abandoned") != 1) {
+        if (rc == LM_OK)
+          rc = lm_err_set(err, "COPY failed: %s", PQerrorMessage(pg));
+        break;
+      }
+      continue;
+    }
+    if (st != PGRES_COMMAND_OK && rc == LM_OK)
+      rc = pg_fail(l->conn, res, l->sql, err);
+    PQclear(res);
+  }
+  l->ended = 1;
+  return rc;
+}
+
+/* Hand what the buffer holds to libpq, which sends it as the socket
+ * takes it. */
+static int copy_flush(lm_loader *l, lm_err *err) {
+  if (!l->data.len) return LM_OK;
+  if (PQputCopyData(l->conn->pg, l->data.data, (int)l->data.len) != 1) {
+    lm_err_set(err, "COPY failed: %s", PQerrorMessage(l->conn->pg));
+    copy_results(l, 0, err);
+    return LM_ERROR;
+  }
+  lm_buf_reset(&l->data);
   return LM_OK;
 }
 
-/* Finish COPY: a message ends it as a failure (our own error, already
- * in err), NULL as a success whose result is then checked. */
-static int copy_end(lm_conn *c, const char *failure, const char *sql,
-                    lm_err *err) {
-  int rc = LM_OK;
-  if (PQputCopyEnd(c->pg, failure) != 1 && !failure)
-    rc = lm_err_set(err, "COPY failed: %s", PQerrorMessage(c->pg));
-  PGresult *res;
-  while ((res = PQgetResult(c->pg)) != NULL) {
-    if (!failure && rc == LM_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
-      rc = pg_fail(c, res, sql, err);
-    PQclear(res);
-  }
-  return failure ? LM_ERROR : rc;
-}
-
-/* COPY table (columns) FROM STDIN in text format: rows go to the server
- * as one stream, parsed by each column's input function, which is as
- * fast as PostgreSQL loads data. */
-int lm_pg_bulk_insert(lm_conn *conn, const char *schema, const char *table,
-                      size_t ncols, const char *const *columns, size_t nrows,
-                      const lm_value *values, lm_err *err) {
-  if (!nrows) return LM_OK;
+int lm_pg_loader_open(lm_conn *conn, const char *schema, const char *table,
+                      size_t ncols, const char *const *columns,
+                      lm_loader **out, lm_err *err) {
+  *out = NULL;
   pg_columns cat;
   if (columns_load(conn, schema, table, &cat, err) != LM_OK) return LM_ERROR;
-  unsigned char *bytea = lm_xcalloc(ncols ? ncols : 1, 1);
-  lm_buf sql = LM_BUF_INIT, data = LM_BUF_INIT;
+  lm_loader *l = lm_xcalloc(1, sizeof *l);
+  l->conn = conn;
+  l->table = lm_xstrdup(table);
+  l->ncols = ncols;
+  l->columns = lm_xcalloc(ncols ? ncols : 1, sizeof *l->columns);
+  l->bytea = lm_xcalloc(ncols ? ncols : 1, 1);
+  lm_buf sql = LM_BUF_INIT;
   int rc = LM_OK;
   lm_buf_puts(&sql, "COPY ");
   qualified(&sql, schema, table);
@@ -391,45 +435,71 @@ int lm_pg_bulk_insert(lm_conn *conn, const char *schema, const char *table,
   for (size_t i = 0; i < ncols && rc == LM_OK; i++) {
     size_t k = 0;
     rc = column_index(&cat, table, columns[i], &k, err);
-    if (rc == LM_OK) bytea[i] = cat.bytea[k];
+    if (rc == LM_OK) l->bytea[i] = cat.bytea[k];
+    l->columns[i] = lm_xstrdup(columns[i]);
     if (i) lm_buf_puts(&sql, ", ");
     lm_pg_quote_ident(&sql, columns[i]);
   }
   lm_buf_puts(&sql, ") FROM STDIN");
+  l->sql = lm_buf_detach(&sql);
   columns_free(&cat);
-  if (rc != LM_OK) goto done;
-  PGresult *res = PQexec(conn->pg, lm_buf_str(&sql));
-  if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
-    rc = pg_fail(conn, res, lm_buf_str(&sql), err);
+  if (rc == LM_OK) {
+    PGresult *res = PQexec(conn->pg, l->sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN)
+      rc = pg_fail(conn, res, l->sql, err);
     PQclear(res);
-    goto done;
   }
-  PQclear(res);
-  for (size_t r = 0; r < nrows && rc == LM_OK; r++) {
-    const lm_value *row = values + r * ncols;
-    for (size_t i = 0; i < ncols && rc == LM_OK; i++) {
-      if (i) lm_buf_putc(&data, '\t');
+  if (rc != LM_OK) {
+    loader_free(l);
+    return LM_ERROR;
+  }
+  *out = l;
+  return LM_OK;
+}
+
+int lm_pg_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
+                     lm_err *err) {
+  if (l->ended) return lm_err_set(err, "COPY has ended");
+  for (size_t r = 0; r < nrows; r++) {
+    const lm_value *row = values + r * l->ncols;
+    for (size_t i = 0; i < l->ncols; i++) {
+      if (i) lm_buf_putc(&l->data, '\t');
       if (row[i].type == LM_V_NULL) {
-        lm_buf_add(&data, "\\N", 2);
+        lm_buf_add(&l->data, "\\N", 2);
         continue;
       }
-      rc = check_text(&row[i], bytea[i], columns[i], err);
-      put_value(&data, &row[i], bytea[i], put_copy);
+      if (check_text(&row[i], l->bytea[i], l->columns[i], err) != LM_OK) {
+        lm_err_prefix(err, "row %zu", l->rows + r + 1);
+        return LM_ERROR;
+      }
+      put_value(&l->data, &row[i], l->bytea[i], put_copy);
     }
-    lm_buf_putc(&data, '\n');
-    if (rc == LM_OK && data.len >= COPY_CHUNK) rc = copy_flush(conn, &data, err);
+    lm_buf_putc(&l->data, '\n');
+    if (l->data.len >= COPY_CHUNK && copy_flush(l, err) != LM_OK)
+      return LM_ERROR;
   }
-  if (rc == LM_OK) rc = copy_flush(conn, &data, err);
-  if (rc == LM_OK) {
-    rc = copy_end(conn, NULL, lm_buf_str(&sql), err);
-  } else {
-    if (err->msg) lm_err_prefix(err, "bulk insert into %s", table);
-    copy_end(conn, "bulk insert abandoned", NULL, err);
+  l->rows += nrows;
+  return LM_OK;
+}
+
+/* End the stream: as a failure (abandon: err already says why), or as
+ * a success whose result is then checked. */
+int lm_pg_loader_close(lm_loader *l, int abandon, lm_err *err) {
+  if (!l) return LM_OK;
+  int rc = abandon ? LM_ERROR : LM_OK;
+  if (!l->ended) {
+    if (rc == LM_OK) rc = copy_flush(l, err);
+    if (!l->ended) {
+      if (PQputCopyEnd(l->conn->pg, abandon ? "bulk insert abandoned"
+                                            : NULL) != 1 &&
+          rc == LM_OK)
+        rc = lm_err_set(err, "COPY failed: %s", PQerrorMessage(l->conn->pg));
+      int ours = rc != LM_OK;
+      int got = copy_results(l, ours, err);
+      if (rc == LM_OK) rc = got;
+    }
   }
-done:
-  free(bytea);
-  lm_buf_free(&sql);
-  lm_buf_free(&data);
+  loader_free(l);
   return rc;
 }
 

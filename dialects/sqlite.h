@@ -38,9 +38,13 @@ int lm_sqlite_prepare(lm_conn *conn, const char *sql, lm_stmt **out,
 int lm_sqlite_stmt_exec(lm_stmt *s, size_t nparams, const lm_value *params,
                         int64_t *affected, lm_err *err);
 void lm_sqlite_stmt_close(lm_stmt *s);
-int lm_sqlite_bulk_insert(lm_conn *conn, const char *schema, const char *table,
-                          size_t ncols, const char *const *columns,
-                          size_t nrows, const lm_value *values, lm_err *err);
+int lm_sqlite_loader_open(lm_conn *conn, const char *schema,
+                          const char *table, size_t ncols,
+                          const char *const *columns, lm_loader **out,
+                          lm_err *err);
+int lm_sqlite_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
+                         lm_err *err);
+int lm_sqlite_loader_close(lm_loader *l, int abandon, lm_err *err);
 int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
                             const char *table, int64_t *out, lm_err *err);
 /* Bind one value at position i without a copy (SQLITE_STATIC): the caller

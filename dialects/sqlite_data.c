@@ -95,18 +95,25 @@ void lm_sqlite_stmt_close(lm_stmt *s) {
   free(s);
 }
 
-/* ---- bulk insert ----------------------------------------------------- */
+/* ---- bulk loads ---------------------------------------------------- */
 
 /* INSERT INTO t (cols) VALUES (?1, ...), prepared once and stepped per
  * row: inside the migration's transaction that is as fast as SQLite
- * inserts. */
-int lm_sqlite_bulk_insert(lm_conn *conn, const char *schema, const char *table,
-                          size_t ncols, const char *const *columns,
-                          size_t nrows, const lm_value *values, lm_err *err) {
-  if (!nrows) return LM_OK;
-  if (ncols > 32766)
-    return lm_err_set(err, "bulk insert into %s: too many columns (%zu)",
-                      table, ncols);
+ * inserts.  Each put is done when it returns. */
+struct lm_loader {
+  lm_conn *conn;
+  sqlite3_stmt *stmt;
+  size_t ncols;
+  size_t rows;                  /* rows put so far */
+};
+
+int lm_sqlite_loader_open(lm_conn *conn, const char *schema,
+                          const char *table, size_t ncols,
+                          const char *const *columns, lm_loader **out,
+                          lm_err *err) {
+  *out = NULL;
+  if (!ncols || ncols > 32766)
+    return lm_err_set(err, "bulk insert into %s: %zu columns", table, ncols);
   lm_buf sql = LM_BUF_INIT;
   lm_buf_puts(&sql, "INSERT INTO ");
   lm_sqlite_qualified(&sql, schema, table);
@@ -120,25 +127,44 @@ int lm_sqlite_bulk_insert(lm_conn *conn, const char *schema, const char *table,
     lm_buf_printf(&sql, "%s?%zu", i ? ", " : "", i + 1);
   lm_buf_putc(&sql, ')');
   sqlite3_stmt *st = NULL;
-  int rc = LM_OK;
-  if (sqlite3_prepare_v2(conn->db, lm_buf_str(&sql), -1, &st, NULL) !=
-      SQLITE_OK) {
-    rc = lm_sqlite_error(conn, lm_buf_str(&sql), err);
-    goto done;
+  if (sqlite3_prepare_v3(conn->db, lm_buf_str(&sql), -1,
+                         SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+    lm_sqlite_error(conn, lm_buf_str(&sql), err);
+    lm_buf_free(&sql);
+    return LM_ERROR;
   }
-  for (size_t r = 0; r < nrows && rc == LM_OK; r++) {
-    const lm_value *row = values + r * ncols;
-    for (size_t i = 0; i < ncols && rc == LM_OK; i++)
-      if (lm_sqlite_bind_value(st, (int)i + 1, &row[i]) != SQLITE_OK)
-        rc = lm_sqlite_error(conn, lm_buf_str(&sql), err);
-    if (rc == LM_OK) rc = lm_sqlite_step_done(conn, st, err);
-    if (rc != LM_OK)
-      lm_err_prefix(err, "bulk insert into %s, row %zu", table, r + 1);
-  }
-done:
-  sqlite3_finalize(st);
   lm_buf_free(&sql);
+  lm_loader *l = lm_xcalloc(1, sizeof *l);
+  l->conn = conn;
+  l->stmt = st;
+  l->ncols = ncols;
+  *out = l;
+  return LM_OK;
+}
+
+int lm_sqlite_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
+                         lm_err *err) {
+  int rc = LM_OK;
+  for (size_t r = 0; r < nrows && rc == LM_OK; r++) {
+    const lm_value *row = values + r * l->ncols;
+    for (size_t i = 0; i < l->ncols && rc == LM_OK; i++)
+      if (lm_sqlite_bind_value(l->stmt, (int)i + 1, &row[i]) != SQLITE_OK)
+        rc = lm_sqlite_error(l->conn, sqlite3_sql(l->stmt), err);
+    if (rc == LM_OK) rc = lm_sqlite_step_done(l->conn, l->stmt, err);
+    if (rc != LM_OK) lm_err_prefix(err, "row %zu", l->rows + r + 1);
+  }
+  /* The values are the caller's: no binding may outlive the call. */
+  sqlite3_clear_bindings(l->stmt);
+  l->rows += nrows;
   return rc;
+}
+
+int lm_sqlite_loader_close(lm_loader *l, int abandon, lm_err *err) {
+  (void)err;
+  if (!l) return LM_OK;
+  sqlite3_finalize(l->stmt);
+  free(l);
+  return abandon ? LM_ERROR : LM_OK;
 }
 
 /* ---- row estimate ---------------------------------------------------- */

@@ -135,6 +135,50 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("bin=null f=null id=integer:3 s=string:" .. hex("\\N"), rows[3])
     end)
 
+    it("streams a bulk insert across chunks while its generator uses the connection", function()
+      project(PERSONS .. [[
+    local i = 0
+    local n = op.bulk_insert("persons", function()
+      i = i + 1
+      if i > 12000 then return nil end
+      -- Queries from inside the generator see every row sent before them.
+      if i == 7001 or i == 11000 or i == 11001 then
+        local seen = op.query("SELECT count(*) AS n FROM persons")()
+        assert(seen.n == i - 1, "saw " .. tostring(seen.n) .. " rows before row " .. i)
+        op.execute("UPDATE persons SET full_name = $1 WHERE id = $2", {"checked", i - 1})
+      end
+      return {id = i, first_name = "F" .. i}
+    end)
+    assert(n == 12000, n)
+]])
+      local code, _, err = upgrade(dir, out)
+      assert.are.equal(0, code, err)
+      assert.are.equal("12000|12000\n", query("SELECT count(*), max(id) FROM persons"))
+      assert.are.equal("7000\n10999\n11000\n", query("SELECT id FROM persons WHERE full_name = 'checked' ORDER BY id"))
+    end)
+
+    it("names the row a bulk insert failed on, chunks into the stream, and keeps nothing", function()
+      project(PERSONS .. [[
+    local i = 0
+    op.bulk_insert("persons", function()
+      i = i + 1
+      if i > 9000 then return nil end
+      return {id = i == 8765 and 17 or i, first_name = "F" .. i}
+    end)
+]])
+      local code, _, err = upgrade(dir, out)
+      assert.are.equal(1, code)
+      assert.matches("0001_aaaaaaaaaaa1.lua:%d+: bulk insert into persons", err)
+      if pg then
+        assert.matches("duplicate key", err)
+        assert.matches("COPY persons, line 8765", err, 1, true)
+      else
+        assert.matches("row 8765: ", err, 1, true)
+        assert.matches("UNIQUE constraint failed: persons.id", err, 1, true)
+      end
+      assert.is_nil(query("SELECT count(*) FROM persons"))
+    end)
+
     it("refuses bulk-insert rows naming a column the table lacks", function()
       project(PERSONS .. [[
     op.bulk_insert("persons", {{id = 1, first_name = "a"}, {id = 2, frist_name = "b"}})

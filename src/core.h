@@ -80,6 +80,7 @@ struct lm_env {
   lm_exec_mode mode;
   lm_buf *sql_out;              /* offline: the script being written */
   const char *running;          /* the script path being run, for errors */
+  struct lm_bulk *bulk;         /* the bulk insert in progress */
 
   lm_event_fn on_event;
   void *event_payload;
@@ -108,6 +109,10 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade);
 void lm_op_push_table(lm_env *env);
 /* For the op.* functions defined outside op.c (op_data.c). */
 lm_env *lm_op_env(lua_State *L);
+/* op_bulk.c: before another op.* call uses the connection, send the
+ * rows a bulk insert in progress (env->bulk) has gathered and end its
+ * stream.  Raises on failure. */
+void lm_bulk_pause(lua_State *L, lm_env *env);
 /* An arena owned by a userdata pushed on the stack (freed on error too). */
 lm_arena *lm_op_push_arena(lua_State *L);
 /* A Lua value as an lm_value, strings not copied; 0 if it cannot bind. */

@@ -32,6 +32,9 @@ void lm_data_value(lua_State *L, int idx, const char *op, const char *col,
 /* Push a database value; NULL pushes the value at null_idx (op.null). */
 void lm_data_push(lua_State *L, const lm_value *v, int null_idx);
 
+/* op_bulk.c */
+int lm_op_bulk_insert(lua_State *L);
+
 /* op_backfill.c */
 int lm_op_backfill(lua_State *L);
 
