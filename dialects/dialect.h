@@ -170,9 +170,17 @@ typedef struct lm_dialect {
    * can read, and mark what it changed in ways it cannot follow as unknown
    * since `revision`. */
   void (*replay_sql)(lm_schema *model, const char *sql, const char *revision);
+
+  /* ---- version 4 ------------------------------------------------------ */
+
+  /* A query whose whole result may be held at once (a backfill's batch,
+   * bounded by its LIMIT), fetched in one exchange rather than streamed;
+   * read through the cursor functions like query's.  NULL: query. */
+  int (*query_bounded)(lm_conn *conn, const char *sql, size_t nparams,
+                       const lm_value *params, lm_cursor **out, lm_err *err);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 3
+#define LM_DIALECT_VERSION 4
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

@@ -561,13 +561,14 @@ static void cursor_free(lm_cursor *cur) {
  * WITH HOLD: the server keeps the result (spilling to disk past work_mem)
  * and the caller's later statements still commit on their own, as they
  * would without a cursor open. */
-static int pg_query(lm_conn *c, const char *sql, size_t nparams,
-                    const lm_value *params, lm_cursor **out, lm_err *err) {
+static int query(lm_conn *c, const char *sql, size_t nparams,
+                 const lm_value *params, int bounded, lm_cursor **out,
+                 lm_err *err) {
   *out = NULL;
   lm_cursor *cur = lm_xcalloc(1, sizeof *cur);
   cur->conn = c;
   cur->sql = lm_xstrdup(sql);
-  if (!cursor_capable(sql)) {
+  if (bounded || !cursor_capable(sql)) {
     PGresult *res = run(c, sql, NULL, nparams, params, err);
     if (!res) {
       cursor_free(cur);
@@ -616,6 +617,19 @@ static int pg_query(lm_conn *c, const char *sql, size_t nparams,
   }
   *out = cur;
   return LM_OK;
+}
+
+static int pg_query(lm_conn *c, const char *sql, size_t nparams,
+                    const lm_value *params, lm_cursor **out, lm_err *err) {
+  return query(c, sql, nparams, params, 0, out, err);
+}
+
+/* A bounded result needs no server cursor: one round trip instead of a
+ * DECLARE, a FETCH per FETCH_ROWS rows and a CLOSE. */
+static int pg_query_bounded(lm_conn *c, const char *sql, size_t nparams,
+                            const lm_value *params, lm_cursor **out,
+                            lm_err *err) {
+  return query(c, sql, nparams, params, 1, out, err);
 }
 
 /* Decode column `i` of the current row into cur->values[i]. */
@@ -918,6 +932,7 @@ const lm_dialect lm_postgresql_dialect = {
   .close = pg_close,
   .exec = pg_exec,
   .query = pg_query,
+  .query_bounded = pg_query_bounded,
   .cursor_next = pg_cursor_next,
   .cursor_ncols = pg_cursor_ncols,
   .cursor_colname = pg_cursor_colname,
