@@ -19,9 +19,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libpq is loaded with dlopen when a PostgreSQL URL is used (pq_shim.c):
 # its headers are needed, its library is not linked.
 PKG_LIBS   := $(filter-out -lpq,$(shell pkg-config --libs $(PKGS) 2>/dev/null)) -ldl
-CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(SAN) -fPIC -MMD -MP -Isrc -Idialects \
+CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fPIC -MMD -MP -Isrc -Idialects \
              -I$(BUILD) $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS_ALL = $(PKG_LIBS) -lm $(LDLIBS)
+LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
 # The core library: every file in src/ and dialects/ except the two entry
 # points and the build-time embedder.

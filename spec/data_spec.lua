@@ -278,6 +278,34 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("120\n", query("SELECT count(*) FROM persons WHERE full_name = 'N' || id"))
     end)
 
+    it("lets the function see every earlier batch written, and reports a failed write", function()
+      project(PERSONS .. [[
+    local rows = {}
+    for i = 1, 300 do rows[i] = {id = i, first_name = "F" .. i, last_name = "L" .. i} end
+    op.bulk_insert("persons", rows)
+    op.backfill("persons", {batch_size = 50}, function(row)
+      if row.id % 50 == 20 then
+        -- Batches before this one are written, this one is not.
+        local done
+        for r in op.query("SELECT count(*) AS n FROM persons WHERE full_name IS NOT NULL") do
+          done = r.n
+        end
+        assert(done == row.id - 20, "row " .. row.id .. " saw " .. tostring(done))
+      end
+      return {full_name = "N" .. row.id}
+    end)
+    op.create_check_constraint("ck_short", "persons", "length(full_name) < 6")
+    op.backfill("persons", {batch_size = 50}, function(row)
+      return {full_name = row.id == 77 and "much too long" or "S"}
+    end)
+]])
+      local code, _, err = upgrade(dir, out)
+      assert.are.equal(1, code)
+      assert.matches("backfill persons: [^\n]*ck_short", err)
+      assert.not_matches("the function failed", err)
+      assert.is_nil(query("SELECT count(*) FROM persons"))
+    end)
+
     it("names the row's key when the function fails, and rolls the migration back", function()
       project(PERSONS .. [[
     local rows = {}

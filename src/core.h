@@ -80,7 +80,7 @@ struct lm_env {
   lm_exec_mode mode;
   lm_buf *sql_out;              /* offline: the script being written */
   const char *running;          /* the script path being run, for errors */
-  struct lm_bulk *bulk;         /* the bulk insert in progress */
+  struct lm_hold *hold;         /* what holds conn between op.* calls */
 
   lm_event_fn on_event;
   void *event_payload;
@@ -109,10 +109,13 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade);
 void lm_op_push_table(lm_env *env);
 /* For the op.* functions defined outside op.c (op_data.c). */
 lm_env *lm_op_env(lua_State *L);
-/* op_bulk.c: before another op.* call uses the connection, send the
- * rows a bulk insert in progress (env->bulk) has gathered and end its
- * stream.  Raises on failure. */
-void lm_bulk_pause(lua_State *L, lm_env *env);
+/* A data operation that holds the connection while the script's code
+ * runs in its midst (a bulk insert's open stream, a backfill's write in
+ * progress): lm_op_get_env calls release before any op.* function uses
+ * the connection.  release may raise. */
+typedef struct lm_hold {
+  void (*release)(lua_State *L, struct lm_hold *self);
+} lm_hold;
 /* An arena owned by a userdata pushed on the stack (freed on error too). */
 lm_arena *lm_op_push_arena(lua_State *L);
 /* A Lua value as an lm_value, strings not copied; 0 if it cannot bind. */

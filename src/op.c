@@ -24,9 +24,9 @@ lm_env *lm_op_get_env(lua_State *L) {
   lm_env *env = lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (!env) luaL_error(L, "luamig: op used outside a migration");
-  /* Called by a bulk insert's row generator: the rows it returned so
-   * far go to the database first, and the connection is free again. */
-  if (env->bulk) lm_bulk_pause(L, env);
+  /* Called from a bulk insert's generator or a backfill's function: the
+   * connection is freed (rows sent, writes finished) first. */
+  if (env->hold) env->hold->release(L, env->hold);
   return env;
 }
 

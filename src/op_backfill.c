@@ -12,12 +12,24 @@
  * luamig_backfill (revision, name) in the transaction of each commit, and
  * an interrupted run resumes after it.
  *
+ * Batches are pipelined: once the function has run over batch n, batch
+ * n+1 is read, and batch n is written on a thread of its own while the
+ * function runs over batch n+1, so the database's work and Lua's overlap.
+ * Each batch lives in one of two slots.  While a write is in flight the
+ * connection is the writer's: an op.* call from the function waits for it
+ * first (the backfill's lm_hold).  A backfill with commit_every writes
+ * each batch before reading the next, so that what it commits is exactly
+ * what it records.
+ *
  * The Lua work (the row tables, fn, the conversion of what it returns)
- * runs under lua_pcall, so whatever it raises, the cursor, the writer and
- * the buffers are released here and a transaction of our own is rolled
- * back before the error goes on to the script.
+ * runs under lua_pcall, so whatever it raises, the write in flight is
+ * waited for, the cursor, the writer and the buffers are released and a
+ * transaction of our own is rolled back before the error goes on.
  */
+#define _POSIX_C_SOURCE 200809L   /* sigset_t, pthread_sigmask */
 #include <lauxlib.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +49,41 @@ typedef struct change {
   lm_value v;
 } change;
 
-/* A backfill in progress.  Strings of the batch live in `pool` and are
- * referred to by offset (in v.i) until the batch is written, so a batch
- * allocates nothing once the buffers have grown to size. */
+struct backfill;
+
+/* One batch: its rows as read (keys first), what the function changed,
+ * the writer's layout of it and the outcome of its write.  Strings of the
+ * rows live in rowpool, those of the changes in pool, referred to by
+ * offset (in v.i) until the pool is complete, so a batch allocates
+ * nothing once the buffers have grown to size. */
+typedef struct slot {
+  struct backfill *owner;
+  lm_value *rows;               /* nread rows of ncols values */
+  size_t nread, caprows;
+  lm_buf rowpool, pool;
+  change *changes;
+  size_t nchanges, capchanges;
+  size_t *changed;              /* batch row of each changed row */
+  size_t nchanged, capchanged;
+  const char **usedcols;        /* the columns this batch sets */
+  size_t nused, capused;
+  lm_value *matrix;             /* the writer's rows */
+  size_t capmatrix;
+  unsigned char *set;           /* per row and column: set, or NULL */
+  size_t capset;
+  int all;                      /* every changed row sets every column */
+  /* the write */
+  pthread_t thread;
+  int writing;                  /* the thread runs */
+  int rc;
+  int64_t affected;
+  lm_err err;
+} slot;
+
+/* A backfill in progress. */
 typedef struct backfill {
+  lm_hold hold;                 /* first: env->hold points here */
+  lm_hold *outer_hold;          /* env->hold when the backfill began */
   lm_env *env;
   const lm_dialect *d;
   const char *table, *schema, *where, *name, *revision;
@@ -50,29 +93,21 @@ typedef struct backfill {
   size_t ncolumns;
   int64_t batch, commit_every;
   int order;                    /* 1 ascending, -1 descending */
-  int in_fn;                    /* fn is running on the cursor's row */
+  int pipelined;                /* write batch n while fn runs over n+1 */
+  const lm_value *fn_row;       /* the row fn is running on, or NULL */
+  size_t ncols;                 /* values per row read */
+  const char **colnames;        /* their names */
   /* resources, released on every path */
   lm_cursor *cur;
   lm_writer *writer;
   int own_tx;
   lm_arena names;               /* column names the function set */
-  lm_buf sql_first, sql_next, pool, last_pool;
-  lm_value *keyvals;            /* batch rows' keys, nkeys each */
-  size_t keycap;
+  lm_buf sql_first, sql_next, last_pool;
+  slot slots[2];
   lm_value *last;               /* the last key read (nkeys) */
   int have_last;
-  change *changes;
-  size_t nchanges, capchanges;
-  size_t *changed;              /* batch row of each changed row */
-  size_t nchanged, capchanged;
   const char **gcols;           /* columns set by the function, run-wide */
   size_t ngcols, capgcols;
-  const char **usedcols;        /* the columns this batch sets */
-  size_t capused;
-  lm_value *matrix;             /* the writer's rows */
-  size_t capmatrix;
-  unsigned char *set;
-  size_t capset;
   size_t *remap;                /* run-wide column -> batch column */
   size_t capremap;
   /* counts */
@@ -393,61 +428,115 @@ static void build_select(backfill *b, lm_buf *sql, int after) {
 
 /* ---- the write ------------------------------------------------------------- */
 
-/* Lay the batch's changes out as the writer takes them: one row per
+/* Lay a batch's changes out as the writer takes them: one row per
  * changed row, its keys then the columns this batch sets, and a flag per
  * column when not every row sets every one. */
-static int write_batch(backfill *b) {
-  if (!b->nchanged) return LM_OK;
+static void layout(backfill *b, slot *s) {
+  s->nused = 0;
+  if (!s->nchanged) return;
   b->remap = grow(b->remap, &b->capremap, b->ngcols, sizeof *b->remap);
-  b->usedcols = grow(b->usedcols, &b->capused, b->ngcols,
-                     sizeof *b->usedcols);
+  s->usedcols = grow(s->usedcols, &s->capused, b->ngcols,
+                     sizeof *s->usedcols);
   for (size_t i = 0; i < b->ngcols; i++) b->remap[i] = (size_t)-1;
-  size_t nused = 0;
-  for (size_t i = 0; i < b->nchanges; i++) {
-    change *c = &b->changes[i];
+  for (size_t i = 0; i < s->nchanges; i++) {
+    change *c = &s->changes[i];
     if (b->remap[c->col] == (size_t)-1) {
-      b->remap[c->col] = nused;
-      b->usedcols[nused++] = b->gcols[c->col];
+      b->remap[c->col] = s->nused;
+      s->usedcols[s->nused++] = b->gcols[c->col];
     }
-    pool_fix(&b->pool, &c->v, 1);
+    pool_fix(&s->pool, &c->v, 1);
   }
-  size_t width = b->nkeys + nused;
-  b->matrix = grow(b->matrix, &b->capmatrix, b->nchanged * width,
-                   sizeof *b->matrix);
-  b->set = grow(b->set, &b->capset, b->nchanged * nused, 1);
-  memset(b->matrix, 0, b->nchanged * width * sizeof *b->matrix);
-  memset(b->set, 0, b->nchanged * nused);
-  for (size_t r = 0; r < b->nchanged; r++)
-    memcpy(&b->matrix[r * width], &b->keyvals[b->changed[r] * b->nkeys],
-           b->nkeys * sizeof *b->matrix);
-  for (size_t i = 0; i < b->nchanges; i++) {
-    change *c = &b->changes[i];
+  size_t width = b->nkeys + s->nused;
+  s->matrix = grow(s->matrix, &s->capmatrix, s->nchanged * width,
+                   sizeof *s->matrix);
+  s->set = grow(s->set, &s->capset, s->nchanged * s->nused, 1);
+  memset(s->matrix, 0, s->nchanged * width * sizeof *s->matrix);
+  memset(s->set, 0, s->nchanged * s->nused);
+  for (size_t r = 0; r < s->nchanged; r++)
+    memcpy(&s->matrix[r * width], &s->rows[s->changed[r] * b->ncols],
+           b->nkeys * sizeof *s->matrix);
+  for (size_t i = 0; i < s->nchanges; i++) {
+    change *c = &s->changes[i];
     size_t j = b->remap[c->col];
-    b->matrix[c->row * width + b->nkeys + j] = c->v;
-    b->set[c->row * nused + j] = 1;
+    s->matrix[c->row * width + b->nkeys + j] = c->v;
+    s->set[c->row * s->nused + j] = 1;
   }
-  int all = 1;
-  for (size_t i = 0; all && i < b->nchanged * nused; i++) all = b->set[i];
-  int64_t n = 0;
-  int rc = b->d->writer_run(b->writer, nused, b->usedcols, b->nchanged,
-                            b->matrix, all ? NULL : b->set, &n, &b->err);
-  b->updated += n;
-  return rc;
+  s->all = 1;
+  for (size_t i = 0; s->all && i < s->nchanged * s->nused; i++)
+    s->all = s->set[i];
+}
+
+/* The write itself; it touches the slot, the writer and the connection,
+ * never Lua. */
+static void *write_thread(void *arg) {
+  slot *s = arg;
+  backfill *b = s->owner;
+  s->rc = b->d->writer_run(b->writer, s->nused, s->usedcols, s->nchanged,
+                           s->matrix, s->all ? NULL : s->set, &s->affected,
+                           &s->err);
+  return NULL;
+}
+
+/* Start writing a batch: on a thread of its own when pipelined (with
+ * every signal blocked there, so that handlers run on the main thread),
+ * else here and now. */
+static void write_start(backfill *b, slot *s) {
+  layout(b, s);
+  s->rc = LM_OK;
+  s->affected = 0;
+  if (!s->nchanged) return;
+  if (b->pipelined) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int started = pthread_create(&s->thread, NULL, write_thread, s) == 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (started) {
+      s->writing = 1;
+      b->env->hold = &b->hold;
+      return;
+    }
+  }
+  write_thread(s);
+}
+
+/* Wait for a batch's write and count what it updated.  LM_OK when it
+ * succeeded, else its error is in b->err.  Waiting twice is harmless. */
+static int write_wait(backfill *b, slot *s) {
+  if (s->writing) {
+    pthread_join(s->thread, NULL);
+    s->writing = 0;
+    b->env->hold = b->outer_hold;
+  }
+  b->updated += s->affected;
+  s->affected = 0;
+  if (s->rc == LM_OK) return LM_OK;
+  s->rc = LM_OK;
+  lm_err_move(&b->err, &s->err);
+  return LM_ERROR;
+}
+
+/* fn calls an op.* function while the previous batch is being written:
+ * the write finishes first, and what the function then reads includes
+ * it, as without the pipeline. */
+static void backfill_release(lua_State *L, lm_hold *hold) {
+  backfill *b = (backfill *)hold;
+  for (int i = 0; i < 2; i++)
+    if (write_wait(b, &b->slots[i]) != LM_OK) {
+      b->fn_row = NULL;   /* the write failed, not the function */
+      luaL_error(L, "backfill %s: %s", b->table, lm_err_msg(&b->err));
+    }
 }
 
 /* ---- one row ---------------------------------------------------------------- */
 
 /* fn raised: replace the error at the top of the stack with one naming
- * the row by its key, which is what a person needs to find it.  The
- * cursor still holds the row. */
+ * the row by its key, which is what a person needs to find it. */
 static void fn_failed(lua_State *L, backfill *b) {
   lm_buf msg = LM_BUF_INIT;
-  lm_value *k = lm_xcalloc(b->nkeys, sizeof *k);
-  for (size_t i = 0; i < b->nkeys; i++) k[i] = *b->d->cursor_value(b->cur, i);
   lm_buf_printf(&msg, "backfill %s: the function failed on the row with ",
                 b->table);
-  describe_key(&msg, b->keys, b->nkeys, k);
-  free(k);
+  describe_key(&msg, b->keys, b->nkeys, b->fn_row);
   lm_buf_puts(&msg, ": ");
   if (lua_type(L, -1) == LUA_TSTRING)
     lm_buf_puts(&msg, lua_tostring(L, -1));
@@ -460,7 +549,8 @@ static void fn_failed(lua_State *L, backfill *b) {
 
 /* Take what fn returned (at res) for the batch's row `r`: nil skips the
  * row, a table of column = value changes it. */
-static void take_result(lua_State *L, backfill *b, int res, size_t r) {
+static void take_result(lua_State *L, backfill *b, slot *s, int res,
+                        size_t r) {
   int t = lua_type(L, res);
   if (t == LUA_TNIL) {
     b->skipped++;
@@ -470,7 +560,7 @@ static void take_result(lua_State *L, backfill *b, int res, size_t r) {
     luaL_error(L, "backfill %s: the function must return a table of "
                "column = new value, or nil to skip the row, not a %s",
                b->table, luaL_typename(L, res));
-  size_t before = b->nchanges;
+  size_t before = s->nchanges;
   lua_pushnil(L);
   while (lua_next(L, res)) {              /* stack: ... key value */
     if (lua_type(L, -2) != LUA_TSTRING)
@@ -498,22 +588,22 @@ static void take_result(lua_State *L, backfill *b, int res, size_t r) {
       lua_rawset(L, 4);
     }
     lua_pop(L, 1);
-    b->changes = grow(b->changes, &b->capchanges, b->nchanges + 1,
-                      sizeof *b->changes);
-    change *c = &b->changes[b->nchanges++];
-    c->row = b->nchanged;
+    s->changes = grow(s->changes, &s->capchanges, s->nchanges + 1,
+                      sizeof *s->changes);
+    change *c = &s->changes[s->nchanges++];
+    c->row = s->nchanged;
     c->col = col;
     lm_data_value(L, -1, "backfill", b->gcols[col], &c->v);
-    pool_value(&b->pool, &c->v);
+    pool_value(&s->pool, &c->v);
     lua_pop(L, 1);
   }
-  if (b->nchanges == before) {
+  if (s->nchanges == before) {
     b->skipped++;
     return;
   }
-  b->changed = grow(b->changed, &b->capchanged, b->nchanged + 1,
-                    sizeof *b->changed);
-  b->changed[b->nchanged++] = r;
+  s->changed = grow(s->changed, &s->capchanged, s->nchanged + 1,
+                    sizeof *s->changed);
+  s->changed[s->nchanged++] = r;
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -539,6 +629,108 @@ static int own_commit(backfill *b) {
   return LM_ERROR;
 }
 
+/* How many rows the next read asks for: a batch, or what is left until
+ * the next commit. */
+static int64_t next_limit(const backfill *b) {
+  if (b->commit_every && b->commit_every - b->in_tx < b->batch)
+    return b->commit_every - b->in_tx;
+  return b->batch;
+}
+
+/* Read the next batch into s, every value copied, and close the cursor:
+ * the connection is free again before the function runs.  Returns the
+ * rows read. */
+static size_t read_batch(lua_State *L, backfill *b, slot *s, int64_t limit,
+                         lm_value *params) {
+  const lm_dialect *d = b->d;
+  size_t np = 0;
+  if (b->have_last)
+    for (; np < b->nkeys; np++) params[np] = b->last[np];
+  params[np++] = (lm_value){.type = LM_V_INT, .i = limit};
+  const char *sql = lm_buf_str(b->have_last ? &b->sql_next : &b->sql_first);
+  /* The LIMIT bounds the result: no need to stream it. */
+  int (*query)(lm_conn *, const char *, size_t, const lm_value *,
+               lm_cursor **, lm_err *) =
+      d->version >= 4 && d->query_bounded ? d->query_bounded : d->query;
+  if (query(b->env->conn, sql, np, params, &b->cur, &b->err) != LM_OK)
+    body_fail(L, b);
+  if (!b->colnames) {
+    b->ncols = d->cursor_ncols(b->cur);
+    b->colnames = lm_arena_alloc(&b->names, (b->ncols + 1) *
+                                 sizeof *b->colnames);
+    for (size_t i = 0; i < b->ncols; i++) {
+      const char *name = d->cursor_colname(b->cur, i);
+      b->colnames[i] = lm_arena_strdup(&b->names, name ? name : "?");
+    }
+  }
+  lm_buf_reset(&s->rowpool);
+  s->nread = 0;
+  int rc;
+  while ((rc = d->cursor_next(b->cur, &b->err)) == 1) {
+    s->rows = grow(s->rows, &s->caprows, (s->nread + 1) * b->ncols,
+                   sizeof *s->rows);
+    lm_value *row = &s->rows[s->nread * b->ncols];
+    for (size_t i = 0; i < b->ncols; i++) {
+      row[i] = *d->cursor_value(b->cur, i);
+      if (i < b->nkeys && row[i].type == LM_V_NULL)
+        luaL_error(L, "backfill %s: key column %s is NULL in a row; the "
+                   "key must be unique and not null", b->table, b->keys[i]);
+      pool_value(&s->rowpool, &row[i]);
+    }
+    s->nread++;
+  }
+  if (rc < 0) body_fail(L, b);
+  d->cursor_close(b->cur);
+  b->cur = NULL;
+  pool_fix(&s->rowpool, s->rows, s->nread * b->ncols);
+  if (s->nread) {
+    /* The last key read is where the next batch starts. */
+    lm_buf_reset(&b->last_pool);
+    for (size_t i = 0; i < b->nkeys; i++) {
+      b->last[i] = s->rows[(s->nread - 1) * b->ncols + i];
+      pool_value(&b->last_pool, &b->last[i]);
+    }
+    pool_fix(&b->last_pool, b->last, b->nkeys);
+    b->have_last = 1;
+  }
+  return s->nread;
+}
+
+/* fn over every row of the batch in s, then the counts and the progress
+ * line.  Stack: 2 fn, 3 op.null, 4 the column map, 5.. the names of the
+ * columns read; top is the last of those. */
+static void run_fn(lua_State *L, backfill *b, slot *s, int top) {
+  lm_env *env = b->env;
+  lm_buf_reset(&s->pool);
+  s->nchanges = s->nchanged = 0;
+  for (size_t r = 0; r < s->nread; r++) {
+    const lm_value *row = &s->rows[r * b->ncols];
+    lua_pushvalue(L, 2);
+    lua_createtable(L, 0, (int)b->ncols);
+    for (size_t i = 0; i < b->ncols; i++) {
+      lua_pushvalue(L, 5 + (int)i);
+      lm_data_push(L, &row[i], 3);
+      lua_rawset(L, -3);
+    }
+    /* Called unprotected, which saves a setjmp per row: an error
+     * unwinds to lm_op_backfill's pcall, and fn_row tells it whose. */
+    b->fn_row = row;
+    lua_call(L, 1, 1);
+    b->fn_row = NULL;
+    take_result(L, b, s, top + 1, r);
+    lua_settop(L, top);
+  }
+  b->read += (int64_t)s->nread;
+  b->in_tx += (int64_t)s->nread;
+  if (lm_progress_update(&b->progress, b->prior + b->read) && env->on_event) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "backfill %s: %lld rows read", b->table,
+             (long long)(b->prior + b->read));
+    lm_event ev = {LM_EVENT_PROGRESS, b->revision, msg};
+    env->on_event(&ev, env->event_payload);
+  }
+}
+
 /* The protected body.  Stack: 1 the backfill (light userdata), 2 fn,
  * 3 op.null, 4 column name -> index of the columns fn sets, then from 5
  * the names of the columns read, made once as Lua strings. */
@@ -548,8 +740,6 @@ static int backfill_body(lua_State *L) {
   const lm_dialect *d = b->d;
   lm_op_push_null(L);
   lua_newtable(L);
-  int top = 4;
-  size_t ncols = 0;
   lm_value *params = lm_arena_alloc(&b->names, (b->nkeys + 1) * sizeof *params);
 
   if (b->commit_every && (state_ensure(b) != LM_OK || state_load(b) != LM_OK))
@@ -579,87 +769,47 @@ static int backfill_body(lua_State *L) {
                      b->order, &b->writer, &b->err) != LM_OK)
     return body_fail(L, b);
 
-  for (;;) {
-    if (own_begin(b) != LM_OK) return body_fail(L, b);
-    int64_t limit = b->batch;
-    if (b->commit_every && b->commit_every - b->in_tx < limit)
-      limit = b->commit_every - b->in_tx;
-    size_t np = 0;
-    if (b->have_last)
-      for (; np < b->nkeys; np++) params[np] = b->last[np];
-    params[np++] = (lm_value){.type = LM_V_INT, .i = limit};
-    const char *sql = lm_buf_str(b->have_last ? &b->sql_next : &b->sql_first);
-    if (d->query(env->conn, sql, np, params, &b->cur, &b->err) != LM_OK)
-      return body_fail(L, b);
-    if (!ncols) {
-      ncols = d->cursor_ncols(b->cur);
-      luaL_checkstack(L, (int)ncols + 16, "backfill: too many columns");
-      for (size_t i = 0; i < ncols; i++) {
-        const char *name = d->cursor_colname(b->cur, i);
-        lua_pushstring(L, name ? name : "?");
+  slot *cur = &b->slots[0], *next = &b->slots[1];
+  if (own_begin(b) != LM_OK) return body_fail(L, b);
+  int64_t limit = next_limit(b);
+  size_t n = read_batch(L, b, cur, limit, params);
+  luaL_checkstack(L, (int)b->ncols + 16, "backfill: too many columns");
+  for (size_t i = 0; i < b->ncols; i++) lua_pushstring(L, b->colnames[i]);
+  int top = 4;
+  if (n) {
+    top = 4 + (int)b->ncols;
+    run_fn(L, b, cur, top);
+  }
+  while (n) {
+    int more = (int64_t)n >= limit;   /* a short batch is the last */
+    size_t m = 0;
+    if (b->pipelined) {
+      /* Read batch n+1 while the connection is free, write batch n on
+       * its thread while fn runs over n+1. */
+      limit = next_limit(b);
+      if (more) m = read_batch(L, b, next, limit, params);
+      write_start(b, cur);
+      if (m) run_fn(L, b, next, top);
+      if (write_wait(b, cur) != LM_OK) return body_fail(L, b);
+    } else {
+      write_start(b, cur);
+      if (write_wait(b, cur) != LM_OK) return body_fail(L, b);
+      if (b->commit_every && b->in_tx >= b->commit_every) {
+        if (state_save(b) != LM_OK || own_commit(b) != LM_OK)
+          return body_fail(L, b);
+        b->in_tx = 0;
       }
-      top = 4 + (int)ncols;
-    }
-    size_t nread = 0;
-    int rc;
-    lm_buf_reset(&b->pool);
-    b->nchanges = b->nchanged = 0;
-    while ((rc = d->cursor_next(b->cur, &b->err)) == 1) {
-      b->keyvals = grow(b->keyvals, &b->keycap, (nread + 1) * b->nkeys,
-                        sizeof *b->keyvals);
-      lm_value *kv = &b->keyvals[nread * b->nkeys];
-      for (size_t i = 0; i < b->nkeys; i++) {
-        kv[i] = *d->cursor_value(b->cur, i);
-        if (kv[i].type == LM_V_NULL)
-          luaL_error(L, "backfill %s: key column %s is NULL in a row; the "
-                     "key must be unique and not null", b->table, b->keys[i]);
-        pool_value(&b->pool, &kv[i]);
+      limit = next_limit(b);
+      if (more) {
+        if (own_begin(b) != LM_OK) return body_fail(L, b);
+        m = read_batch(L, b, next, limit, params);
+        if (m) run_fn(L, b, next, top);
       }
-      lua_pushvalue(L, 2);
-      lua_createtable(L, 0, (int)ncols);
-      for (size_t i = 0; i < ncols; i++) {
-        lua_pushvalue(L, 5 + (int)i);
-        lm_data_push(L, d->cursor_value(b->cur, i), 3);
-        lua_rawset(L, -3);
-      }
-      /* Called unprotected, which saves a setjmp per row: an error
-       * unwinds to lm_op_backfill's pcall, and in_fn tells it whose. */
-      b->in_fn = 1;
-      lua_call(L, 1, 1);
-      b->in_fn = 0;
-      take_result(L, b, top + 1, nread);
-      lua_settop(L, top);
-      nread++;
     }
-    if (rc < 0) return body_fail(L, b);
-    d->cursor_close(b->cur);
-    b->cur = NULL;
-    if (!nread) break;
-    pool_fix(&b->pool, b->keyvals, nread * b->nkeys);
-    if (write_batch(b) != LM_OK) return body_fail(L, b);
-    /* The last key read is where the next batch starts. */
-    lm_buf_reset(&b->last_pool);
-    for (size_t i = 0; i < b->nkeys; i++) {
-      b->last[i] = b->keyvals[(nread - 1) * b->nkeys + i];
-      pool_value(&b->last_pool, &b->last[i]);
-    }
-    pool_fix(&b->last_pool, b->last, b->nkeys);
-    b->have_last = 1;
-    b->read += (int64_t)nread;
-    b->in_tx += (int64_t)nread;
-    if (lm_progress_update(&b->progress, b->prior + b->read) && env->on_event) {
-      char msg[128];
-      snprintf(msg, sizeof msg, "backfill %s: %lld rows read", b->table,
-               (long long)(b->prior + b->read));
-      lm_event ev = {LM_EVENT_PROGRESS, b->revision, msg};
-      env->on_event(&ev, env->event_payload);
-    }
-    if (b->commit_every && b->in_tx >= b->commit_every) {
-      if (state_save(b) != LM_OK || own_commit(b) != LM_OK)
-        return body_fail(L, b);
-      b->in_tx = 0;
-    }
-    if ((int64_t)nread < limit) break;
+    slot *t = cur;
+    cur = next;
+    next = t;
+    n = m;
   }
   if (b->commit_every && (own_begin(b) != LM_OK || state_clear(b) != LM_OK))
     return body_fail(L, b);
@@ -667,24 +817,37 @@ static int backfill_body(lua_State *L) {
   return 0;
 }
 
-/* Release what a backfill holds, on every path. */
+static void slot_free(slot *s) {
+  free(s->rows);
+  lm_buf_free(&s->rowpool);
+  lm_buf_free(&s->pool);
+  free(s->changes);
+  free(s->changed);
+  free(s->usedcols);
+  free(s->matrix);
+  free(s->set);
+  lm_err_free(&s->err);
+}
+
+/* Release what a backfill holds, on every path: a write in flight is
+ * waited for before anything it uses goes. */
 static void backfill_free(backfill *b) {
+  for (int i = 0; i < 2; i++)
+    if (b->slots[i].writing) {
+      pthread_join(b->slots[i].thread, NULL);
+      b->slots[i].writing = 0;
+    }
+  b->env->hold = b->outer_hold;
   if (b->cur) b->d->cursor_close(b->cur);
   if (b->writer) b->d->writer_close(b->writer);
   if (b->progress_started) lm_progress_finish(&b->progress);
   lm_arena_free(&b->names);
   lm_buf_free(&b->sql_first);
   lm_buf_free(&b->sql_next);
-  lm_buf_free(&b->pool);
   lm_buf_free(&b->last_pool);
-  free(b->keyvals);
+  for (int i = 0; i < 2; i++) slot_free(&b->slots[i]);
   free(b->last);
-  free(b->changes);
-  free(b->changed);
   free(b->gcols);
-  free(b->usedcols);
-  free(b->matrix);
-  free(b->set);
   free(b->remap);
   lm_err_free(&b->err);
 }
@@ -788,12 +951,21 @@ int lm_op_backfill(lua_State *L) {
   b.last = lm_xcalloc(b.nkeys, sizeof *b.last);
   lm_arena_init(&b.names);
   lm_err_init(&b.err);
+  b.hold.release = backfill_release;
+  b.outer_hold = env->hold;   /* released by lm_data_env above */
+  /* With commit_every each batch is written before the next is read, so
+   * that the key recorded with a commit is the last one written. */
+  b.pipelined = !b.commit_every;
+  for (int i = 0; i < 2; i++) {
+    b.slots[i].owner = &b;
+    lm_err_init(&b.slots[i].err);
+  }
 
   lua_pushcfunction(L, backfill_body);
   lua_pushlightuserdata(L, &b);
   lua_pushvalue(L, 3);
   int st = lua_pcall(L, 2, 0, 0);
-  if (st != LUA_OK && b.in_fn) fn_failed(L, &b);
+  if (st != LUA_OK && b.fn_row) fn_failed(L, &b);
   double secs = b.progress_started ? lm_progress_elapsed(&b.progress) : 0;
   backfill_free(&b);
   if (st != LUA_OK) {

@@ -6,8 +6,9 @@
  * The loader's stream stays open from the first chunk to the last, so
  * the database stores one chunk while Lua produces the next.  While it is
  * open the connection belongs to it: should the generator call another
- * op.* function, lm_bulk_pause (called by lm_op_get_env) ends the stream
- * first, and the next chunk opens a new one.  The loop runs under
+ * op.* function, the bulk insert's hold (released by lm_op_get_env) sends
+ * the rows gathered so far and ends the stream first, and the next chunk
+ * opens a new one.  The loop runs under
  * lua_pcall, so whatever is raised, the stream is abandoned and a
  * transaction of our own rolled back before the error goes on.
  */
@@ -23,6 +24,7 @@
 
 /* A bulk insert in progress. */
 struct lm_bulk {
+  lm_hold hold;                 /* first: env->hold points here */
   lm_env *env;
   const char *table, *schema;
   const char **cols;
@@ -256,9 +258,10 @@ static void flush(lua_State *L, struct lm_bulk *b) {
   b->rows += n;
 }
 
-void lm_bulk_pause(lua_State *L, lm_env *env) {
-  struct lm_bulk *b = env->bulk;
-  if (!b) return;
+/* The generator calls another op.* function: what it returned so far
+ * goes to the database first. */
+static void bulk_release(lua_State *L, lm_hold *hold) {
+  struct lm_bulk *b = (struct lm_bulk *)hold;
   flush(L, b);
   if (stream_end(b) != LM_OK) luaL_error(L, "%s", lm_err_msg(&b->err));
 }
@@ -280,8 +283,8 @@ static int bulk_body(lua_State *L) {
   b->nrows = 1;
   size_t in_arena = 1;          /* rows whose strings the arena holds */
   /* From here on, an op.* call from the generator sends the rows before
-   * it runs (lm_bulk_pause). */
-  b->env->bulk = b;
+   * it runs. */
+  b->env->hold = &b->hold;
   /* The first row is at 6; the others come one at a time at 8.  A full
    * chunk is sent before the next row is read into it. */
   for (lua_Integer i = 2;; i++) {
@@ -316,6 +319,7 @@ int lm_op_bulk_insert(lua_State *L) {
   lm_env *env = lm_op_env(L);
   struct lm_bulk b;
   memset(&b, 0, sizeof b);
+  b.hold.release = bulk_release;
   b.env = env;
   b.table = lm_data_string(L, 1, "bulk_insert", "the table name");
   if (!lua_istable(L, 2) && !lua_isfunction(L, 2))
@@ -331,13 +335,13 @@ int lm_op_bulk_insert(lua_State *L) {
     lm_err_move(&b.err, &env->err);
     return lm_op_raise(L, &b.err);
   }
-  struct lm_bulk *outer = env->bulk;   /* paused by lm_op_env above */
+  lm_hold *outer = env->hold;   /* released by lm_op_env above */
   lua_pushcfunction(L, bulk_body);
   lua_pushlightuserdata(L, &b);
   lua_pushvalue(L, 2);
   lua_pushvalue(L, 3);
   int st = lua_pcall(L, 3, 0, 0);
-  env->bulk = outer;
+  env->hold = outer;
   if (b.loader) {
     /* Raised while a stream was open: it goes with the transaction. */
     env->dialect->loader_close(b.loader, 1, &b.err);
