@@ -12,11 +12,14 @@
 #   - op.bulk_insert of ROWS rows (from a Lua generator) against psql \copy
 #     of the same rows from a file.
 # Each contestant gets a freshly built, vacuumed and analyzed table, and is
-# timed as a whole process with /usr/bin/time -v (start-up included).
+# timed as a whole process with /usr/bin/time -v (start-up included).  The
+# pairs behind the ratios run REPS times, alternating, and the median of
+# each counts (a shared machine's noise moves single runs by 20%).
 # Prints a table and the ratios; a missed target is reported, not fatal.
 #
 #   BUILD  build directory holding luamig (default build)
-#   ROWS, ALEMBIC_ROWS, BATCH (backfill batch_size, default 5000)
+#   ROWS, ALEMBIC_ROWS, BATCH (backfill batch_size, default 5000),
+#   REPS (default 3)
 #   LUAMIG_BENCH_PG_URL  an existing server's database to use instead of
 #                        a throwaway one (tables persons* are replaced)
 set -eu
@@ -26,6 +29,7 @@ ROWS=${ROWS:-1000000}
 ALEMBIC_ROWS=${ALEMBIC_ROWS:-200000}
 SMALL_ROWS=100000
 BATCH=${BATCH:-5000}
+REPS=${REPS:-3}
 bin="$PWD/$BUILD/luamig"
 [ -x "$bin" ] || { echo "bench/backfill: build luamig first (make)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench/backfill: needs /usr/bin/time (apt-get install -y time)" >&2; exit 1; }
@@ -67,6 +71,14 @@ run() {
               /Maximum resident set size/ { rss = $2 / 1024 }
               END { printf "%.3f %.1f\n", secs, rss }' "$tmp/$name.time" \
     > "$tmp/$name"
+}
+# keep NAME I: file the run just made as repetition I.
+keep() { mv "$tmp/$1" "$tmp/$1.rep$2"; }
+# median NAME: the median seconds of its repetitions, and the largest peak.
+median() {
+  cat "$tmp/$1".rep* | sort -n |
+    awk '{ s[NR] = $1; if ($2 > m) m = $2 } END { printf "%s %s\n", s[int((NR + 1) / 2)], m }' \
+    > "$tmp/$1"
 }
 secs() { cut -d' ' -f1 "$tmp/$1"; }
 rss() { cut -d' ' -f2 "$tmp/$1"; }
@@ -124,13 +136,21 @@ check_pg() {   # every row got its full name
 # ---- PostgreSQL: backfill against UPDATE ----------------------------------
 
 echo "bench/backfill: $ROWS rows; PostgreSQL at ${url%%\?*}" | sed 's/:[^:@/]*@/:***@/'
-pg_table "$ROWS"
-run pg_sql psql -X -q -v ON_ERROR_STOP=1 "$url" -c "$SQL_UPDATE"
-check_pg "$ROWS" psql
-pg_table "$ROWS"
 project "$tmp/lm_pg" "$url" "$BACKFILL"
-run pg_lm "$bin" -c "$tmp/lm_pg/luamig.lua" upgrade head
-check_pg "$ROWS" luamig
+i=1
+while [ "$i" -le "$REPS" ]; do
+  pg_table "$ROWS"
+  run pg_sql psql -X -q -v ON_ERROR_STOP=1 "$url" -c "$SQL_UPDATE"
+  check_pg "$ROWS" psql
+  keep pg_sql "$i"
+  pg_table "$ROWS"
+  run pg_lm "$bin" -c "$tmp/lm_pg/luamig.lua" upgrade head
+  check_pg "$ROWS" luamig
+  keep pg_lm "$i"
+  i=$((i + 1))
+done
+median pg_sql
+median pg_lm
 
 pg_table "$SMALL_ROWS"
 run pg_lm_small "$bin" -c "$tmp/lm_pg/luamig.lua" upgrade head
@@ -138,13 +158,21 @@ check_pg "$SMALL_ROWS" luamig
 
 # ---- SQLite: backfill against UPDATE ----------------------------------------
 
-sqlite_table "$tmp/sql.db" "$ROWS"
-run lite_sql sqlite3 "$tmp/sql.db" "$SQL_UPDATE"
-sqlite_table "$tmp/lm.db" "$ROWS"
 project "$tmp/lm_lite" "sqlite:///$tmp/lm.db" "$BACKFILL"
-run lite_lm "$bin" -c "$tmp/lm_lite/luamig.lua" upgrade head
-n=$(sqlite3 "$tmp/lm.db" "SELECT count(*) FROM persons WHERE full_name = first_name || ' ' || last_name")
-[ "$n" = "$ROWS" ] || { echo "bench/backfill: luamig on SQLite updated $n rows" >&2; exit 1; }
+i=1
+while [ "$i" -le "$REPS" ]; do
+  sqlite_table "$tmp/sql.db" "$ROWS"
+  run lite_sql sqlite3 "$tmp/sql.db" "$SQL_UPDATE"
+  keep lite_sql "$i"
+  sqlite_table "$tmp/lm.db" "$ROWS"
+  run lite_lm "$bin" -c "$tmp/lm_lite/luamig.lua" upgrade head
+  keep lite_lm "$i"
+  n=$(sqlite3 "$tmp/lm.db" "SELECT count(*) FROM persons WHERE full_name = first_name || ' ' || last_name")
+  [ "$n" = "$ROWS" ] || { echo "bench/backfill: luamig on SQLite updated $n rows" >&2; exit 1; }
+  i=$((i + 1))
+done
+median lite_sql
+median lite_lm
 
 # ---- Alembic's ORM loop against luamig ----------------------------------------
 
@@ -209,9 +237,6 @@ DROP TABLE IF EXISTS luamig_version;
 DROP TABLE IF EXISTS luamig_log;
 SQL
 }
-load_table
-run pg_copy psql -X -q -v ON_ERROR_STOP=1 "$url" -c "\\copy persons FROM '$tmp/persons.txt'"
-load_table
 project "$tmp/lm_load" "$url" "    local i = 0
     op.bulk_insert(\"persons\", function()
       i = i + 1
@@ -220,9 +245,20 @@ project "$tmp/lm_load" "$url" "    local i = 0
         return {id = i, first_name = f, last_name = l, full_name = f .. \" \" .. l}
       end
     end)"
-run pg_load "$bin" -c "$tmp/lm_load/luamig.lua" upgrade head
-n=$(psqlq -c "SELECT count(*) FROM persons WHERE full_name = first_name || ' ' || last_name")
-[ "$n" = "$ROWS" ] || { echo "bench/backfill: bulk_insert loaded $n rows" >&2; exit 1; }
+i=1
+while [ "$i" -le "$REPS" ]; do
+  load_table
+  run pg_copy psql -X -q -v ON_ERROR_STOP=1 "$url" -c "\\copy persons FROM '$tmp/persons.txt'"
+  keep pg_copy "$i"
+  load_table
+  run pg_load "$bin" -c "$tmp/lm_load/luamig.lua" upgrade head
+  keep pg_load "$i"
+  n=$(psqlq -c "SELECT count(*) FROM persons WHERE full_name = first_name || ' ' || last_name")
+  [ "$n" = "$ROWS" ] || { echo "bench/backfill: bulk_insert loaded $n rows" >&2; exit 1; }
+  i=$((i + 1))
+done
+median pg_copy
+median pg_load
 
 # ---- report -------------------------------------------------------------------------
 
@@ -233,7 +269,7 @@ r_load=$(ratio "$(secs pg_load)" "$(secs pg_copy)")
 verdict() {   # verdict OK-CONDITION
   if awk "BEGIN { exit !($1) }"; then echo "met"; else echo "MISSED"; fi
 }
-printf '\n%-46s %10s %10s\n' "contestant" "seconds" "peak MB"
+printf '\n%-46s %10s %10s\n' "contestant (ratio pairs: median of $REPS)" "seconds" "peak MB"
 line() { printf '%-46s %10s %10s\n' "$1" "$(secs "$2")" "$(rss "$2")"; }
 line "PostgreSQL: psql UPDATE, $ROWS rows" pg_sql
 line "PostgreSQL: luamig op.backfill, $ROWS rows" pg_lm
