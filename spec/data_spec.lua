@@ -294,6 +294,14 @@ for _, d in ipairs(H.dialects) do
       end
       return {full_name = "N" .. row.id}
     end)
+    -- A query opened before the backfill and read from its function.
+    local firsts = op.query("SELECT id, first_name FROM persons ORDER BY id")
+    local r = op.backfill("persons", {batch_size = 40}, function(row)
+      local f = firsts()
+      assert(f.id == row.id, "query row " .. tostring(f.id) .. " with backfill row " .. row.id)
+      return {last_name = f.first_name}
+    end)
+    assert(r.updated == 300 and firsts() == nil)
     op.create_check_constraint("ck_short", "persons", "length(full_name) < 6")
     op.backfill("persons", {batch_size = 50}, function(row)
       return {full_name = row.id == 77 and "much too long" or "S"}

@@ -111,10 +111,13 @@ void lm_op_push_table(lm_env *env);
 lm_env *lm_op_env(lua_State *L);
 /* A data operation that holds the connection while the script's code
  * runs in its midst (a bulk insert's open stream, a backfill's write in
- * progress): lm_op_get_env calls release before any op.* function uses
- * the connection.  release may raise. */
+ * progress).  Before an op.* function or a query's iterator uses the
+ * connection, release frees it (and may raise); before a finalizer
+ * touches it, quiesce (when not NULL) waits until it is free, raising
+ * nothing. */
 typedef struct lm_hold {
   void (*release)(lua_State *L, struct lm_hold *self);
+  void (*quiesce)(struct lm_hold *self);
 } lm_hold;
 /* An arena owned by a userdata pushed on the stack (freed on error too). */
 lm_arena *lm_op_push_arena(lua_State *L);

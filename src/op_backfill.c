@@ -500,14 +500,20 @@ static void write_start(backfill *b, slot *s) {
   write_thread(s);
 }
 
+/* Wait for a batch's write thread, if one runs: the connection is free
+ * afterwards.  The write's outcome stays in the slot. */
+static void write_join(backfill *b, slot *s) {
+  if (!s->writing) return;
+  pthread_join(s->thread, NULL);
+  s->writing = 0;
+  b->env->hold = b->outer_hold;
+}
+
 /* Wait for a batch's write and count what it updated.  LM_OK when it
- * succeeded, else its error is in b->err.  Waiting twice is harmless. */
+ * succeeded, else its error is moved to b->err.  Waiting twice is
+ * harmless. */
 static int write_wait(backfill *b, slot *s) {
-  if (s->writing) {
-    pthread_join(s->thread, NULL);
-    s->writing = 0;
-    b->env->hold = b->outer_hold;
-  }
+  write_join(b, s);
   b->updated += s->affected;
   s->affected = 0;
   if (s->rc == LM_OK) return LM_OK;
@@ -518,14 +524,23 @@ static int write_wait(backfill *b, slot *s) {
 
 /* fn calls an op.* function while the previous batch is being written:
  * the write finishes first, and what the function then reads includes
- * it, as without the pipeline. */
+ * it, as without the pipeline.  A failed write is raised here and stays
+ * in its slot, so that the loop reports it even if fn catches this. */
 static void backfill_release(lua_State *L, lm_hold *hold) {
   backfill *b = (backfill *)hold;
+  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
   for (int i = 0; i < 2; i++)
-    if (write_wait(b, &b->slots[i]) != LM_OK) {
+    if (b->slots[i].rc != LM_OK) {
       b->fn_row = NULL;   /* the write failed, not the function */
-      luaL_error(L, "backfill %s: %s", b->table, lm_err_msg(&b->err));
+      luaL_error(L, "backfill %s: %s", b->table,
+                 lm_err_msg(&b->slots[i].err));
     }
+}
+
+/* A finalizer is about to use the connection: let the write finish. */
+static void backfill_quiesce(lm_hold *hold) {
+  backfill *b = (backfill *)hold;
+  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
 }
 
 /* ---- one row ---------------------------------------------------------------- */
@@ -832,11 +847,7 @@ static void slot_free(slot *s) {
 /* Release what a backfill holds, on every path: a write in flight is
  * waited for before anything it uses goes. */
 static void backfill_free(backfill *b) {
-  for (int i = 0; i < 2; i++)
-    if (b->slots[i].writing) {
-      pthread_join(b->slots[i].thread, NULL);
-      b->slots[i].writing = 0;
-    }
+  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
   b->env->hold = b->outer_hold;
   if (b->cur) b->d->cursor_close(b->cur);
   if (b->writer) b->d->writer_close(b->writer);
@@ -952,6 +963,7 @@ int lm_op_backfill(lua_State *L) {
   lm_arena_init(&b.names);
   lm_err_init(&b.err);
   b.hold.release = backfill_release;
+  b.hold.quiesce = backfill_quiesce;
   b.outer_hold = env->hold;   /* released by lm_data_env above */
   /* With commit_every each batch is written before the next is read, so
    * that the key recorded with a commit is the last one written. */

@@ -205,9 +205,14 @@ static void query_close(lua_State *L, query_ud *q) {
   q->prev = q->next = NULL;
 }
 
-/* __gc and __close: a query stopped early (break, error) or dropped. */
+/* __gc and __close: a query stopped early (break, error) or dropped.  A
+ * backfill's write may be using the connection at that moment (a query
+ * the function dropped is collected whenever Lua allocates). */
 static int query_gc(lua_State *L) {
-  query_close(L, luaL_checkudata(L, 1, QUERY_META));
+  query_ud *q = luaL_checkudata(L, 1, QUERY_META);
+  lm_hold *hold = q->cur ? q->env->hold : NULL;
+  if (hold && hold->quiesce) hold->quiesce(hold);
+  query_close(L, q);
   return 0;
 }
 
@@ -216,6 +221,9 @@ static int query_gc(lua_State *L) {
 static int query_next(lua_State *L) {
   query_ud *q = luaL_checkudata(L, lua_upvalueindex(1), QUERY_META);
   if (!q->cur) return 0;
+  /* A query opened before a backfill or a bulk insert and read from its
+   * function: the connection is freed first, as for any op.* call. */
+  if (q->env->hold) q->env->hold->release(L, q->env->hold);
   lm_err err;
   lm_err_init(&err);
   const lm_dialect *d = q->env->dialect;
