@@ -66,26 +66,38 @@ static void mask_query(lm_buf *b) {
   }
 }
 
+/* One pass of mask_everywhere; returns how many it replaced. */
+static size_t mask_pass(lm_buf *b, const lm_buf *needle) {
+  lm_buf out = LM_BUF_INIT;
+  const char *p = lm_buf_str(b), *hit;
+  size_t hits = 0;
+  while ((hit = memmem(p, strlen(p), needle->data, needle->len)) != NULL) {
+    lm_buf_add(&out, p, (size_t)(hit - p));
+    lm_buf_puts(&out, ":***@");
+    p = hit + needle->len;
+    hits++;
+  }
+  lm_buf_puts(&out, p);
+  lm_buf_free(b);
+  *b = out;
+  return hits;
+}
+
 /* Replace every ":secret@" in b by ":***@": the same credentials written
  * again elsewhere in the URL (a doubled or malformed one) stay hidden,
- * while a short password does not blot out its letters everywhere else. */
+ * while a short password does not blot out its letters everywhere else.
+ * A secret beginning with "***" can reappear where a mask meets the text
+ * after it (":***@" + "@@" for the secret "***@@"), so passes repeat
+ * until none is left; each shortens the text, since only a secret of
+ * more than three characters can reappear. */
 static void mask_everywhere(lm_buf *b, const char *secret, size_t n) {
   if (!n || (n == 3 && memcmp(secret, "***", 3) == 0)) return;
   lm_buf needle = LM_BUF_INIT;
   lm_buf_putc(&needle, ':');
   lm_buf_add(&needle, secret, n);
   lm_buf_putc(&needle, '@');
-  lm_buf out = LM_BUF_INIT;
-  const char *p = lm_buf_str(b), *hit;
-  while ((hit = memmem(p, strlen(p), needle.data, needle.len)) != NULL) {
-    lm_buf_add(&out, p, (size_t)(hit - p));
-    lm_buf_puts(&out, ":***@");
-    p = hit + needle.len;
-  }
-  lm_buf_puts(&out, p);
+  while (mask_pass(b, &needle)) {}
   lm_buf_free(&needle);
-  lm_buf_free(b);
-  *b = out;
 }
 
 
