@@ -154,8 +154,10 @@ static size_t skip_group(const lexer *lx, size_t i) {
 /* "(a, b COLLATE x DESC, ...)" at i: the first name of each item. */
 static size_t name_list(lm_schema *s, const lexer *lx, size_t i,
                         const char *const **out, size_t *n, lm_err *err) {
-  if (!is_punct(lx, i, '('))
-    return (size_t)lm_err_set(err, "expected a column list"), 0;
+  if (!is_punct(lx, i, '(')) {
+    lm_err_set(err, "expected a column list");
+    return 0;
+  }
   size_t end = skip_group(lx, i);
   size_t cnt = 0;
   const char **names = lm_arena_alloc(&s->arena,
@@ -197,8 +199,10 @@ static size_t conflict(const lexer *lx, size_t i) {
 static size_t fk_clause(lm_schema *s, const lexer *lx, size_t i,
                         lm_constraint *c, lm_err *err) {
   i++;                                      /* REFERENCES */
-  if (!is_name(at(lx, i)))
-    return (size_t)lm_err_set(err, "REFERENCES without a table"), 0;
+  if (!is_name(at(lx, i))) {
+    lm_err_set(err, "REFERENCES without a table");
+    return 0;
+  }
   c->ref_table = ident(s, at(lx, i++));
   if (is_punct(lx, i, '(')) {
     i = name_list(s, lx, i, &c->ref_columns, &c->nref_columns, err);
