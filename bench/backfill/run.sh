@@ -19,7 +19,7 @@
 #
 #   BUILD  build directory holding luamig (default build)
 #   ROWS, ALEMBIC_ROWS, BATCH (backfill batch_size, default 5000),
-#   REPS (default 3)
+#   REPS (default 5)
 #   LUAMIG_BENCH_PG_URL  an existing server's database to use instead of
 #                        a throwaway one (tables persons* are replaced)
 set -eu
@@ -29,7 +29,7 @@ ROWS=${ROWS:-1000000}
 ALEMBIC_ROWS=${ALEMBIC_ROWS:-200000}
 SMALL_ROWS=100000
 BATCH=${BATCH:-5000}
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 bin="$PWD/$BUILD/luamig"
 [ -x "$bin" ] || { echo "bench/backfill: build luamig first (make)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench/backfill: needs /usr/bin/time (apt-get install -y time)" >&2; exit 1; }
@@ -61,6 +61,9 @@ psqlq() { psql -X -q -At -v ON_ERROR_STOP=1 "$url" "$@"; }
 run() {
   name=$1
   shift
+  # Start from a quiet disk: the previous contestant's dirty pages are
+  # not written back on this one's time.
+  sync
   if ! /usr/bin/time -v -o "$tmp/$name.time" "$@" >"$tmp/$name.out" 2>&1; then
     echo "bench/backfill: $name failed:" >&2
     tail -n 20 "$tmp/$name.out" >&2
@@ -86,10 +89,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 # ---- the tables ---------------------------------------------------------
 
+# Autovacuum is off for the table: a million dead rows left by one
+# contestant would otherwise be vacuumed on the next one's time.
 pg_table() {   # pg_table ROWS: a fresh persons table
   psqlq <<SQL
 DROP TABLE IF EXISTS persons;
-CREATE TABLE persons (id integer PRIMARY KEY, first_name varchar, last_name varchar, full_name varchar);
+CREATE TABLE persons (id integer PRIMARY KEY, first_name varchar, last_name varchar, full_name varchar)
+  WITH (autovacuum_enabled = false);
 INSERT INTO persons (id, first_name, last_name)
 SELECT i, 'First' || i, 'Last' || i FROM generate_series(1, $1) AS i;
 VACUUM ANALYZE persons;
@@ -232,7 +238,8 @@ psqlq -c "\\copy (SELECT i, 'First' || i, 'Last' || i, 'First' || i || ' Last' |
 load_table() {
   psqlq <<SQL
 DROP TABLE IF EXISTS persons;
-CREATE TABLE persons (id integer PRIMARY KEY, first_name varchar, last_name varchar, full_name varchar);
+CREATE TABLE persons (id integer PRIMARY KEY, first_name varchar, last_name varchar, full_name varchar)
+  WITH (autovacuum_enabled = false);
 DROP TABLE IF EXISTS luamig_version;
 DROP TABLE IF EXISTS luamig_log;
 SQL
