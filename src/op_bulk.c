@@ -8,9 +8,9 @@
  * open the connection belongs to it: should the generator call another
  * op.* function, the bulk insert's hold (released by lm_op_get_env) sends
  * the rows gathered so far and ends the stream first, and the next chunk
- * opens a new one.  The loop runs under
- * lua_pcall, so whatever is raised, the stream is abandoned and a
- * transaction of our own rolled back before the error goes on.
+ * opens a new one.  The loop runs under lua_pcall, so whatever is raised,
+ * the stream is abandoned and a transaction of our own rolled back before
+ * the error goes on.
  */
 #include <lauxlib.h>
 #include <stdlib.h>
