@@ -8,8 +8,13 @@
 
 #include <libpq-fe.h>
 
+#include "ddl.h"
 #include "dialect.h"
 #include "pq_shim.h"
+
+/* How PostgreSQL spells the shared DDL (postgresql_ddl.c); also what
+ * the data side qualifies table names with. */
+extern const lm_ddl_traits lm_pg_traits;
 
 struct lm_conn {
   PGconn *pg;

@@ -201,16 +201,6 @@ static void columns_free(pg_columns *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* "schema"."table", quoted where needed: both a statement's target and
- * the text a ::regclass cast reads. */
-static void qualified(lm_buf *b, const char *schema, const char *table) {
-  if (schema) {
-    lm_pg_quote_ident(b, schema);
-    lm_buf_putc(b, '.');
-  }
-  lm_pg_quote_ident(b, table);
-}
-
 static int columns_load(lm_conn *c, const char *schema, const char *table,
                         pg_columns *out, lm_err *err) {
   static const char sql[] =
@@ -221,7 +211,7 @@ static int columns_load(lm_conn *c, const char *schema, const char *table,
       "AND NOT a.attisdropped ORDER BY a.attnum";
   memset(out, 0, sizeof *out);
   lm_buf name = LM_BUF_INIT;
-  qualified(&name, schema, table);
+  lm_ddl_qualified(&lm_pg_traits, &name, schema, table);
   const char *vals[1] = {lm_buf_str(&name)};
   PGresult *res = PQexecParams(c->pg, sql, 1, NULL, vals, NULL, NULL, 0);
   lm_buf_free(&name);
@@ -430,7 +420,7 @@ int lm_pg_loader_open(lm_conn *conn, const char *schema, const char *table,
   lm_buf sql = LM_BUF_INIT;
   int rc = LM_OK;
   lm_buf_puts(&sql, "COPY ");
-  qualified(&sql, schema, table);
+  lm_ddl_qualified(&lm_pg_traits, &sql, schema, table);
   lm_buf_puts(&sql, " (");
   for (size_t i = 0; i < ncols && rc == LM_OK; i++) {
     size_t k = 0;
@@ -519,7 +509,7 @@ int lm_pg_estimate_rows(lm_conn *conn, const char *schema, const char *table,
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
   *out = -1;
   lm_buf name = LM_BUF_INIT;
-  qualified(&name, schema, table);
+  lm_ddl_qualified(&lm_pg_traits, &name, schema, table);
   const char *vals[1] = {lm_buf_str(&name)};
   PGresult *res = PQexecParams(conn->pg, sql, 1, NULL, vals, NULL, NULL, 0);
   if (pg_check(conn, res, PGRES_TUPLES_OK, sql, err) != LM_OK) {
@@ -569,7 +559,7 @@ int lm_pg_writer_open(lm_conn *conn, const char *schema, const char *table,
   w->table = lm_xstrdup(table);
   w->key_col = lm_xcalloc(nkeys ? nkeys : 1, sizeof *w->key_col);
   lm_buf t = LM_BUF_INIT;
-  qualified(&t, schema, table);
+  lm_ddl_qualified(&lm_pg_traits, &t, schema, table);
   w->target = lm_buf_detach(&t);
   if (columns_load(conn, schema, table, &w->cat, err) != LM_OK) {
     lm_pg_writer_close(w);

@@ -197,7 +197,7 @@ static int pg_render_default(lm_buf *out, const lm_default *def, lm_err *err) {
   return LM_OK;
 }
 
-static const lm_ddl_traits pg_traits = {
+const lm_ddl_traits lm_pg_traits = {
   .dialect = "postgresql",
   .quote_ident = lm_pg_quote_ident,
   .render_type = pg_render_type,
@@ -211,7 +211,7 @@ static const lm_ddl_traits pg_traits = {
 /* "ALTER TABLE [schema.]table " */
 static void alter_table(lm_buf *b, const lm_op *op) {
   lm_buf_puts(b, "ALTER TABLE ");
-  lm_ddl_qualified(&pg_traits, b, op->schema, op->table);
+  lm_ddl_qualified(&lm_pg_traits, b, op->schema, op->table);
   lm_buf_putc(b, ' ');
 }
 
@@ -264,7 +264,7 @@ static int alter_column(const lm_op *op, lm_strvec *out, lm_err *err) {
   }
   if (a->comment_given) {
     lm_buf_puts(&b, "COMMENT ON COLUMN ");
-    lm_ddl_qualified(&pg_traits, &b, op->schema, op->table);
+    lm_ddl_qualified(&lm_pg_traits, &b, op->schema, op->table);
     lm_buf_putc(&b, '.');
     lm_pg_quote_ident(&b, op->name);
     lm_buf_puts(&b, " IS ");
@@ -293,7 +293,7 @@ static void create_index(const lm_op *op, lm_strvec *out) {
   if (op->if_not_exists) lm_buf_puts(&b, "IF NOT EXISTS ");
   lm_pg_quote_ident(&b, op->name);
   lm_buf_puts(&b, " ON ");
-  lm_ddl_qualified(&pg_traits, &b, op->schema, op->table);
+  lm_ddl_qualified(&lm_pg_traits, &b, op->schema, op->table);
   lm_buf_puts(&b, " (");
   for (size_t i = 0; i < ix->ncolumns; i++) {
     if (i) lm_buf_puts(&b, ", ");
@@ -313,7 +313,7 @@ static void drop_index(const lm_op *op, lm_strvec *out) {
   lm_buf_puts(&b, "DROP INDEX ");
   if (op->index.concurrently) lm_buf_puts(&b, "CONCURRENTLY ");
   if (op->if_exists) lm_buf_puts(&b, "IF EXISTS ");
-  lm_ddl_qualified(&pg_traits, &b, op->schema, op->name);
+  lm_ddl_qualified(&lm_pg_traits, &b, op->schema, op->name);
   lm_strvec_push(out, lm_buf_detach(&b));
 }
 
@@ -324,7 +324,7 @@ static int add_constraint(const lm_op *op, lm_strvec *out, lm_err *err) {
   lm_buf b = LM_BUF_INIT;
   alter_table(&b, op);
   lm_buf_puts(&b, "ADD ");
-  lm_ddl_constraint(&pg_traits, &b, &op->constraints[0]);
+  lm_ddl_constraint(&lm_pg_traits, &b, &op->constraints[0]);
   lm_strvec_push(out, lm_buf_detach(&b));
   return LM_OK;
 }
@@ -366,6 +366,6 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
   case LM_OP_EXECUTE:
     return lm_err_set(err, "execute is run by the core, not compiled");
   default:
-    return lm_ddl_compile(&pg_traits, op, out, err);
+    return lm_ddl_compile(&lm_pg_traits, op, out, err);
   }
 }

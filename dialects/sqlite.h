@@ -52,8 +52,6 @@ int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
 int lm_sqlite_bind_value(sqlite3_stmt *st, int i, const lm_value *v);
 /* Step a bound statement to its end and reset it for the next use. */
 int lm_sqlite_step_done(lm_conn *c, sqlite3_stmt *st, lm_err *err);
-/* "schema"."table", quoted where needed. */
-void lm_sqlite_qualified(lm_buf *b, const char *schema, const char *table);
 
 /* sqlite_writer.c */
 int lm_sqlite_writer_open(lm_conn *conn, const char *schema,

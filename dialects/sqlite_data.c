@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "sqlite.h"
+#include "sqlite_ddl.h"
 
 /* Bind one value at position i.  Strings are bound without a copy
  * (SQLITE_STATIC): callers keep them alive until the statement is reset
@@ -41,15 +42,6 @@ int lm_sqlite_step_done(lm_conn *c, sqlite3_stmt *st, lm_err *err) {
   }
   sqlite3_reset(st);
   return LM_OK;
-}
-
-/* "schema"."table", quoted where needed. */
-void lm_sqlite_qualified(lm_buf *b, const char *schema, const char *table) {
-  if (schema) {
-    lm_sqlite_quote_ident(b, schema);
-    lm_buf_putc(b, '.');
-  }
-  lm_sqlite_quote_ident(b, table);
 }
 
 /* ---- prepared statements --------------------------------------------- */
@@ -116,7 +108,7 @@ int lm_sqlite_loader_open(lm_conn *conn, const char *schema,
     return lm_err_set(err, "bulk insert into %s: %zu columns", table, ncols);
   lm_buf sql = LM_BUF_INIT;
   lm_buf_puts(&sql, "INSERT INTO ");
-  lm_sqlite_qualified(&sql, schema, table);
+  lm_ddl_qualified(&lm_sqlite_traits, &sql, schema, table);
   lm_buf_puts(&sql, " (");
   for (size_t i = 0; i < ncols; i++) {
     if (i) lm_buf_puts(&sql, ", ");
@@ -180,9 +172,9 @@ int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
   /* Each aggregate alone: max() and min() together in one SELECT scan
    * the whole table. */
   lm_buf_puts(&sql, "SELECT (SELECT max(rowid) FROM ");
-  lm_sqlite_qualified(&sql, schema, table);
+  lm_ddl_qualified(&lm_sqlite_traits, &sql, schema, table);
   lm_buf_puts(&sql, ") - (SELECT min(rowid) FROM ");
-  lm_sqlite_qualified(&sql, schema, table);
+  lm_ddl_qualified(&lm_sqlite_traits, &sql, schema, table);
   lm_buf_puts(&sql, ") + 1");
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(conn->db, lm_buf_str(&sql), -1, &st, NULL) ==

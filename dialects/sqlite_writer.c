@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "sqlite.h"
+#include "sqlite_ddl.h"
 
 /* Statements for the column sets batches change, by signature.  A
  * backfill nearly always changes one set. */
@@ -348,7 +349,7 @@ int lm_sqlite_writer_open(lm_conn *conn, const char *schema,
   lm_writer *w = lm_xcalloc(1, sizeof *w);
   w->conn = conn;
   lm_buf t = LM_BUF_INIT;
-  lm_sqlite_qualified(&t, schema, table);
+  lm_ddl_qualified(&lm_sqlite_traits, &t, schema, table);
   w->target = lm_buf_detach(&t);
   w->nkeys = nkeys;
   w->keys = lm_xcalloc(nkeys, sizeof *w->keys);
