@@ -63,13 +63,6 @@ static uint64_t mix(uint64_t h, uint64_t x) {
   return h;
 }
 
-static uint64_t hash_bytes(const void *p, size_t n) {
-  const unsigned char *s = p;
-  uint64_t h = 1469598103934665603u;
-  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211u;
-  return h;
-}
-
 static uint64_t float_bits(double f) {
   uint64_t u;
   if (f == 0) f = 0;   /* -0.0 and 0.0 are one key */
@@ -84,8 +77,8 @@ static uint64_t hash_lm(const lm_value *v) {
   case LM_V_INT:
   case LM_V_BOOL: return mix(SQLITE_INTEGER, (uint64_t)v->i);
   case LM_V_FLOAT: return mix(SQLITE_FLOAT, float_bits(v->f));
-  case LM_V_TEXT: return mix(SQLITE_TEXT, hash_bytes(v->s, v->len));
-  case LM_V_BLOB: return mix(SQLITE_BLOB, hash_bytes(v->s, v->len));
+  case LM_V_TEXT: return mix(SQLITE_TEXT, lm_hash_bytes(v->s, v->len));
+  case LM_V_BLOB: return mix(SQLITE_BLOB, lm_hash_bytes(v->s, v->len));
   case LM_V_NULL: break;
   }
   return mix(SQLITE_NULL, 0);
@@ -99,11 +92,11 @@ static uint64_t hash_sql(sqlite3_value *v) {
     return mix(SQLITE_FLOAT, float_bits(sqlite3_value_double(v)));
   case SQLITE_TEXT: {
     const unsigned char *s = sqlite3_value_text(v);
-    return mix(SQLITE_TEXT, hash_bytes(s, (size_t)sqlite3_value_bytes(v)));
+    return mix(SQLITE_TEXT, lm_hash_bytes(s, (size_t)sqlite3_value_bytes(v)));
   }
   case SQLITE_BLOB: {
     const void *s = sqlite3_value_blob(v);
-    return mix(SQLITE_BLOB, hash_bytes(s, (size_t)sqlite3_value_bytes(v)));
+    return mix(SQLITE_BLOB, lm_hash_bytes(s, (size_t)sqlite3_value_bytes(v)));
   }
   }
   return mix(SQLITE_NULL, 0);

@@ -271,14 +271,17 @@ char *lm_arena_strdup(lm_arena *a, const char *s) {
 
 /* ---- hash map -------------------------------------------------------- */
 
-uint64_t lm_hash_str(const char *s) {
+uint64_t lm_hash_bytes(const void *p, size_t n) {
+  const unsigned char *s = p;
   uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-  for (; *s; s++) {
-    h ^= (unsigned char)*s;
+  for (size_t i = 0; i < n; i++) {
+    h ^= s[i];
     h *= 1099511628211ULL;
   }
   return h;
 }
+
+uint64_t lm_hash_str(const char *s) { return lm_hash_bytes(s, strlen(s)); }
 
 void lm_map_init(lm_map *m) {
   m->keys = NULL;

@@ -115,6 +115,7 @@ void lm_map_free(lm_map *m);
 void *lm_map_put(lm_map *m, const char *key, void *val);
 void *lm_map_get(const lm_map *m, const char *key);
 uint64_t lm_hash_str(const char *s);
+uint64_t lm_hash_bytes(const void *p, size_t n);
 
 /* Read a whole file; returns LM_OK and a malloc'ed buffer (NUL-terminated). */
 int lm_read_file(const char *path, char **out, size_t *len, lm_err *err);
