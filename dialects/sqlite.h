@@ -47,9 +47,11 @@ int lm_sqlite_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
 int lm_sqlite_loader_close(lm_loader *l, int abandon, lm_err *err);
 int lm_sqlite_estimate_rows(lm_conn *conn, const char *schema,
                             const char *table, int64_t *out, lm_err *err);
-/* Bind one value at position i without a copy (SQLITE_STATIC): the caller
- * keeps strings alive until the statement's bindings are cleared. */
-int lm_sqlite_bind_value(sqlite3_stmt *st, int i, const lm_value *v);
+/* Bind n values to ?first, ?first+1, ... without copies (SQLITE_STATIC):
+ * the caller keeps strings alive until the bindings are cleared.  A
+ * failure reports the database's message and the statement. */
+int lm_sqlite_bind_values(lm_conn *c, sqlite3_stmt *st, int first,
+                          const lm_value *v, size_t n, lm_err *err);
 /* Step a bound statement to its end and reset it for the next use. */
 int lm_sqlite_step_done(lm_conn *c, sqlite3_stmt *st, lm_err *err);
 

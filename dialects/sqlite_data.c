@@ -16,7 +16,7 @@
 /* Bind one value at position i.  Strings are bound without a copy
  * (SQLITE_STATIC): callers keep them alive until the statement is reset
  * and its bindings cleared. */
-int lm_sqlite_bind_value(sqlite3_stmt *st, int i, const lm_value *v) {
+static int bind_value(sqlite3_stmt *st, int i, const lm_value *v) {
   switch (v->type) {
   case LM_V_NULL: return sqlite3_bind_null(st, i);
   case LM_V_INT:
@@ -29,6 +29,14 @@ int lm_sqlite_bind_value(sqlite3_stmt *st, int i, const lm_value *v) {
     return sqlite3_bind_blob64(st, i, v->s ? v->s : "", v->len, SQLITE_STATIC);
   }
   return SQLITE_MISUSE;
+}
+
+int lm_sqlite_bind_values(lm_conn *c, sqlite3_stmt *st, int first,
+                          const lm_value *v, size_t n, lm_err *err) {
+  for (size_t i = 0; i < n; i++)
+    if (bind_value(st, first + (int)i, &v[i]) != SQLITE_OK)
+      return lm_sqlite_error(c, sqlite3_sql(st), err);
+  return LM_OK;
 }
 
 /* Step a bound statement to its end and make it ready for the next row. */
@@ -139,9 +147,7 @@ int lm_sqlite_loader_put(lm_loader *l, size_t nrows, const lm_value *values,
   int rc = LM_OK;
   for (size_t r = 0; r < nrows && rc == LM_OK; r++) {
     const lm_value *row = values + r * l->ncols;
-    for (size_t i = 0; i < l->ncols && rc == LM_OK; i++)
-      if (lm_sqlite_bind_value(l->stmt, (int)i + 1, &row[i]) != SQLITE_OK)
-        rc = lm_sqlite_error(l->conn, sqlite3_sql(l->stmt), err);
+    rc = lm_sqlite_bind_values(l->conn, l->stmt, 1, row, l->ncols, err);
     if (rc == LM_OK) rc = lm_sqlite_step_done(l->conn, l->stmt, err);
     if (rc != LM_OK) lm_err_prefix(err, "row %zu", l->rows + r + 1);
   }

@@ -388,15 +388,6 @@ void lm_sqlite_writer_close(lm_writer *w) {
   free(w);
 }
 
-/* Bind values to ?first, ?first+1, ... */
-static int bind_all(lm_writer *w, sqlite3_stmt *st, int first,
-                    const lm_value *v, size_t n, lm_err *err) {
-  for (size_t i = 0; i < n; i++)
-    if (lm_sqlite_bind_value(st, first + (int)i, &v[i]) != SQLITE_OK)
-      return lm_sqlite_error(w->conn, sqlite3_sql(st), err);
-  return LM_OK;
-}
-
 /* The whole batch through one range UPDATE. */
 static int run_range(lm_writer *w, const char *const *cols, int64_t *n,
                      lm_err *err) {
@@ -409,9 +400,10 @@ static int run_range(lm_writer *w, const char *const *cols, int64_t *n,
     first = last;
     last = t;
   }
-  int rc = bind_all(w, st, 1, first, w->nkeys, err);
+  int rc = lm_sqlite_bind_values(w->conn, st, 1, first, w->nkeys, err);
   if (rc == LM_OK)
-    rc = bind_all(w, st, (int)w->nkeys + 1, last, w->nkeys, err);
+    rc = lm_sqlite_bind_values(w->conn, st, (int)w->nkeys + 1, last,
+                               w->nkeys, err);
   if (rc == LM_OK) rc = lm_sqlite_step_done(w->conn, st, err);
   if (rc == LM_OK) *n = sqlite3_changes64(w->conn->db);
   sqlite3_clear_bindings(st);
@@ -427,8 +419,11 @@ static int run_row(lm_writer *w, const char *const *cols, size_t r,
   if (row_stmt(w, w->ncols, cols, rs, &st, err) != LM_OK) return LM_ERROR;
   int k = 0, rc = LM_OK;
   for (size_t j = 0; j < w->ncols && rc == LM_OK; j++)
-    if (!rs || rs[j]) rc = bind_all(w, st, ++k, &row[w->nkeys + j], 1, err);
-  if (rc == LM_OK) rc = bind_all(w, st, k + 1, row, w->nkeys, err);
+    if (!rs || rs[j])
+      rc = lm_sqlite_bind_values(w->conn, st, ++k, &row[w->nkeys + j], 1,
+                                 err);
+  if (rc == LM_OK)
+    rc = lm_sqlite_bind_values(w->conn, st, k + 1, row, w->nkeys, err);
   if (rc == LM_OK && k) rc = lm_sqlite_step_done(w->conn, st, err);
   if (rc == LM_OK && k) *n = sqlite3_changes64(w->conn->db);
   sqlite3_clear_bindings(st);
