@@ -325,6 +325,12 @@ static int state_load(backfill *b) {
       b->prior_updated = n->type == LM_V_INT ? n->i : 0;
       n = b->d->cursor_value(cur, 3);
       b->prior_skipped = n->type == LM_V_INT ? n->i : 0;
+    } else {
+      /* Not silently: rows an earlier run changed are read again. */
+      lm_emit(b->env, LM_EVENT_INFO, b->revision, "warning: backfill %s: "
+              "the position saved in %s by an interrupted run does not fit "
+              "the key now given; starting from the first row", b->table,
+              STATE_TABLE);
     }
     rc = LM_OK;
   }
