@@ -94,8 +94,10 @@ int lm_scripts_load(lm_env *env);
 void lm_scripts_free(lm_env *env);
 lm_script *lm_script_at(lm_env *env, size_t graph_idx);
 /* script_cache.c: the metadata cache beside the scripts. */
-int lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
-                  size_t *len);
+/* The cache's entries by script name (none when it is missing or
+ * damaged); *buffer holds them and is the caller's to free. */
+void lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
+                   size_t *len);
 int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
                   const char *end);
 void lm_cache_write(lm_env *env);

@@ -68,6 +68,10 @@ static void put_entry(lm_buf *b, const lm_script *s) {
   put_list(b, s->rev.labels, s->rev.nlabels);
 }
 
+static char *cache_path(const lm_env *env) {
+  return lm_xasprintf("%s/%s", env->script_location, CACHE_NAME);
+}
+
 void lm_cache_write(lm_env *env) {
   lm_buf b = LM_BUF_INIT;
   lm_buf_puts(&b, CACHE_MAGIC);
@@ -75,7 +79,7 @@ void lm_cache_write(lm_env *env) {
     if (env->scripts[i].checksum[0]) put_entry(&b, &env->scripts[i]);
   /* Written aside and renamed, so a reader never sees half a cache; a
    * read-only script folder simply goes without one. */
-  char *path = lm_xasprintf("%s/%s", env->script_location, CACHE_NAME);
+  char *path = cache_path(env);
   char *tmp = lm_xasprintf("%s.%ld", path, (long)getpid());
   int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd >= 0) {
@@ -149,9 +153,9 @@ static const char **get_list(reader *r, lm_arena *a, size_t *n) {
   return items;
 }
 
-int lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
-                  size_t *out_len) {
-  char *path = lm_xasprintf("%s/%s", env->script_location, CACHE_NAME);
+void lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
+                   size_t *out_len) {
+  char *path = cache_path(env);
   size_t len = 0;
   *out_len = 0;
   lm_err err;
@@ -160,10 +164,10 @@ int lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
   int rc = lm_read_file(path, buffer, &len, &err);
   lm_err_free(&err);
   free(path);
-  if (rc != LM_OK) return LM_OK;   /* no cache yet */
+  if (rc != LM_OK) return;   /* no cache yet */
   *out_len = len;
   size_t magic = strlen(CACHE_MAGIC);
-  if (len < magic || memcmp(*buffer, CACHE_MAGIC, magic) != 0) return LM_OK;
+  if (len < magic || memcmp(*buffer, CACHE_MAGIC, magic) != 0) return;
   /* Index the entries by name; each is parsed only when its file matches. */
   reader r = {*buffer + magic, *buffer + len, 0};
   while (r.p < r.end && !r.bad) {
@@ -178,7 +182,6 @@ int lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
     if (!r.bad) lm_map_put(entries, name, (void *)start);
   }
   if (r.bad) lm_map_free(entries);   /* a damaged cache is no cache */
-  return LM_OK;
 }
 
 int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
