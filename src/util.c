@@ -271,17 +271,23 @@ char *lm_arena_strdup(lm_arena *a, const char *s) {
 
 /* ---- hash map -------------------------------------------------------- */
 
+/* FNV-1a.  The string form takes one pass, not strlen and then the bytes:
+ * the graph's maps hash every revision id at start-up. */
+#define FNV_OFFSET 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
 uint64_t lm_hash_bytes(const void *p, size_t n) {
   const unsigned char *s = p;
-  uint64_t h = 1469598103934665603ULL;   /* FNV-1a */
-  for (size_t i = 0; i < n; i++) {
-    h ^= s[i];
-    h *= 1099511628211ULL;
-  }
+  uint64_t h = FNV_OFFSET;
+  for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * FNV_PRIME;
   return h;
 }
 
-uint64_t lm_hash_str(const char *s) { return lm_hash_bytes(s, strlen(s)); }
+uint64_t lm_hash_str(const char *s) {
+  uint64_t h = FNV_OFFSET;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * FNV_PRIME;
+  return h;
+}
 
 void lm_map_init(lm_map *m) {
   m->keys = NULL;
