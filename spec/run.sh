@@ -3,6 +3,7 @@
 # throwaway PostgreSQL server that is stopped on exit.
 #   BUILD   build directory (default build)
 #   LUA     Lua 5.4 interpreter (default lua5.4)
+#   ARGS    spec files to run (default: all of spec/), or busted options
 #   LUAMIG_ASAN=1  the build is instrumented: preload the sanitizer runtime
 #                  into the interpreter so the module can load.
 set -eu
@@ -34,4 +35,9 @@ if [ "${LUAMIG_ASAN:-}" = 1 ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
-"$LUA" /usr/bin/busted --output=spec/summary.lua "$@" spec
+# Arguments name spec files (or busted options); without a file, every spec.
+roots=spec
+for a in "$@"; do
+  case $a in -*) ;; *) roots= ;; esac
+done
+"$LUA" /usr/bin/busted --output=spec/summary.lua "$@" $roots
