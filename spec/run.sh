@@ -3,7 +3,8 @@
 # throwaway PostgreSQL server that is stopped on exit.
 #   BUILD   build directory (default build)
 #   LUA     Lua 5.4 interpreter (default lua5.4)
-#   ARGS    spec files to run (default: all of spec/), or busted options
+#   ARGS    spec files to run in one busted (default: every spec file,
+#           SPEC_JOBS of them at a time), and busted options
 #   LUAMIG_ASAN=1  the build is instrumented: preload the sanitizer runtime
 #                  into the interpreter so the module can load.
 set -eu
@@ -35,9 +36,43 @@ if [ "${LUAMIG_ASAN:-}" = 1 ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
-# Arguments name spec files (or busted options); without a file, every spec.
-roots=spec
+# Arguments name spec files (or busted options): they run in one busted.
 for a in "$@"; do
-  case $a in -*) ;; *) roots= ;; esac
+  case $a in
+    -*) ;;
+    *) status=0
+       "$LUA" /usr/bin/busted --output=spec/summary.lua "$@" || status=$?
+       exit $status ;;
+  esac
 done
-"$LUA" /usr/bin/busted --output=spec/summary.lua "$@" $roots
+
+# Every spec file, SPEC_JOBS at a time (default: one per core), the largest
+# first so the long ones do not end up last; each file's report is printed
+# whole once all are done, then one line summing them.
+jobs=${SPEC_JOBS:-$(nproc 2>/dev/null || echo 2)}
+mkdir -p "$tmp/reports"
+export LUA
+ls -S spec/*_spec.lua | xargs -P "$jobs" -I{} sh -c '
+  f=$1; shift
+  "$LUA" /usr/bin/busted --output=spec/summary.lua "$@" "$f" \
+    >"$0/$(basename "$f" .lua).log" 2>&1 || true' "$tmp/reports" {} "$@"
+passed=0
+failed=0
+for log in "$tmp"/reports/*.log; do
+  name=$(basename "$log" .log)
+  echo "== spec/$name.lua"
+  grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || true
+  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+  if [ -z "$line" ]; then
+    echo "spec/$name.lua: no summary (the runner stopped early)"
+    failed=$((failed + 1))
+    continue
+  fi
+  p=${line%% passed*}
+  f=${line#*passed, }
+  passed=$((passed + p))
+  failed=$((failed + ${f%% failed*}))
+done
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
