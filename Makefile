@@ -136,13 +136,20 @@ fuzz: deps
 	    $(BUILD)/fuzz/corpus-$$name spec/fuzz/corpus/$$name || exit 1; \
 	done
 
+# The Lua module is luamig.so (luaopen_luamig, and luaopen_luamig_core for
+# require "luamig.core") plus a luamig.lua in the Lua directory that the
+# default package.path searches before ./?.lua: require "luamig" finds it
+# even in a project whose configuration is ./luamig.lua.
+LUA_SHARE = $(PREFIX)/share/lua/5.4
+LUA_LIB   = $(PREFIX)/lib/lua/5.4
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
-	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/lua/5.4
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LUA_LIB) $(DESTDIR)$(LUA_SHARE)
 	install -m 755 $(BUILD)/luamig $(DESTDIR)$(PREFIX)/bin/luamig
 	install -m 644 $(BUILD)/libluamig.a $(DESTDIR)$(PREFIX)/lib/libluamig.a
 	install -m 644 src/luamig.h $(DESTDIR)$(PREFIX)/include/luamig.h
-	install -m 755 $(BUILD)/luamig.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/luamig.so
+	install -m 755 $(BUILD)/luamig.so $(DESTDIR)$(LUA_LIB)/luamig.so
+	install -m 644 src/module_shim.lua $(DESTDIR)$(LUA_SHARE)/luamig.lua
 
 clean:
 	rm -rf $(BUILD) demo.db demo.db.luamig-lock

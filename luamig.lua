@@ -1,4 +1,6 @@
--- luamig configuration for the bundled example (make demo).
+-- luamig configuration for the bundled example (make demo).  It is not
+-- the Lua module: an installed luamig finds its module first (README, "The
+-- Lua module"); from this build tree, require "luamig.core".
 return {
   url = os.getenv("DATABASE_URL") or "sqlite:///demo.db",
   script_location = "migrations",

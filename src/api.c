@@ -114,6 +114,30 @@ void lm_free_list(char **list) {
   free(list);
 }
 
+/* A command that writes (or renders a script) cannot start while another
+ * runs on the same env, as it would from that one's on_event: it would
+ * commit, unlock or switch to offline what that one is in the middle of. */
+static int enter(lm_env *env, const char *command) {
+  if (env->command)
+    return lm_err_usage(&env->err, "%s cannot run while %s runs on the same "
+                        "environment (from its on_event); only lm_current "
+                        "can", command, env->command);
+  env->command = command;
+  return LM_OK;
+}
+
+/* The end of a command: what it left open (a transaction, a script's
+ * queries) and the run lock go.  The connection stays for the env's life,
+ * so an in-memory database lives as long as the env; the lock is taken
+ * again by the next command that writes. */
+static int leave(lm_env *env, int rc) {
+  lm_tx_rollback(env);
+  lm_op_data_release(env);
+  lm_release_lock(env);
+  env->command = NULL;
+  return rc;
+}
+
 typedef int (*planner)(const lm_graph *, const char *, const char *const *,
                        size_t, lm_plan *, lm_err *);
 
@@ -124,9 +148,10 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   if (!target || !*target)
     return lm_err_usage(&env->err, "%s needs a target (e.g. head, +1, an "
                         "id)", command);
+  if (enter(env, command) != LM_OK) return LM_EUSAGE;
   if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK ||
       lm_preflight(env) != LM_OK)
-    goto fail;
+    return leave(env, env->err.code ? env->err.code : LM_ERROR);
   lm_strvec heads = LM_STRVEC_INIT, done = LM_STRVEC_INIT;
   lm_plan plan = {0};
   int rc = lm_read_heads(env, &heads);
@@ -138,11 +163,7 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   lm_strvec_free(&heads);
   if (rc == LM_OK && applied) *applied = to_list(&done);
   lm_strvec_free(&done);
-  lm_disconnect(env);
-  return rc;
-fail:
-  lm_disconnect(env);
-  return env->err.code ? env->err.code : LM_ERROR;
+  return leave(env, rc);
 }
 
 int lm_upgrade(lm_env *env, const char *target, char ***applied) {
@@ -153,12 +174,21 @@ int lm_downgrade(lm_env *env, const char *target, char ***applied) {
   return migrate(env, "downgrade", lm_graph_plan_downgrade, target, applied);
 }
 
+/* Also called back from a running command's on_event, on its connection
+ * (and inside its transaction). */
 int lm_current(lm_env *env, char ***out) {
   *out = NULL;
+  /* From a backfill's progress event: its batch write finishes first. */
+  if (env->hold) {
+    if (!env->hold->quiesce)
+      return lm_err_set(&env->err, "current cannot read now: the running "
+                        "%s is streaming a bulk insert on the connection",
+                        env->command ? env->command : "command");
+    env->hold->quiesce(env->hold);
+  }
   lm_strvec heads = LM_STRVEC_INIT;
   int rc = lm_connect(env);
   if (rc == LM_OK) rc = lm_read_heads(env, &heads);
-  lm_disconnect(env);
   if (rc == LM_OK) *out = to_list(&heads);
   lm_strvec_free(&heads);
   return rc;
@@ -176,10 +206,9 @@ static int resolve_ids(lm_env *env, const char *target, lm_strvec *out) {
 
 int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
   if (!nrevs) return lm_err_usage(&env->err, "stamp needs a revision");
-  if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK) {
-    lm_disconnect(env);
-    return LM_ERROR;
-  }
+  if (enter(env, "stamp") != LM_OK) return LM_EUSAGE;
+  if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK)
+    return leave(env, LM_ERROR);
   lm_strvec heads = LM_STRVEC_INIT;
   lm_plan plan = {0};
   int rc = purge ? LM_OK : lm_read_heads(env, &heads);
@@ -197,8 +226,7 @@ int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
   env->transaction_per_migration = tpm;
   lm_plan_free(&plan);
   lm_strvec_free(&heads);
-  lm_disconnect(env);
-  return rc;
+  return leave(env, rc);
 }
 
 /* Does a plan leave the version table empty?  Count its rows step by step
@@ -238,6 +266,10 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
                         "FROM:TO, since there is no database to read the "
                         "current revision from");
   }
+  if (enter(env, "sql") != LM_OK) {
+    free(from);
+    return LM_EUSAGE;
+  }
   lm_strvec start = LM_STRVEC_INIT;
   lm_plan plan = {0};
   lm_buf out = LM_BUF_INIT;
@@ -262,6 +294,7 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, command, NULL);
   if (rc == LM_OK && is_down && ends_at_base(&plan, start.n))
     rc = lm_offline_drop_version_table(env);
+  lm_tx_rollback(env);   /* a BEGIN a failure left: offline, only a flag */
   env->mode = LM_EXEC_ONLINE;
   env->sql_out = NULL;
   lm_plan_free(&plan);
@@ -269,5 +302,5 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   free(from);
   if (rc == LM_OK) *sql = lm_buf_detach(&out);
   lm_buf_free(&out);
-  return rc;
+  return leave(env, rc);
 }

@@ -84,6 +84,8 @@ struct lm_env {
 
   lm_event_fn on_event;
   void *event_payload;
+  const char *command;          /* the command running (api.c): a callback
+                                   calling back may only read */
 };
 
 /* config.c */
@@ -151,6 +153,7 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
 int lm_pick_dialect(lm_env *env);       /* from the URL, without connecting */
 int lm_connect(lm_env *env);
 void lm_disconnect(lm_env *env);
+void lm_release_lock(lm_env *env);      /* the connection stays */
 int lm_read_heads(lm_env *env, lm_strvec *heads);
 int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                 lm_strvec *applied);

@@ -172,7 +172,8 @@ int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
     replay(env, st, op);
     return LM_OK;
   }
-  lm_compile_ctx ctx = {.conn = env->conn,
+  /* Offline, the model is the truth, not a connection the module keeps. */
+  lm_compile_ctx ctx = {.conn = offline ? NULL : env->conn,
                         .offline = offline,
                         .model = st ? &st->model : NULL,
                         .revision = running_revision(env)};

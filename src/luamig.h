@@ -10,6 +10,13 @@
  *
  * Every function returns 0 on success or a negative status; lm_errmsg() tells
  * what went wrong.  An env is used by one thread at a time.
+ *
+ * An env keeps one database connection from its first command to lm_close
+ * (so sqlite://:memory: lives as long as the env); the run lock is taken by
+ * each command that writes and released when it returns.  An on_event
+ * callback may call lm_current on the env that is running (it reads on the
+ * same connection); lm_upgrade, lm_downgrade, lm_stamp and lm_sql refuse to
+ * start from there, and lm_close must not be called from there.
  */
 #ifndef LUAMIG_H
 #define LUAMIG_H

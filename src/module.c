@@ -1,12 +1,20 @@
 /*
- * module.c - the Lua module: require "luamig".
+ * module.c - the Lua module: require "luamig" (an installed luamig.lua
+ * that loads this library as luamig.core; see src/module_shim.lua).
  *
  *   local m = assert(luamig.open{config = "luamig.lua"})
  *   m:upgrade("head"); m:current(); m:heads(); m:history(); m:close()
  *
  * Expected failures return nil, message (Lua's io convention); misuse
- * (wrong argument types) raises.  Each object owns an lm_env with its own
- * private Lua state for the scripts; only results cross into the caller's.
+ * (wrong argument types) raises, naming the method.  Each object owns an
+ * lm_env with its own private Lua state for the scripts and one database
+ * connection for its life; only results cross into the caller's state.
+ *
+ * on_event runs in the middle of a command.  It may call the runner's
+ * read-only methods (current, heads, history: on the same connection,
+ * inside the command's transaction); the others raise there.  An error
+ * on_event raises cannot unwind through the core: the first one is kept
+ * and raised by the method once its command is over.
  */
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -18,17 +26,151 @@
 
 typedef struct runner {
   lm_env *env;                  /* NULL once closed */
-  lua_State *L;                 /* the caller's state, for on_event */
+  lua_State *L;                 /* the state of the command running, for on_event */
   int on_event;                 /* registry ref to the callback, or LUA_NOREF */
+  const char *busy;             /* the method whose command runs, or NULL */
+  int event_error;              /* registry ref to on_event's first error, or LUA_NOREF */
 } runner;
 
-static runner *check_runner(lua_State *L) {
-  runner *r = luaL_checkudata(L, 1, RUNNER_META);
-  luaL_argcheck(L, r->env != NULL, 1, "luamig runner is closed");
+/* ---- checks ------------------------------------------------------------ */
+
+/* self of m:METHOD(): an open runner. */
+static runner *check_runner(lua_State *L, const char *method) {
+  runner *r = luaL_testudata(L, 1, RUNNER_META);
+  if (!r)
+    luaL_error(L, "luamig: m:%s() must be called on a runner, as m:%s() "
+               "(got %s)", method, method, luaL_typename(L, 1));
+  if (!r->env) luaL_error(L, "luamig: m:%s(): the runner is closed", method);
   return r;
 }
 
-static int fail(lua_State *L, runner *r) {
+/* The same, for a method that starts a command: not from on_event while
+ * another one runs. */
+static runner *check_idle(lua_State *L, const char *method) {
+  runner *r = check_runner(L, method);
+  if (r->busy)
+    luaL_error(L, "luamig: m:%s() cannot be called from on_event while "
+               "m:%s() runs; only m:current(), m:heads() and m:history() "
+               "can", method, r->busy);
+  return r;
+}
+
+/* A string argument (a number is taken as Lua takes it), without NULs. */
+static const char *check_string(lua_State *L, int idx, const char *method,
+                                const char *what) {
+  int t = lua_type(L, idx);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    luaL_error(L, "luamig: m:%s(): %s must be a string (got %s)", method,
+               what, luaL_typename(L, idx));
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (strlen(s) != len)
+    luaL_error(L, "luamig: m:%s(): %s must not contain a NUL byte", method,
+               what);
+  return s;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* on_event(event) with event = {kind=, revision=, message=}, protected as
+ * a whole.  The first error the callback raises is kept in the registry.
+ * Stack: 1 the lm_event, 2 the runner (light userdata). */
+static int call_on_event(lua_State *L) {
+  static const char *const kinds[] = {"info", "migration_start",
+                                      "migration_done", "lock_wait",
+                                      "progress"};
+  const lm_event *ev = lua_touserdata(L, 1);
+  runner *r = lua_touserdata(L, 2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_event);
+  lua_createtable(L, 0, 3);
+  lua_pushstring(L, kinds[ev->kind]);
+  lua_setfield(L, -2, "kind");
+  if (ev->revision) {
+    lua_pushstring(L, ev->revision);
+    lua_setfield(L, -2, "revision");
+  }
+  lua_pushstring(L, ev->message);
+  lua_setfield(L, -2, "message");
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK && r->event_error == LUA_NOREF)
+    r->event_error = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* The core's event callback: nothing may unwind through the core. */
+static void forward_event(const lm_event *ev, void *payload) {
+  runner *r = payload;
+  lua_State *L = r->L;
+  if (!lua_checkstack(L, 3)) return;
+  lua_pushcfunction(L, call_on_event);
+  lua_pushlightuserdata(L, (void *)ev);
+  lua_pushlightuserdata(L, r);
+  /* Only running out of memory while making the event gets here. */
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) lua_pop(L, 1);
+}
+
+/* A command of m:METHOD() starts: its events go to the caller's state L,
+ * and calls back from them are checked. */
+static void command_start(runner *r, lua_State *L, const char *method) {
+  r->L = L;
+  r->busy = method;
+}
+
+/* The command of m:METHOD() is over (r->busy cleared before, so the
+ * runner is usable whatever happens here).  If on_event raised meanwhile,
+ * raise that now, with how the command itself went; else return
+ * nresults. */
+static int command_end(lua_State *L, runner *r, const char *method, int rc,
+                       int nresults) {
+  if (r->event_error == LUA_NOREF) return nresults;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, r->event_error);
+  luaL_unref(L, LUA_REGISTRYINDEX, r->event_error);
+  r->event_error = LUA_NOREF;
+  const char *cb = luaL_tolstring(L, -1, NULL);
+  const char *during = strcmp(method, "open") == 0
+                           ? "luamig.open()"
+                           : lua_pushfstring(L, "m:%s()", method);
+  if (rc == LM_OK)
+    return luaL_error(L, "luamig: on_event raised an error during %s (the %s "
+                      "itself succeeded): %s", during, method, cb);
+  return luaL_error(L, "luamig: on_event raised an error during %s (the %s "
+                    "itself failed: %s): %s", during, method,
+                    lm_errmsg(r->env), cb);
+}
+
+/* A read-only call made from on_event keeps an error record of its own,
+ * so the running command's stays as it is. */
+typedef struct nested {
+  int active;
+  lm_err outer;
+} nested;
+
+static void nested_start(runner *r, nested *n) {
+  n->active = r->busy != NULL;
+  if (!n->active) return;
+  n->outer = r->env->err;
+  lm_err_init(&r->env->err);
+}
+
+/* Ends a nested call; returns its message (malloc'ed) when rc failed. */
+static char *nested_end(runner *r, nested *n, int rc) {
+  char *msg = rc != LM_OK ? lm_xstrdup(lm_errmsg(r->env)) : NULL;
+  if (n->active) {
+    lm_err_free(&r->env->err);
+    r->env->err = n->outer;
+  }
+  return msg;
+}
+
+/* ---- results ----------------------------------------------------------- */
+
+static int push_fail_msg(lua_State *L, char *msg) {
+  luaL_pushfail(L);
+  lua_pushstring(L, msg);
+  free(msg);
+  return 2;
+}
+
+static int push_fail(lua_State *L, runner *r) {
   luaL_pushfail(L);
   lua_pushstring(L, lm_errmsg(r->env));
   return 2;
@@ -42,39 +184,69 @@ static void push_list(lua_State *L, char **items) {
   }
 }
 
-/* Events reach the caller's on_event(event) as {kind=, revision=, message=}. */
-static void forward_event(const lm_event *ev, void *payload) {
-  runner *r = payload;
-  static const char *const kinds[] = {"info", "migration_start",
-                                      "migration_done", "lock_wait",
-                                      "progress"};
-  lua_State *L = r->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_event);
-  lua_createtable(L, 0, 3);
-  lua_pushstring(L, kinds[ev->kind]);
-  lua_setfield(L, -2, "kind");
-  if (ev->revision) {
-    lua_pushstring(L, ev->revision);
-    lua_setfield(L, -2, "revision");
+static void push_strings(lua_State *L, const char *const *items, size_t n) {
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    lua_pushstring(L, items[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
-  lua_pushstring(L, ev->message);
-  lua_setfield(L, -2, "message");
-  /* A failing callback must not unwind through the core: drop its error. */
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
 }
+
+static void push_flag(lua_State *L, const char *key, int value) {
+  lua_pushboolean(L, value);
+  lua_setfield(L, -2, key);
+}
+
+/* A revision as a table with the fields of `history --json`. */
+static void push_revision(lua_State *L, lm_env *env, size_t idx) {
+  const lm_graph *g = env->graph;
+  const lm_revision *rev = lm_graph_rev(g, idx);
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, rev->id);
+  lua_setfield(L, -2, "revision");
+  push_strings(L, rev->down, rev->ndown);
+  lua_setfield(L, -2, "down_revisions");
+  push_strings(L, rev->depends, rev->ndepends);
+  lua_setfield(L, -2, "depends_on");
+  push_strings(L, rev->labels, rev->nlabels);
+  lua_setfield(L, -2, "branch_labels");
+  lua_pushstring(L, rev->message ? rev->message : "");
+  lua_setfield(L, -2, "message");
+  lua_pushstring(L, rev->path ? rev->path : "");
+  lua_setfield(L, -2, "path");
+  push_flag(L, "is_head", lm_graph_is_head(g, idx));
+  push_flag(L, "is_base", lm_graph_is_base(g, idx));
+  push_flag(L, "is_branch_point", lm_graph_is_branch_point(g, idx));
+  push_flag(L, "is_merge_point", lm_graph_is_merge_point(g, idx));
+}
+
+static void push_revlist(lua_State *L, lm_env *env, const lm_revlist *l,
+                         int ids_only) {
+  lua_createtable(L, (int)l->n, 0);
+  for (size_t i = 0; i < l->n; i++) {
+    if (ids_only) lua_pushstring(L, lm_graph_rev(env->graph, l->idx[i])->id);
+    else push_revision(L, env, l->idx[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* ---- luamig.open ------------------------------------------------------- */
 
 static const char *opt_field(lua_State *L, const char *key) {
   lua_getfield(L, 1, key);
   const char *s = NULL;
   if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
   else if (!lua_isnil(L, -1))
-    luaL_error(L, "luamig.open: %s must be a string", key);
+    luaL_error(L, "luamig.open: %s must be a string (got %s)", key,
+               luaL_typename(L, -1));
   lua_pop(L, 1);   /* the string stays referenced by the options table */
   return s;
 }
 
 static int runner_open(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
+  if (!lua_istable(L, 1))
+    return luaL_error(L, "luamig.open: the options must be a table (got %s)",
+                      luaL_typename(L, 1));
   lm_options opts = {0};
   opts.config_path = opt_field(L, "config");
   opts.url = opt_field(L, "url");
@@ -83,9 +255,17 @@ static int runner_open(lua_State *L) {
   lua_getfield(L, 1, "quiet");
   opts.quiet = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "on_event");   /* stays on the stack until ref'd */
+  if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+    return luaL_error(L, "luamig.open: on_event must be a function (got %s)",
+                      luaL_typename(L, -1));
+  int on_event_idx = lua_gettop(L);
   /* x = {key = value}: collected as "key=value" strings. */
-  lm_strvec x = LM_STRVEC_INIT;
   lua_getfield(L, 1, "x");
+  if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+    return luaL_error(L, "luamig.open: x must be a table (got %s)",
+                      luaL_typename(L, -1));
+  lm_strvec x = LM_STRVEC_INIT;
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
@@ -94,9 +274,6 @@ static int runner_open(lua_State *L) {
                                         lua_tostring(L, -1)));
       lua_pop(L, 1);
     }
-  } else if (!lua_isnil(L, -1)) {
-    lm_strvec_free(&x);
-    return luaL_error(L, "luamig.open: x must be a table");
   }
   lua_pop(L, 1);
   opts.x = (const char *const *)x.items;
@@ -108,155 +285,184 @@ static int runner_open(lua_State *L) {
   r->env = NULL;
   r->L = L;
   r->on_event = LUA_NOREF;
+  r->busy = NULL;
+  r->event_error = LUA_NOREF;
   luaL_setmetatable(L, RUNNER_META);
-  lua_getfield(L, 1, "on_event");
-  if (lua_isfunction(L, -1)) {
+  if (lua_isfunction(L, on_event_idx)) {
+    lua_pushvalue(L, on_event_idx);
     r->on_event = luaL_ref(L, LUA_REGISTRYINDEX);
     opts.on_event = forward_event;
     opts.event_payload = r;
-  } else {
-    lua_pop(L, 1);
   }
   lm_env *env;
+  command_start(r, L, "open");
   int rc = lm_open(&env, &opts);
+  r->busy = NULL;
   lm_strvec_free(&x);
   if (rc != LM_OK) {
     luaL_pushfail(L);
     lua_pushstring(L, lm_errmsg(env));
     lm_close(env);
-    return 2;
+    return 2;   /* and the runner, closed, is garbage */
   }
-  r->env = env;
-  return 1;
+  r->env = env;   /* from here __gc closes it, even if this raises */
+  return command_end(L, r, "open", rc, 1);
 }
+
+/* ---- commands ---------------------------------------------------------- */
 
 typedef int (*migrate_fn)(lm_env *, const char *, char ***);
 
-static int migrate(lua_State *L, migrate_fn fn) {
-  runner *r = check_runner(L);
-  const char *target = luaL_checkstring(L, 2);
-  r->L = L;
+static int migrate(lua_State *L, const char *method, migrate_fn fn) {
+  runner *r = check_idle(L, method);
+  const char *target = check_string(L, 2, method, "the target");
   char **applied;
-  if (fn(r->env, target, &applied) != LM_OK) return fail(L, r);
+  command_start(r, L, method);
+  int rc = fn(r->env, target, &applied);
+  r->busy = NULL;
+  if (rc != LM_OK)
+    return command_end(L, r, method, rc, push_fail(L, r));
   push_list(L, applied);
   lm_free_list(applied);
-  return 1;
+  return command_end(L, r, method, rc, 1);
 }
 
-static int runner_upgrade(lua_State *L) { return migrate(L, lm_upgrade); }
-static int runner_downgrade(lua_State *L) { return migrate(L, lm_downgrade); }
+static int runner_upgrade(lua_State *L) {
+  return migrate(L, "upgrade", lm_upgrade);
+}
 
-static int runner_current(lua_State *L) {
-  runner *r = check_runner(L);
-  char **heads;
-  if (lm_current(r->env, &heads) != LM_OK) return fail(L, r);
-  push_list(L, heads);
-  lm_free_list(heads);
-  return 1;
+static int runner_downgrade(lua_State *L) {
+  return migrate(L, "downgrade", lm_downgrade);
 }
 
 static int runner_sql(lua_State *L) {
-  runner *r = check_runner(L);
-  const char *command = luaL_checkstring(L, 2);
-  const char *target = luaL_checkstring(L, 3);
+  runner *r = check_idle(L, "sql");
+  const char *command = check_string(L, 2, "sql", "the command");
+  const char *target = check_string(L, 3, "sql", "the target");
   char *sql;
-  if (lm_sql(r->env, command, target, &sql) != LM_OK) return fail(L, r);
+  command_start(r, L, "sql");
+  int rc = lm_sql(r->env, command, target, &sql);
+  r->busy = NULL;
+  if (rc != LM_OK) return command_end(L, r, "sql", rc, push_fail(L, r));
   lua_pushstring(L, sql);
   free(sql);
-  return 1;
+  return command_end(L, r, "sql", rc, 1);
 }
 
+/* m:stamp(rev or {revs}, {purge = true}).  The arguments are checked
+ * before anything is copied, so a raise leaks nothing. */
 static int runner_stamp(lua_State *L) {
-  runner *r = check_runner(L);
-  lm_strvec revs = LM_STRVEC_INIT;
-  if (lua_type(L, 2) == LUA_TSTRING) {
-    lm_strvec_push(&revs, lm_xstrdup(lua_tostring(L, 2)));
-  } else {
-    luaL_checktype(L, 2, LUA_TTABLE);
-    for (lua_Integer i = 1; lua_geti(L, 2, i) == LUA_TSTRING; i++) {
-      lm_strvec_push(&revs, lm_xstrdup(lua_tostring(L, -1)));
+  runner *r = check_idle(L, "stamp");
+  size_t n = 1;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    n = lua_rawlen(L, 2);
+    for (size_t i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "luamig: m:stamp(): revision %d must be a string (got "
+                   "%s)", (int)i, luaL_typename(L, -1));
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
+  } else if (lua_type(L, 2) != LUA_TSTRING) {
+    luaL_error(L, "luamig: m:stamp(): the revisions must be a string or a "
+               "list of strings (got %s)", luaL_typename(L, 2));
   }
+  if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
+    luaL_error(L, "luamig: m:stamp(): the options must be a table (got %s)",
+               luaL_typename(L, 3));
   int purge = 0;
   if (lua_istable(L, 3)) {
     lua_getfield(L, 3, "purge");
     purge = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  lm_strvec revs = LM_STRVEC_INIT;
+  for (size_t i = 1; i <= n; i++) {
+    if (lua_type(L, 2) == LUA_TSTRING) lua_pushvalue(L, 2);
+    else lua_rawgeti(L, 2, (lua_Integer)i);
+    lm_strvec_push(&revs, lm_xstrdup(lua_tostring(L, -1)));
+    lua_pop(L, 1);
+  }
+  command_start(r, L, "stamp");
   int rc = lm_stamp(r->env, (const char *const *)revs.items, revs.n, purge);
+  r->busy = NULL;
   lm_strvec_free(&revs);
-  if (rc != LM_OK) return fail(L, r);
+  if (rc != LM_OK)
+    return command_end(L, r, "stamp", rc, push_fail(L, r));
   lua_pushboolean(L, 1);
-  return 1;
+  return command_end(L, r, "stamp", rc, 1);
 }
 
-/* A revision as a table, for heads() and history(). */
-static void push_revision(lua_State *L, lm_env *env, size_t idx) {
-  const lm_revision *rev = lm_graph_rev(env->graph, idx);
-  lua_createtable(L, 0, 6);
-  lua_pushstring(L, rev->id);
-  lua_setfield(L, -2, "revision");
-  lua_createtable(L, (int)rev->ndown, 0);
-  for (size_t i = 0; i < rev->ndown; i++) {
-    lua_pushstring(L, rev->down[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_setfield(L, -2, "down_revisions");
-  lua_createtable(L, (int)rev->nlabels, 0);
-  for (size_t i = 0; i < rev->nlabels; i++) {
-    lua_pushstring(L, rev->labels[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lua_setfield(L, -2, "branch_labels");
-  lua_pushstring(L, rev->message ? rev->message : "");
-  lua_setfield(L, -2, "message");
-  lua_pushstring(L, rev->path ? rev->path : "");
-  lua_setfield(L, -2, "path");
-  lua_pushboolean(L, lm_graph_is_head(env->graph, idx));
-  lua_setfield(L, -2, "is_head");
-}
+/* ---- read-only: also from on_event ------------------------------------ */
 
-static int push_revlist(lua_State *L, runner *r, lm_revlist *l, int ids_only) {
-  lua_createtable(L, (int)l->n, 0);
-  for (size_t i = 0; i < l->n; i++) {
-    if (ids_only) lua_pushstring(L, lm_graph_rev(r->env->graph, l->idx[i])->id);
-    else push_revision(L, r->env, l->idx[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
-  lm_revlist_free(l);
+static int runner_current(lua_State *L) {
+  runner *r = check_runner(L, "current");
+  if (!r->busy) r->L = L;
+  nested n;
+  nested_start(r, &n);
+  char **heads;
+  int rc = lm_current(r->env, &heads);
+  char *msg = nested_end(r, &n, rc);
+  if (rc != LM_OK) return push_fail_msg(L, msg);
+  push_list(L, heads);
+  lm_free_list(heads);
   return 1;
 }
 
 static int runner_heads(lua_State *L) {
-  runner *r = check_runner(L);
+  runner *r = check_runner(L, "heads");
+  if (!r->busy) r->L = L;
+  nested n;
+  nested_start(r, &n);
   lm_revlist l = {0};
-  if (lm_scripts_load(r->env) != LM_OK || lm_graph_heads(r->env->graph, &l) != LM_OK)
-    return fail(L, r);
-  return push_revlist(L, r, &l, 1);
+  int rc = lm_scripts_load(r->env);
+  if (rc == LM_OK) rc = lm_graph_heads(r->env->graph, &l);
+  char *msg = nested_end(r, &n, rc);
+  if (rc != LM_OK) return push_fail_msg(L, msg);
+  push_revlist(L, r->env, &l, 1);
+  lm_revlist_free(&l);
+  return 1;
 }
 
 static int runner_history(lua_State *L) {
-  runner *r = check_runner(L);
-  const char *range = luaL_optstring(L, 2, NULL);
+  runner *r = check_runner(L, "history");
+  const char *range = lua_isnoneornil(L, 2)
+                          ? NULL : check_string(L, 2, "history", "the range");
+  if (!r->busy) r->L = L;
+  nested n;
+  nested_start(r, &n);
   lm_revlist l = {0};
-  if (lm_scripts_load(r->env) != LM_OK ||
-      lm_graph_history(r->env->graph, range, NULL, 0, &l, &r->env->err) != LM_OK)
-    return fail(L, r);
-  return push_revlist(L, r, &l, 0);
+  int rc = lm_scripts_load(r->env);
+  if (rc == LM_OK)
+    rc = lm_graph_history(r->env->graph, range, NULL, 0, &l, &r->env->err);
+  char *msg = nested_end(r, &n, rc);
+  if (rc != LM_OK) return push_fail_msg(L, msg);
+  push_revlist(L, r->env, &l, 0);
+  lm_revlist_free(&l);
+  return 1;
 }
 
+/* ---- lifetime ---------------------------------------------------------- */
+
+/* close, __close and __gc (which cannot run while a command does: the
+ * runner is on that command's stack). */
 static int runner_close(lua_State *L) {
-  runner *r = luaL_checkudata(L, 1, RUNNER_META);
+  runner *r = luaL_testudata(L, 1, RUNNER_META);
+  if (!r)
+    return luaL_error(L, "luamig: m:close() must be called on a runner, as "
+                      "m:close() (got %s)", luaL_typename(L, 1));
+  if (r->busy)
+    return luaL_error(L, "luamig: m:close() cannot be called from on_event "
+                      "while m:%s() runs; only m:current(), m:heads() and "
+                      "m:history() can", r->busy);
   if (r->env) {
     lm_close(r->env);
     r->env = NULL;
   }
-  if (r->on_event != LUA_NOREF) {
-    luaL_unref(L, LUA_REGISTRYINDEX, r->on_event);
-    r->on_event = LUA_NOREF;
-  }
+  luaL_unref(L, LUA_REGISTRYINDEX, r->on_event);
+  r->on_event = LUA_NOREF;
+  luaL_unref(L, LUA_REGISTRYINDEX, r->event_error);
+  r->event_error = LUA_NOREF;
   return 0;
 }
 
@@ -288,9 +494,12 @@ static const luaL_Reg module_functions[] = {
   {"open", runner_open},
   {NULL, NULL}};
 
+int luaopen_luamig_core(lua_State *L);
 int luaopen_luamig(lua_State *L);
 
-int luaopen_luamig(lua_State *L) {
+/* require "luamig.core": the installed luamig.lua returns this, and Lua's
+ * all-in-one loader finds it in luamig.so. */
+int luaopen_luamig_core(lua_State *L) {
   luaL_newmetatable(L, RUNNER_META);
   luaL_setfuncs(L, runner_metamethods, 0);
   luaL_newlib(L, runner_methods);
@@ -300,4 +509,9 @@ int luaopen_luamig(lua_State *L) {
   lua_pushliteral(L, LUAMIG_VERSION);
   lua_setfield(L, -2, "version");
   return 1;
+}
+
+/* require "luamig" straight from luamig.so on LUA_CPATH, as before. */
+int luaopen_luamig(lua_State *L) {
+  return luaopen_luamig_core(L);
 }

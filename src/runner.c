@@ -67,13 +67,7 @@ void lm_disconnect(lm_env *env) {
       env->stmts[i] = NULL;
     }
   lm_op_data_release(env);
-  if (env->locked) {
-    lm_err err;
-    lm_err_init(&err);
-    env->dialect->unlock(env->conn, env->version_table, &err);
-    lm_err_free(&err);
-    env->locked = 0;
-  }
+  lm_release_lock(env);
   env->dialect->close(env->conn);
   env->conn = NULL;
 }
@@ -100,6 +94,19 @@ static int take_lock(lm_env *env) {
   free(key);
   if (rc == LM_OK) env->locked = 1;
   return rc;
+}
+
+/* Release the run lock under the key it was taken with; the connection
+ * stays (the module runs many commands on one). */
+void lm_release_lock(lm_env *env) {
+  if (!env->conn || !env->locked) return;
+  char *key = lock_key(env);
+  lm_err err;
+  lm_err_init(&err);
+  env->dialect->unlock(env->conn, key, &err);
+  lm_err_free(&err);
+  free(key);
+  env->locked = 0;
 }
 
 int lm_lock_probe(lm_env *env, int *held, lm_buf *holder) {
