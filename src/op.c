@@ -329,6 +329,30 @@ void lm_op_parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
 
 /* ---- column and constraint specs -------------------------------------- */
 
+/* A column's onupdate: a string is its foreign key's ON UPDATE action; SQL
+ * (op.func.now(), op.text(...), op.literal(v)) is the value the column
+ * takes on every UPDATE of its row, as SQLAlchemy's onupdate means. */
+static void parse_onupdate(lua_State *L, lm_arena *a, int idx, const char *op,
+                           lm_column *c) {
+  const char *kind, *sql;
+  if (lua_isnil(L, idx)) return;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    c->onupdate = lm_arena_strdup(a, lm_op_tostring(L, idx, op, "onupdate"));
+    if (!c->ref_table)
+      luaL_error(L, "%s: column %s: onupdate = \"%s\" is a foreign key's ON "
+                 "UPDATE action, but the column has no references; for a "
+                 "value set on every UPDATE, give SQL: op.func.now() or "
+                 "op.text(\"...\")", op, c->name, c->onupdate);
+    return;
+  }
+  if (!lm_op_is_fragment(L, idx, &kind, &sql))
+    luaL_error(L, "%s: column %s: onupdate must be a foreign-key action (a "
+               "string such as \"CASCADE\") or SQL (op.func.now(), "
+               "op.text(\"...\")), not a %s", op, c->name,
+               luaL_typename(L, idx));
+  lm_op_parse_default(L, a, idx, op, 0, &c->onupdate_value);
+}
+
 static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
   "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
@@ -401,7 +425,9 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
     c->ref_column = dot + 1;
   }
   c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
-  c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
+  lua_getfield(L, idx, "onupdate");
+  parse_onupdate(L, a, lua_gettop(L), op, c);
+  lua_pop(L, 1);
   c->comment = lm_op_opt_string(L, a, idx, "comment", op);
 }
 
