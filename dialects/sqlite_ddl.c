@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sqlite_ddl.h"
 
@@ -440,8 +441,46 @@ static int batch(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
   return LM_OK;
 }
 
+/* Does the op (or a batch's) add a column with onupdate = SQL? */
+static const lm_column *adds_onupdate(const lm_op *op) {
+  if (op->kind == LM_OP_ADD_COLUMN &&
+      op->columns[0].onupdate_value.kind != LM_DEF_NONE)
+    return &op->columns[0];
+  for (size_t i = 0; op->kind == LM_OP_BATCH && i < op->nops; i++) {
+    const lm_column *col = adds_onupdate(&op->ops[i]);
+    if (col) return col;
+  }
+  return NULL;
+}
+
+/* An onupdate trigger finds its row by rowid, which a WITHOUT ROWID table
+ * lacks: refuse rather than write a trigger that fails on every UPDATE.
+ * A table whose shape is unknown is left to the ALTER TABLE. */
+static int check_onupdate_rowid(const lm_compile_ctx *ctx, const lm_op *op,
+                                lm_err *err) {
+  const lm_column *col = adds_onupdate(op);
+  if (!col) return LM_OK;
+  lm_schema tmp;
+  lm_schema_init(&tmp);
+  lm_mtable *t = NULL;
+  lm_err unknown;
+  lm_err_init(&unknown);
+  int rc = LM_OK;
+  if (load_table(ctx, &tmp, op, &t, &unknown) == LM_OK && t->options) {
+    for (const char *p = t->options; *p && rc == LM_OK; p++)
+      if (strncasecmp(p, "WITHOUT", 7) == 0 && !isalnum((unsigned char)p[7]))
+        rc = lm_err_set(err, "add_column %s.%s: onupdate needs a trigger "
+                        "that finds the row by rowid, and %s is a WITHOUT "
+                        "ROWID table", op->table, col->name, op->table);
+  }
+  lm_err_free(&unknown);
+  lm_schema_free(&tmp);
+  return rc;
+}
+
 int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
                       lm_strvec *out, lm_err *err) {
+  if (check_onupdate_rowid(ctx, op, err) != LM_OK) return LM_ERROR;
   switch (op->kind) {
   case LM_OP_BATCH:
     return batch(ctx, op, out, err);

@@ -235,6 +235,21 @@ for _, d in ipairs(H.dialects) do
       assert.are_not.equal(OLD, (query("SELECT edited_at FROM notes") or ""):sub(1, 19))
     end)
 
+    if d.name == "sqlite" then
+      it("refuses a WITHOUT ROWID table, whose rows it could not find", function()
+        dir = H.project(url, {{rev = "eeeeeeeeeee5", up = [[
+          op.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID")]]},
+          {rev = "fffffffffff6", down = "eeeeeeeeeee5",
+           up = [[op.add_column("kv", {"at", "datetime", onupdate = op.func.now()})]]}})
+        local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+        assert.are.equal(1, code)
+        assert.truthy(err:find("add_column kv.at: onupdate needs a trigger that finds the row " ..
+                               "by rowid, and kv is a WITHOUT ROWID table", 1, true), err)
+        assert.are.equal("", query(c.triggers))
+        assert.are.equal("k|v\n", query("SELECT group_concat(name, '|') FROM pragma_table_info('kv')"))
+      end)
+    end
+
     it("refuses an onupdate that is neither", function()
       H.write(dir .. "/migrations/0005_eeeeeeeeeee5.lua", H.script{
         rev = "eeeeeeeeeee5", down = "ddddddddddd4",
