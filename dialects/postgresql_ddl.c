@@ -330,7 +330,7 @@ static int parse_body(const char *src, char **column, char **value) {
 static int table_onupdates(const lm_compile_ctx *ctx, const lm_op *op,
                            onupdates *out, lm_err *err) {
   lm_buf b = LM_BUF_INIT;
-  if (ctx->conn) {
+  if (ctx->conn && !ctx->offline) {
     static const char sql[] =
         "SELECT t.tgname, p.oid::pg_catalog.regprocedure::text, p.prosrc "
         "FROM pg_catalog.pg_trigger t "

@@ -145,6 +145,40 @@ for _, d in ipairs(H.dialects) do
       assert_touched({"modified_at"})
     end)
 
+    it("follows a renamed table", function()
+      dir = H.project(url, {revisions[1],
+        {rev = "eeeeeeeeeee5", down = "aaaaaaaaaaa1", up = [[op.rename_table("posts", "articles")]]},
+        {rev = "fffffffffff6", down = "eeeeeeeeeee5", up = [[op.drop_column("articles", "updated_at")]]}})
+      run("upgrade", "eeeeeeeeeee5")
+      assert(query("INSERT INTO articles (id, title, updated_at) VALUES (1, 'a', '" .. OLD .. "')"))
+      assert(query("UPDATE articles SET title = 'b'"))
+      assert.are_not.equal(OLD, (query("SELECT updated_at FROM articles") or ""):sub(1, 19))
+      local script = run("upgrade", "eeeeeeeeeee5:fffffffffff6", "--sql")
+      assert.truthy(script:find(d.name == "sqlite" and "DROP TRIGGER posts_updated_at_onupdate;"
+                                or "DROP FUNCTION posts_updated_at_onupdate();", 1, true), script)
+      run("upgrade", "fffffffffff6")
+      assert.are.equal("", query(c.triggers))
+      if c.functions then assert.are.equal("", query(c.functions)) end
+      assert(query("UPDATE articles SET title = 'c'"))
+    end)
+
+    it("quotes names that need it", function()
+      dir = H.project(url, {{rev = "eeeeeeeeeee5", up = [[
+          op.create_table("Post Items", {{"id", "integer", primary_key = true}, {"n", "integer"},
+            {"Edited At", "datetime", onupdate = op.func.now()}})]]},
+        {rev = "fffffffffff6", down = "eeeeeeeeeee5", up = [[
+          op.alter_column("Post Items", "n", {type = "bigint"})
+          op.drop_column("Post Items", "Edited At")]]}})
+      run("upgrade", "eeeeeeeeeee5")
+      assert.are.equal("Post Items_Edited At_onupdate\n", query(c.triggers))
+      assert(query([[INSERT INTO "Post Items" (id, n, "Edited At") VALUES (1, 1, ']] .. OLD .. "')"))
+      assert(query([[UPDATE "Post Items" SET n = 2]]))
+      assert.are_not.equal(OLD, (query([[SELECT "Edited At" FROM "Post Items"]]) or ""):sub(1, 19))
+      run("upgrade", "fffffffffff6")
+      assert.are.equal("", query(c.triggers))
+      if c.functions then assert.are.equal("", query(c.functions)) end
+    end)
+
     it("shows the triggers in --sql, and the script works when run", function()
       local script = run("upgrade", "head", "--sql")
       assert.truthy(script:find("CREATE TRIGGER posts_updated_at_onupdate", 1, true), script)

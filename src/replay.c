@@ -181,8 +181,7 @@ static int drop_column(lm_mtable *t, const char *name, lm_err *err) {
   for (size_t i = 0; i < t->nindexes; i++)
     if (!lm_mindex_uses(&t->indexes[i], name)) t->indexes[k++] = t->indexes[i];
   t->nindexes = k;
-  /* The column's onupdate trigger goes with it (on PostgreSQL, its
-   * function too). */
+  /* The column's onupdate trigger goes with it. */
   lm_mtrigger *tr = lm_mtable_onupdate_trigger(t, name);
   if (tr) {
     size_t at = (size_t)(tr - t->triggers);
