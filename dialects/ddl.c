@@ -174,6 +174,23 @@ static void comment_on(const lm_ddl_traits *t, const lm_op *op,
   lm_strvec_push(out, lm_buf_detach(&b));
 }
 
+/* The trigger of a column declared with onupdate = SQL. */
+static int column_onupdate(const lm_ddl_traits *t, const lm_op *op,
+                           const lm_column *col, lm_strvec *out, lm_err *err) {
+  if (col->onupdate_value.kind == LM_DEF_NONE) return LM_OK;
+  if (!t->onupdate_trigger)
+    return lm_err_set(err, "column %s: onupdate = SQL needs a trigger, which "
+                      "the %s dialect cannot write", col->name, t->dialect);
+  int if_not_exists = op->kind == LM_OP_CREATE_TABLE && op->if_not_exists;
+  if (t->onupdate_trigger(out, op->schema, op->table, col->name,
+                          &col->onupdate_value, if_not_exists,
+                          err) != LM_OK) {
+    lm_err_prefix(err, "column %s: onupdate", col->name);
+    return LM_ERROR;
+  }
+  return LM_OK;
+}
+
 static int create_table(const lm_ddl_traits *t, const lm_op *op,
                         lm_strvec *out, lm_err *err) {
   lm_buf b = LM_BUF_INIT;
@@ -243,6 +260,9 @@ static int create_table(const lm_ddl_traits *t, const lm_op *op,
       if (op->columns[i].comment)
         comment_on(t, op, op->columns[i].name, op->columns[i].comment, out);
   }
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (column_onupdate(t, op, &op->columns[i], out, err) != LM_OK)
+      return LM_ERROR;
   return LM_OK;
 }
 
@@ -261,7 +281,7 @@ static int add_column(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
   if (col->index) column_index(t, op, col, out);
   if (t->supports_comments && col->comment)
     comment_on(t, op, col->name, col->comment, out);
-  return LM_OK;
+  return column_onupdate(t, op, col, out, err);
 }
 
 int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,

@@ -24,6 +24,14 @@ typedef struct lm_ddl_traits {
   const char *identity_clause;
   /* COMMENT ON TABLE / COLUMN statements are emitted. */
   int supports_comments;
+  /* Append the statements that create the trigger keeping a column's
+   * onupdate value (lm_onupdate_trigger_name names it), or NULL when the
+   * dialect cannot.  if_not_exists: the table may be there already
+   * (create_table's option), and its trigger with it. */
+  int (*onupdate_trigger)(lm_strvec *out, const char *schema,
+                          const char *table, const char *column,
+                          const lm_default *value, int if_not_exists,
+                          lm_err *err);
 } lm_ddl_traits;
 
 int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sqlite_ddl.h"
 
@@ -135,6 +136,63 @@ static int sqlite_render_default(lm_buf *out, const lm_default *def,
   return LM_OK;
 }
 
+/* ---- onupdate triggers -------------------------------------------------- */
+
+/* SQLite triggers cannot assign NEW.col, so the row is updated again after
+ * the user's UPDATE, by rowid.  The WHEN clause keeps a value the UPDATE
+ * set itself (the column changed); the WHERE clause skips a value already
+ * in place, so even with recursive_triggers on, the trigger's own UPDATE
+ * (which changes the column) does not set it again. */
+static int onupdate_trigger_sql(lm_buf *out, const char *schema,
+                                const char *table, const char *name,
+                                const char *column, const lm_default *value,
+                                int if_not_exists, lm_err *err) {
+  lm_buf col = LM_BUF_INIT, v = LM_BUF_INIT;
+  lm_sqlite_quote_ident(&col, column);
+  if (sqlite_render_default(&v, value, err) != LM_OK) {
+    lm_buf_free(&col);
+    return LM_ERROR;
+  }
+  const char *c = lm_buf_str(&col);
+  lm_buf_puts(out, if_not_exists ? "CREATE TRIGGER IF NOT EXISTS "
+                                  : "CREATE TRIGGER ");
+  lm_ddl_qualified(&lm_sqlite_traits, out, schema, name);
+  lm_buf_puts(out, " AFTER UPDATE ON ");
+  lm_sqlite_quote_ident(out, table);
+  lm_buf_printf(out, " FOR EACH ROW WHEN NEW.%s IS OLD.%s\nBEGIN\n\tUPDATE ",
+                c, c);
+  lm_sqlite_quote_ident(out, table);     /* never qualified inside a trigger */
+  lm_buf_printf(out, " SET %s = %s\n\tWHERE rowid = NEW.rowid AND %s IS NOT "
+                "%s;\nEND", c, lm_buf_str(&v), c, lm_buf_str(&v));
+  lm_buf_free(&col);
+  lm_buf_free(&v);
+  return LM_OK;
+}
+
+static int sqlite_onupdate_trigger(lm_strvec *out, const char *schema,
+                                   const char *table, const char *column,
+                                   const lm_default *value, int if_not_exists,
+                                   lm_err *err) {
+  lm_buf b = LM_BUF_INIT;
+  char *name = lm_onupdate_trigger_name(table, column);
+  int rc = onupdate_trigger_sql(&b, schema, table, name, column, value,
+                                if_not_exists, err);
+  free(name);
+  if (rc == LM_OK) lm_strvec_push(out, lm_buf_detach(&b));
+  lm_buf_free(&b);
+  return rc;
+}
+
+int lm_sqlite_trigger_sql(lm_buf *out, const char *schema, const char *table,
+                          const lm_mtrigger *tr, lm_err *err) {
+  if (tr->sql) {
+    lm_buf_puts(out, tr->sql);
+    return LM_OK;
+  }
+  return onupdate_trigger_sql(out, schema, table, tr->name, tr->column,
+                              &tr->onupdate, 0, err);
+}
+
 const lm_ddl_traits lm_sqlite_traits = {
   .dialect = "sqlite",
   .quote_ident = lm_sqlite_quote_ident,
@@ -142,6 +200,7 @@ const lm_ddl_traits lm_sqlite_traits = {
   .render_default = sqlite_render_default,
   .identity_clause = NULL,
   .supports_comments = 0,
+  .onupdate_trigger = sqlite_onupdate_trigger,
 };
 
 /* ---- indexes ---------------------------------------------------------- */
@@ -232,7 +291,9 @@ static int drop_needs_rebuild(const lm_mtable *t, const char *col) {
   for (size_t i = 0; i < t->nindexes; i++)
     if (lm_mindex_uses(&t->indexes[i], col)) return 1;
   for (size_t i = 0; i < t->ntriggers; i++)
-    if (lm_sql_mentions(t->triggers[i].sql, col)) return 1;
+    if (lm_sql_mentions(t->triggers[i].sql, col) ||
+        (t->triggers[i].column && strcmp(t->triggers[i].column, col) == 0))
+      return 1;
   for (size_t i = 0; i < t->ncolumns; i++)
     if (t->columns[i].generated && lm_sql_mentions(t->columns[i].extra, col))
       return 1;
@@ -323,6 +384,19 @@ static int drop_column(const lm_compile_ctx *ctx, const lm_op *op,
   int rc = load_table(ctx, &tmp, op, &t, err);
   if (rc == LM_OK && !lm_mtable_column(t, op->name))
     rc = lm_err_set(err, "table %s has no column %s", op->table, op->name);
+  lm_mtrigger *tr = rc == LM_OK ? lm_mtable_onupdate_trigger(t, op->name)
+                                : NULL;
+  if (tr) {
+    /* The column's onupdate trigger goes first: SQLite would keep it,
+     * naming a column that is no more. */
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_puts(&b, "DROP TRIGGER ");
+    lm_ddl_qualified(&lm_sqlite_traits, &b, op->schema, tr->name);
+    lm_strvec_push(out, lm_buf_detach(&b));
+    size_t at = (size_t)(tr - t->triggers);
+    memmove(tr, tr + 1, (t->ntriggers - at - 1) * sizeof *tr);
+    t->ntriggers--;
+  }
   if (rc == LM_OK) {
     if (drop_needs_rebuild(t, op->name))
       rc = lm_sqlite_rebuild(ctx, &tmp, t, op, 1, out, err);
@@ -367,8 +441,46 @@ static int batch(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
   return LM_OK;
 }
 
+/* Does the op (or a batch's) add a column with onupdate = SQL? */
+static const lm_column *adds_onupdate(const lm_op *op) {
+  if (op->kind == LM_OP_ADD_COLUMN &&
+      op->columns[0].onupdate_value.kind != LM_DEF_NONE)
+    return &op->columns[0];
+  for (size_t i = 0; op->kind == LM_OP_BATCH && i < op->nops; i++) {
+    const lm_column *col = adds_onupdate(&op->ops[i]);
+    if (col) return col;
+  }
+  return NULL;
+}
+
+/* An onupdate trigger finds its row by rowid, which a WITHOUT ROWID table
+ * lacks: refuse rather than write a trigger that fails on every UPDATE.
+ * A table whose shape is unknown is left to the ALTER TABLE. */
+static int check_onupdate_rowid(const lm_compile_ctx *ctx, const lm_op *op,
+                                lm_err *err) {
+  const lm_column *col = adds_onupdate(op);
+  if (!col) return LM_OK;
+  lm_schema tmp;
+  lm_schema_init(&tmp);
+  lm_mtable *t = NULL;
+  lm_err unknown;
+  lm_err_init(&unknown);
+  int rc = LM_OK;
+  if (load_table(ctx, &tmp, op, &t, &unknown) == LM_OK && t->options) {
+    for (const char *p = t->options; *p && rc == LM_OK; p++)
+      if (strncasecmp(p, "WITHOUT", 7) == 0 && !isalnum((unsigned char)p[7]))
+        rc = lm_err_set(err, "add_column %s.%s: onupdate needs a trigger "
+                        "that finds the row by rowid, and %s is a WITHOUT "
+                        "ROWID table", op->table, col->name, op->table);
+  }
+  lm_err_free(&unknown);
+  lm_schema_free(&tmp);
+  return rc;
+}
+
 int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
                       lm_strvec *out, lm_err *err) {
+  if (check_onupdate_rowid(ctx, op, err) != LM_OK) return LM_ERROR;
   switch (op->kind) {
   case LM_OP_BATCH:
     return batch(ctx, op, out, err);

@@ -20,6 +20,10 @@ int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
 /* CREATE [UNIQUE] INDEX for a model index (its own text when it has one). */
 void lm_sqlite_index_sql(lm_buf *out, const char *schema, const char *table,
                          const lm_mindex *ix, int if_not_exists);
+/* CREATE TRIGGER for a model trigger: its own text, or the onupdate
+ * trigger written from its parts. */
+int lm_sqlite_trigger_sql(lm_buf *out, const char *schema, const char *table,
+                          const lm_mtrigger *tr, lm_err *err);
 
 /* sqlite_rebuild.c: the statements that give `old` (a table of `tmp`) the
  * shape the ops describe, by the 12-step procedure; renames of existing

@@ -416,6 +416,48 @@ int lm_sqlite_parse_table(lm_schema *model, const char *schema,
 
 /* ---- introspection ------------------------------------------------------ */
 
+/* Index of the first top-level keyword kw at or after i, or 0. */
+static size_t find_kw(const lexer *lx, size_t i, const char *kw) {
+  for (; at(lx, i)->kind != T_END; i++)
+    if (is_kw(lx, i, kw)) return i;
+  return 0;
+}
+
+/* Tokens i.. are NEW . name or OLD . name (`row`): the name, or NULL. */
+static const char *row_column(lm_schema *s, const lexer *lx, size_t i,
+                              const char *row) {
+  if (!is_kw(lx, i, row) || !is_punct(lx, i + 1, '.') ||
+      !is_name(at(lx, i + 2)))
+    return NULL;
+  return ident(s, at(lx, i + 2));
+}
+
+/* The column an onupdate trigger (as sqlite_ddl.c writes them) sets, read
+ * from its text, which SQLite keeps current through renames: AFTER UPDATE
+ * ... WHEN NEW.c IS OLD.c BEGIN UPDATE t SET c = ...; NULL for any other
+ * trigger. */
+static const char *onupdate_column(lm_schema *s, const char *sql) {
+  lm_err err;
+  lm_err_init(&err);
+  lexer lx;
+  const char *col = NULL;
+  if (lex(&lx, sql, &err) == LM_OK) {
+    size_t after = find_kw(&lx, 0, "AFTER"), w = find_kw(&lx, 0, "WHEN");
+    const char *c1 = w ? row_column(s, &lx, w + 1, "NEW") : NULL;
+    const char *c2 = c1 && is_kw(&lx, w + 4, "IS")
+                         ? row_column(s, &lx, w + 5, "OLD") : NULL;
+    if (c2 && after && is_kw(&lx, after + 1, "UPDATE") &&
+        strcmp(c1, c2) == 0 && is_kw(&lx, w + 8, "BEGIN") &&
+        is_kw(&lx, w + 9, "UPDATE") && is_kw(&lx, w + 11, "SET") &&
+        is_name(at(&lx, w + 12)) &&
+        strcmp(ident(s, at(&lx, w + 12)), c1) == 0)
+      col = c1;
+  }
+  lex_free(&lx);
+  lm_err_free(&err);
+  return col;
+}
+
 /* "SELECT ... FROM [schema.]sqlite_schema ..." with the schema quoted. */
 static char *schema_query(const char *schema, const char *rest) {
   lm_buf b = LM_BUF_INIT;
@@ -465,6 +507,7 @@ int lm_sqlite_introspect(lm_conn *conn, const char *schema, const char *table,
       lm_mtrigger *tr = lm_mtable_add_trigger(model, t);
       tr->name = lm_schema_str(model, name);
       tr->sql = lm_schema_str(model, text);
+      tr->column = onupdate_column(model, text);
     }
   }
   if (rc == LM_OK && step != SQLITE_DONE) rc = lm_sqlite_error(conn, sql, err);
@@ -486,13 +529,6 @@ static lm_mtable *table_at(lm_schema *s, const lexer *lx, size_t i) {
     i += 2;
   }
   return lm_schema_table(s, schema, ident(s, at(lx, i)));
-}
-
-/* Index of the first top-level keyword kw at or after i, or 0. */
-static size_t find_kw(const lexer *lx, size_t i, const char *kw) {
-  for (; at(lx, i)->kind != T_END; i++)
-    if (is_kw(lx, i, kw)) return i;
-  return 0;
 }
 
 /* Remove an index or trigger named by token i from whichever table has it. */

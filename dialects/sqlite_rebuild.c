@@ -276,8 +276,15 @@ int lm_sqlite_rebuild(const lm_compile_ctx *ctx, lm_schema *tmp,
     lm_sqlite_index_sql(&b, nt->schema, name, &nt->indexes[i], 0);
     lm_strvec_push(out, lm_buf_detach(&b));
   }
-  for (size_t i = 0; i < nt->ntriggers; i++)
-    lm_strvec_pushf(out, "%s", nt->triggers[i].sql);
+  for (size_t i = 0; rc == LM_OK && i < nt->ntriggers; i++) {
+    rc = lm_sqlite_trigger_sql(&b, nt->schema, name, &nt->triggers[i], err);
+    if (rc == LM_OK) lm_strvec_push(out, lm_buf_detach(&b));
+  }
+  if (rc != LM_OK) {
+    lm_buf_free(&b);
+    free(tmpname);
+    return rc;
+  }
   for (size_t i = 0; i < r.n; i++) {
     lm_buf_puts(&b, "ALTER TABLE ");
     lm_ddl_qualified(&lm_sqlite_traits, &b, nt->schema, name);

@@ -36,13 +36,24 @@ lm_env *lm_op_env(lua_State *L) {
 
 /* ---- argument checks -------------------------------------------------- */
 
+/* The string at idx, which must be one.  C strings end at a NUL, so a
+ * string holding one would silently lose its tail: refuse it. */
+const char *lm_op_tostring(lua_State *L, int idx, const char *op,
+                           const char *what) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (s && strlen(s) != len)
+    luaL_error(L, "%s: %s must not contain a NUL byte (\\0)", op, what);
+  return s;
+}
+
 /* A string argument, strictly (Lua would turn a number into a string). */
 const char *lm_op_check_name(lua_State *L, int arg, const char *op,
                               const char *what) {
   if (lua_type(L, arg) != LUA_TSTRING)
     luaL_error(L, "%s: %s must be a string, not a %s", op, what,
                luaL_typename(L, arg));
-  const char *s = lua_tostring(L, arg);
+  const char *s = lm_op_tostring(L, arg, op, what);
   if (!*s) luaL_error(L, "%s: %s must not be empty", op, what);
   return s;
 }
@@ -74,7 +85,7 @@ const char *lm_op_opt_string(lua_State *L, lm_arena *a, int idx,
   lua_getfield(L, idx, key);
   const char *s = NULL;
   if (lua_type(L, -1) == LUA_TSTRING)
-    s = lm_arena_strdup(a, lua_tostring(L, -1));
+    s = lm_arena_strdup(a, lm_op_tostring(L, -1, op, key));
   else if (!lua_isnil(L, -1))
     luaL_error(L, "%s: %s must be a string, not a %s", op, key,
                luaL_typename(L, -1));
@@ -115,7 +126,7 @@ const char *const *lm_op_string_array(lua_State *L, lm_arena *a, int idx,
   idx = lua_absindex(L, idx);
   if (lua_type(L, idx) == LUA_TSTRING) {
     const char **out = lm_arena_alloc(a, sizeof *out);
-    out[0] = lm_arena_strdup(a, lua_tostring(L, idx));
+    out[0] = lm_arena_strdup(a, lm_op_tostring(L, idx, op, what));
     *n = 1;
     return out;
   }
@@ -129,7 +140,7 @@ const char *const *lm_op_string_array(lua_State *L, lm_arena *a, int idx,
     lua_geti(L, idx, (lua_Integer)i + 1);
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "%s: %s[%d] must be a string", op, what, (int)i + 1);
-    out[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+    out[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, op, what));
     lua_pop(L, 1);
   }
   *n = len;
@@ -150,9 +161,22 @@ static const struct {
   {"time", LM_T_TIME}, {"json", LM_T_JSON}, {"uuid", LM_T_UUID},
   {"binary", LM_T_BINARY}, {NULL, LM_T_NONE}};
 
+/* The bounds a portable numeric(p, s) keeps to: PostgreSQL's precision
+ * range, and a scale every PostgreSQL version takes (0 to p). */
+#define NUMERIC_MAX_PRECISION 1000
+
+static void check_numeric(lua_State *L, const char *op, const char *s, int p,
+                          int has_scale, int q) {
+  if (p < 1 || p > NUMERIC_MAX_PRECISION || (has_scale && (q < 0 || q > p)))
+    luaL_error(L, "%s: type %s: numeric(p, s) needs a precision p from 1 to "
+               "%d and a scale s from 0 to p", op, s, NUMERIC_MAX_PRECISION);
+}
+
 /* "string(40)", "numeric(10,2)" or a portable name; anything else is the
- * dialect's own type, passed through verbatim. */
-static void parse_type_string(lm_arena *a, const char *s, lm_type *t) {
+ * dialect's own type, passed through verbatim.  A portable type with
+ * arguments out of range is refused rather than passed on. */
+static void parse_type_string(lua_State *L, lm_arena *a, const char *op,
+                              const char *s, lm_type *t) {
   t->length = t->precision = t->scale = -1;
   size_t name_len = strcspn(s, "(");
   for (size_t i = 0; type_names[i].name; i++) {
@@ -166,13 +190,17 @@ static void parse_type_string(lm_arena *a, const char *s, lm_type *t) {
     }
     int p = -1, q = -1, used = 0;
     if (type_names[i].kind == LM_T_STRING &&
-        sscanf(args, "(%d)%n", &p, &used) == 1 && !args[used] && p > 0) {
+        sscanf(args, "(%d)%n", &p, &used) == 1 && !args[used]) {
+      if (p < 1)
+        luaL_error(L, "%s: type %s: string(n) needs a length n of at least 1",
+                   op, s);
       t->kind = LM_T_STRING;
       t->length = p;
       return;
     }
     if (type_names[i].kind == LM_T_NUMERIC) {
       if (sscanf(args, "(%d , %d)%n", &p, &q, &used) == 2 && !args[used]) {
+        check_numeric(L, op, s, p, 1, q);
         t->kind = LM_T_NUMERIC;
         t->precision = p;
         t->scale = q;
@@ -180,6 +208,7 @@ static void parse_type_string(lm_arena *a, const char *s, lm_type *t) {
       }
       used = 0;
       if (sscanf(args, "(%d)%n", &p, &used) == 1 && !args[used]) {
+        check_numeric(L, op, s, p, 0, 0);
         t->kind = LM_T_NUMERIC;
         t->precision = p;
         return;
@@ -197,7 +226,7 @@ void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
   memset(t, 0, sizeof *t);
   t->length = t->precision = t->scale = -1;
   if (lua_type(L, idx) == LUA_TSTRING) {
-    parse_type_string(a, lua_tostring(L, idx), t);
+    parse_type_string(L, a, op, lm_op_tostring(L, idx, op, "the type"), t);
     return;
   }
   if (!lua_istable(L, idx))
@@ -217,8 +246,10 @@ void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
   t->choice_type = lm_arena_alloc(a, (n ? n : 1) * sizeof(char *));
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    t->choice_dialect[t->nchoices] = lm_arena_strdup(a, lua_tostring(L, -2));
-    t->choice_type[t->nchoices] = lm_arena_strdup(a, lua_tostring(L, -1));
+    t->choice_dialect[t->nchoices] =
+        lm_arena_strdup(a, lm_op_tostring(L, -2, op, "a dialect name"));
+    t->choice_type[t->nchoices] =
+        lm_arena_strdup(a, lm_op_tostring(L, -1, op, "the type"));
     t->nchoices++;
     lua_pop(L, 1);
   }
@@ -257,7 +288,7 @@ void lm_op_parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
     return;
   case LUA_TSTRING:
     d->kind = LM_DEF_STRING;
-    d->text = lm_arena_strdup(a, lua_tostring(L, idx));
+    d->text = lm_arena_strdup(a, lm_op_tostring(L, idx, op, "a default"));
     return;
   case LUA_TNUMBER:
     if (lua_isinteger(L, idx)) {
@@ -298,6 +329,30 @@ void lm_op_parse_default(lua_State *L, lm_arena *a, int idx, const char *op,
 
 /* ---- column and constraint specs -------------------------------------- */
 
+/* A column's onupdate: a string is its foreign key's ON UPDATE action; SQL
+ * (op.func.now(), op.text(...), op.literal(v)) is the value the column
+ * takes on every UPDATE of its row, as SQLAlchemy's onupdate means. */
+static void parse_onupdate(lua_State *L, lm_arena *a, int idx, const char *op,
+                           lm_column *c) {
+  const char *kind, *sql;
+  if (lua_isnil(L, idx)) return;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    c->onupdate = lm_arena_strdup(a, lm_op_tostring(L, idx, op, "onupdate"));
+    if (!c->ref_table)
+      luaL_error(L, "%s: column %s: onupdate = \"%s\" is a foreign key's ON "
+                 "UPDATE action, but the column has no references; for a "
+                 "value set on every UPDATE, give SQL: op.func.now() or "
+                 "op.text(\"...\")", op, c->name, c->onupdate);
+    return;
+  }
+  if (!lm_op_is_fragment(L, idx, &kind, &sql))
+    luaL_error(L, "%s: column %s: onupdate must be a foreign-key action (a "
+               "string such as \"CASCADE\") or SQL (op.func.now(), "
+               "op.text(\"...\")), not a %s", op, c->name,
+               luaL_typename(L, idx));
+  lm_op_parse_default(L, a, idx, op, 0, &c->onupdate_value);
+}
+
 static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
   "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
@@ -330,7 +385,7 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
     luaL_error(L, "%s: a column spec starts with the column name (a string)",
                op);
-  c->name = lm_arena_strdup(a, lua_tostring(L, -1));
+  c->name = lm_arena_strdup(a, lm_op_tostring(L, -1, op, "the column name"));
   lua_pop(L, 1);
   lua_geti(L, idx, 2);
   if (lua_isnil(L, -1))
@@ -370,7 +425,9 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
     c->ref_column = dot + 1;
   }
   c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
-  c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
+  lua_getfield(L, idx, "onupdate");
+  parse_onupdate(L, a, lua_gettop(L), op, c);
+  lua_pop(L, 1);
   c->comment = lm_op_opt_string(L, a, idx, "comment", op);
 }
 
@@ -412,7 +469,8 @@ void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
   if (c->kind == LM_CON_CHECK) {
     const char *kind2, *sql;
     if (lua_type(L, -1) == LUA_TSTRING)
-      c->condition = lm_arena_strdup(a, lua_tostring(L, -1));
+      c->condition = lm_arena_strdup(a, lm_op_tostring(L, -1, op,
+                                                       "the condition"));
     else if (lm_op_is_fragment(L, lua_gettop(L), &kind2, &sql))
       c->condition = lm_arena_strdup(a, sql);
     else
@@ -426,7 +484,8 @@ void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
     lua_geti(L, idx, 3);
     if (lua_type(L, -1) != LUA_TSTRING)
       luaL_error(L, "%s: a foreign key names its referent table third", op);
-    c->ref_table = lm_arena_strdup(a, lua_tostring(L, -1));
+    c->ref_table = lm_arena_strdup(a, lm_op_tostring(L, -1, op,
+                                                     "the referent table"));
     lua_pop(L, 1);
     lua_geti(L, idx, 4);
     c->ref_columns = lm_op_string_array(L, a, -1, op, "referent columns",

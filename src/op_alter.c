@@ -114,7 +114,7 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   lua_pop(L, 1);
   int t = field(L, o, "comment");
   if (t == LUA_TSTRING) {
-    al->comment = lm_arena_strdup(a, lua_tostring(L, -1));
+    al->comment = lm_arena_strdup(a, lm_op_tostring(L, -1, name, "comment"));
     al->comment_given = 1;
   } else if (t == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
     al->comment_given = 1;      /* comment = false removes it */
@@ -138,7 +138,9 @@ static void index_columns(lua_State *L, lm_arena *a, int idx, lm_index *ix) {
     const char **cols = lm_arena_alloc(a, sizeof *cols);
     int *expr = lm_arena_alloc(a, sizeof *expr);
     expr[0] = lua_type(L, idx) != LUA_TSTRING;
-    cols[0] = lm_arena_strdup(a, expr[0] ? sql : lua_tostring(L, idx));
+    cols[0] = lm_arena_strdup(a, expr[0] ? sql
+                                         : lm_op_tostring(L, idx, "create_index",
+                                                          "the column"));
     ix->columns = cols;
     ix->is_expr = expr;
     ix->ncolumns = 1;
@@ -154,7 +156,8 @@ static void index_columns(lua_State *L, lm_arena *a, int idx, lm_index *ix) {
   for (size_t i = 0; i < n; i++) {
     lua_geti(L, idx, (lua_Integer)i + 1);
     if (lua_type(L, -1) == LUA_TSTRING && *lua_tostring(L, -1)) {
-      cols[i] = lm_arena_strdup(a, lua_tostring(L, -1));
+      cols[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, "create_index",
+                                                  "a column"));
     } else if (lm_op_is_fragment(L, lua_gettop(L), &kind, &sql)) {
       cols[i] = lm_arena_strdup(a, sql);
       expr[i] = 1;
@@ -175,7 +178,7 @@ static const char *opt_sql(lua_State *L, lm_arena *a, int o, const char *key,
   const char *kind, *sql;
   int t = field(L, o, key);
   const char *s = NULL;
-  if (t == LUA_TSTRING) s = lm_arena_strdup(a, lua_tostring(L, -1));
+  if (t == LUA_TSTRING) s = lm_arena_strdup(a, lm_op_tostring(L, -1, op, key));
   else if (lm_op_is_fragment(L, lua_gettop(L), &kind, &sql))
     s = lm_arena_strdup(a, sql);
   else if (t != LUA_TNIL)
@@ -268,7 +271,8 @@ static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
   lm_constraint *c = one_constraint(a, op, LM_CON_CHECK);
   c->name = opt_name(L, a, at.name, name, "the constraint name");
   if (lua_type(L, at.rest) == LUA_TSTRING && *lua_tostring(L, at.rest))
-    c->condition = lm_arena_strdup(a, lua_tostring(L, at.rest));
+    c->condition = lm_arena_strdup(a, lm_op_tostring(L, at.rest, name,
+                                                     "the condition"));
   else if (lm_op_is_fragment(L, at.rest, &kind, &sql))
     c->condition = lm_arena_strdup(a, sql);
   else

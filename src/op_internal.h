@@ -14,6 +14,10 @@
 #define SQLFRAG_META "luamig.sqlfragment"
 
 lm_env *lm_op_get_env(lua_State *L);
+/* The string at idx (NULL if it is none); one holding a NUL byte, which C
+ * would silently cut, raises an error naming `what`. */
+const char *lm_op_tostring(lua_State *L, int idx, const char *op,
+                           const char *what);
 /* A non-empty string argument, strictly (no number coercion). */
 const char *lm_op_check_name(lua_State *L, int arg, const char *op,
                              const char *what);

@@ -103,8 +103,12 @@ typedef struct lm_column {
   const char *ref_table;        /* references = "table.column" */
   const char *ref_column;
   const char *ondelete;
-  const char *onupdate;
+  const char *onupdate;         /* the foreign key's ON UPDATE action */
   const char *comment;
+  /* onupdate = op.func.now() / op.text(...): the value the column takes on
+   * every UPDATE of its row that leaves it unchanged (a trigger);
+   * LM_DEF_NONE when not given. */
+  lm_default onupdate_value;
 } lm_column;
 
 typedef enum lm_constraint_kind {

@@ -8,6 +8,7 @@
  * model only needs names to find what a later operation drops.
  */
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schema.h"
@@ -70,6 +71,18 @@ static void add_column_index(lm_schema *s, lm_mtable *t, const lm_column *col) {
   ix->ix.unique = col->unique;
 }
 
+/* onupdate = SQL on a column: the trigger that sets it, by its parts (each
+ * dialect writes its own SQL for it). */
+static void add_onupdate_trigger(lm_schema *s, lm_mtable *t,
+                                 const lm_column *col) {
+  lm_mtrigger *tr = lm_mtable_add_trigger(s, t);
+  char *name = lm_onupdate_trigger_name(t->name, col->name);
+  tr->name = lm_schema_str(s, name);
+  free(name);
+  tr->column = lm_schema_str(s, col->name);
+  lm_schema_copy_default(s, &tr->onupdate, &col->onupdate_value);
+}
+
 /* One column of create_table or add_column, with its keys. */
 static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
                        int with_keys) {
@@ -79,6 +92,8 @@ static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
   c->nullable = col->nullable && !col->primary_key;
   lm_schema_copy_default(s, &c->server_default, &col->server_default);
   c->comment = lm_schema_str(s, col->comment);
+  if (col->onupdate_value.kind != LM_DEF_NONE)
+    add_onupdate_trigger(s, t, col);
   if (!with_keys) return;
   if (col->primary_key)
     add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL);
@@ -166,6 +181,13 @@ static int drop_column(lm_mtable *t, const char *name, lm_err *err) {
   for (size_t i = 0; i < t->nindexes; i++)
     if (!lm_mindex_uses(&t->indexes[i], name)) t->indexes[k++] = t->indexes[i];
   t->nindexes = k;
+  /* The column's onupdate trigger goes with it. */
+  lm_mtrigger *tr = lm_mtable_onupdate_trigger(t, name);
+  if (tr) {
+    size_t at = (size_t)(tr - t->triggers);
+    memmove(tr, tr + 1, (t->ntriggers - at - 1) * sizeof *tr);
+    t->ntriggers--;
+  }
   return LM_OK;
 }
 
@@ -195,6 +217,10 @@ static void rename_column(lm_schema *s, lm_mtable *t, lm_mcolumn *c,
     if (ix->is_expr) continue;    /* expressions are SQL: left as written */
     rename_in_list(s, &ix->columns, ix->ncolumns, from, to);
   }
+  /* An onupdate trigger keeps its name, as the database keeps it. */
+  for (size_t i = 0; i < t->ntriggers; i++)
+    if (t->triggers[i].column && strcmp(t->triggers[i].column, from) == 0)
+      t->triggers[i].column = c->name;
 }
 
 static int alter_column(lm_schema *s, lm_mtable *t, const lm_op *op,

@@ -3,6 +3,7 @@
  * arena, grown by doubling (the old arrays stay in the arena until the
  * model is freed; models are small and short-lived).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "schema.h"
@@ -115,6 +116,23 @@ lm_mcolumn *lm_mtable_column(lm_mtable *t, const char *name) {
   return i < 0 ? NULL : &t->columns[i];
 }
 
+char *lm_onupdate_trigger_name(const char *table, const char *column) {
+  return lm_xasprintf("%s_%s_onupdate", table, column);
+}
+
+lm_mtrigger *lm_mtable_onupdate_trigger(lm_mtable *t, const char *column) {
+  char *name = lm_onupdate_trigger_name(t->name, column);
+  lm_mtrigger *found = NULL;
+  for (size_t i = 0; i < t->ntriggers && !found; i++) {
+    lm_mtrigger *tr = &t->triggers[i];
+    if (tr->column ? strcmp(tr->column, column) == 0
+                   : strcmp(tr->name, name) == 0)
+      found = tr;
+  }
+  free(name);
+  return found;
+}
+
 /* A list of strings copied into the arena. */
 static const char *const *copy_list(lm_schema *s, const char *const *src,
                                     size_t n) {
@@ -195,6 +213,8 @@ lm_mtable *lm_schema_copy_table(lm_schema *s, const lm_mtable *t) {
     lm_mtrigger *tr = lm_mtable_add_trigger(s, d);
     tr->name = lm_schema_str(s, src.triggers[i].name);
     tr->sql = lm_schema_str(s, src.triggers[i].sql);
+    tr->column = lm_schema_str(s, src.triggers[i].column);
+    lm_schema_copy_default(s, &tr->onupdate, &src.triggers[i].onupdate);
   }
   d->options = lm_schema_str(s, src.options);
   d->comment = lm_schema_str(s, src.comment);

@@ -44,7 +44,11 @@ typedef struct lm_mindex {
 
 typedef struct lm_mtrigger {
   const char *name;
-  const char *sql;              /* CREATE TRIGGER, verbatim */
+  const char *sql;              /* CREATE TRIGGER, verbatim, or NULL for a
+                                 * replayed onupdate trigger, which the
+                                 * dialect writes from the two below */
+  const char *column;           /* onupdate: the column it sets, or NULL */
+  lm_default onupdate;          /* onupdate: the value it sets */
 } lm_mtrigger;
 
 typedef struct lm_mtable {
@@ -91,6 +95,13 @@ lm_mindex *lm_mtable_add_index(lm_schema *s, lm_mtable *t);
 lm_mtrigger *lm_mtable_add_trigger(lm_schema *s, lm_mtable *t);
 
 lm_mcolumn *lm_mtable_column(lm_mtable *t, const char *name);
+/* The name of the trigger (and, where a dialect needs one, its function)
+ * that keeps a column's onupdate value: <table>_<column>_onupdate.  The
+ * caller frees it. */
+char *lm_onupdate_trigger_name(const char *table, const char *column);
+/* The table's onupdate trigger for the column: the one replayed for it, or
+ * one the database holds under the name above; NULL when there is none. */
+lm_mtrigger *lm_mtable_onupdate_trigger(lm_mtable *t, const char *column);
 /* Index of a column, or -1. */
 long lm_mtable_column_pos(const lm_mtable *t, const char *name);
 
