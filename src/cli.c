@@ -38,7 +38,7 @@ static const char global_usage[] =
   "  heads [-v] [--resolve-dependencies]\n"
   "  branches [-v]                    branch points\n"
   "  history [-r RANGE] [-v] [-i]     revisions, newest first\n"
-  "  show REV                         one revision in full\n"
+  "  show REV                         one revision in full (REV may be current)\n"
   "  ensure_version [--sql]           create the version table\n"
   "  status [--strict]                current, pending, drifted scripts, dirty mark, lock\n"
   "  edit REV                         open a revision script in $EDITOR\n"
@@ -49,7 +49,7 @@ static const char global_usage[] =
   "  -c FILE        configuration file (default $LUAMIG_CONFIG or ./luamig.lua)\n"
   "  --url URL      database URL (default $LUAMIG_URL or the configuration's)\n"
   "  -x KEY=VALUE   a value scripts read as op.x.KEY (repeatable)\n"
-  "  --json         machine-readable output (current, heads, history)\n"
+  "  --json         machine-readable output (every command that prints results)\n"
   "  -q             no progress on stderr\n"
   "  -h, --help     help (also after a command)\n"
   "  --version      print the version\n";
@@ -96,6 +96,15 @@ static void json_revision(lm_env *env, size_t idx, lm_buf *out) {
   lm_json_string(out, r->message ? r->message : "");
   lm_buf_puts(out, ", \"path\": ");
   lm_json_string(out, r->path ? r->path : "");
+  lm_buf_puts(out, ", \"next_revisions\": [");
+  lm_revlist next = {0};
+  lm_graph_nextrev(g, idx, &next);
+  for (size_t i = 0; i < next.n; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    lm_json_string(out, lm_graph_rev(g, next.idx[i])->id);
+  }
+  lm_revlist_free(&next);
+  lm_buf_putc(out, ']');
   lm_buf_printf(out, ", \"is_head\": %s, \"is_base\": %s, "
                 "\"is_branch_point\": %s, \"is_merge_point\": %s}",
                 lm_graph_is_head(g, idx) ? "true" : "false",
@@ -150,6 +159,107 @@ static int print_sql(lm_env *env, const char *command, const char *target) {
   return 0;
 }
 
+/* What upgrade and downgrade ran, timed between the runner's start and
+ * done events (the CLI's on_event). */
+typedef struct run_record {
+  lm_strvec revisions;
+  double *durations;
+  size_t cap;
+  double started;
+} run_record;
+
+static run_record cli_record;
+
+static void record_event(const lm_event *ev, void *payload) {
+  run_record *r = payload;
+  if (ev->kind == LM_EVENT_MIGRATION_START) {
+    r->started = lm_now();
+  } else if (ev->kind == LM_EVENT_MIGRATION_DONE && ev->revision) {
+    if (r->revisions.n == r->cap) {
+      r->cap = r->cap ? 2 * r->cap : 16;
+      r->durations = lm_xrealloc(r->durations, r->cap * sizeof *r->durations);
+    }
+    r->durations[r->revisions.n] = lm_now() - r->started;
+    lm_strvec_push(&r->revisions, lm_xstrdup(ev->revision));
+  }
+}
+
+static void record_free(run_record *r) {
+  lm_strvec_free(&r->revisions);
+  free(r->durations);
+  memset(r, 0, sizeof *r);
+}
+
+/* A NULL-terminated list of ids as a JSON array. */
+static void json_ids(lm_buf *out, char **ids) {
+  size_t n = 0;
+  while (ids && ids[n]) n++;
+  json_list(out, (const char *const *)ids, n);
+}
+
+/* "a, b", or "base" for none. */
+static void join_ids(lm_buf *out, char **ids) {
+  if (!ids || !ids[0]) lm_buf_puts(out, "base");
+  for (size_t i = 0; ids && ids[i]; i++)
+    lm_buf_printf(out, "%s%s", i ? ", " : "", ids[i]);
+}
+
+/* Nothing ran: say where the database is relative to the target (at it,
+ * or already past it for an upgrade, below it for a downgrade). */
+static void say_nothing_to_do(lm_env *env, const char *cmd,
+                              const char *target, char **current) {
+  size_t ncur = 0;
+  while (current && current[ncur]) ncur++;
+  lm_revlist l = {0};
+  lm_err err;
+  lm_err_init(&err);
+  int at = 1;
+  if (lm_graph_resolve(env->graph, target, (const char *const *)current, ncur,
+                       &l, &err) == LM_OK) {
+    for (size_t i = 0; i < l.n; i++) {
+      int found = 0;
+      for (size_t k = 0; k < ncur; k++)
+        found |= strcmp(current[k], lm_graph_rev(env->graph, l.idx[i])->id) == 0;
+      at &= found;
+    }
+    if (l.n == 0) at = ncur == 0;
+  }
+  lm_revlist_free(&l);
+  lm_err_free(&err);
+  lm_buf where = LM_BUF_INIT;
+  join_ids(&where, current);
+  if (at)
+    fprintf(stderr, "Nothing to %s: the database is already at %s.\n", cmd,
+            lm_buf_str(&where));
+  else
+    fprintf(stderr, "Nothing to %s: the database is already %s %s, at %s.\n",
+            cmd, strcmp(cmd, "upgrade") == 0 ? "past" : "below", target,
+            lm_buf_str(&where));
+  lm_buf_free(&where);
+}
+
+/* --json of upgrade, downgrade and stamp: what ran, with durations, and
+ * where the database is now. */
+static void print_run_json(const char *cmd, const char *target,
+                           const run_record *rec, char **current) {
+  lm_buf out = LM_BUF_INIT;
+  lm_buf_printf(&out, "{\"command\": \"%s\", \"target\": ", cmd);
+  lm_json_string(&out, target);
+  lm_buf_puts(&out, ", \"applied\": [");
+  for (size_t i = 0; i < rec->revisions.n; i++) {
+    lm_buf_puts(&out, i ? ", " : "");
+    lm_buf_puts(&out, "{\"revision\": ");
+    lm_json_string(&out, rec->revisions.items[i]);
+    lm_buf_printf(&out, ", \"direction\": \"%s\", \"duration\": %.6f}",
+                  cmd, rec->durations[i]);
+  }
+  lm_buf_puts(&out, "], \"current\": ");
+  json_ids(&out, current);
+  lm_buf_puts(&out, "}\n");
+  fputs(lm_buf_str(&out), stdout);
+  lm_buf_free(&out);
+}
+
 static int migrate_command(lm_env *env, lm_args *a, int up) {
   const char *cmd = up ? "upgrade" : "downgrade";
   const char *target = a->pos.items[0];
@@ -157,14 +267,18 @@ static int migrate_command(lm_env *env, lm_args *a, int up) {
   if (strchr(target, ':'))
     return lm_cli_fail(env, lm_err_usage(&env->err, "a FROM:TO range "
                        "works only with --sql"));
-  char **applied;
+  char **applied, **current = NULL;
   int rc = up ? lm_upgrade(env, target, &applied)
               : lm_downgrade(env, target, &applied);
   if (rc != LM_OK) return lm_cli_fail(env, rc);
-  if (!applied[0] && !env->quiet)
-    fprintf(stderr, "Nothing to %s: the database is already at %s.\n", cmd,
-            target);
+  int nothing = !applied[0];
   lm_free_list(applied);
+  if ((a->json || (nothing && !env->quiet)) &&
+      (rc = lm_current(env, &current)) != LM_OK)
+    return lm_cli_fail(env, rc);
+  if (nothing && !env->quiet) say_nothing_to_do(env, cmd, target, current);
+  if (a->json) print_run_json(cmd, target, &cli_record, current);
+  lm_free_list(current);
   return 0;
 }
 
@@ -185,7 +299,21 @@ static int cmd_stamp(lm_env *env, lm_args *a) {
   }
   int rc = lm_stamp(env, (const char *const *)a->pos.items, a->pos.n,
                     a->purge);
-  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+  if (rc != LM_OK) return lm_cli_fail(env, rc);
+  if (a->json) {
+    char **current;
+    if ((rc = lm_current(env, &current)) != LM_OK) return lm_cli_fail(env, rc);
+    lm_buf out = LM_BUF_INIT;
+    lm_buf_puts(&out, "{\"command\": \"stamp\", \"targets\": ");
+    json_list(&out, (const char *const *)a->pos.items, a->pos.n);
+    lm_buf_puts(&out, ", \"current\": ");
+    json_ids(&out, current);
+    lm_buf_puts(&out, "}\n");
+    fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
+    lm_free_list(current);
+  }
+  return 0;
 }
 
 static int cmd_ensure_version(lm_env *env, lm_args *a) {
@@ -210,6 +338,40 @@ static int cmd_ensure_version(lm_env *env, lm_args *a) {
 
 /* ---- commands that read ------------------------------------------------- */
 
+/* --check-heads: the database must be at every head of the graph and at
+ * nothing else (as Alembic's `current --check-heads`). */
+static int check_heads(lm_env *env, const lm_revlist *cur) {
+  lm_revlist heads = {0};
+  if (lm_graph_heads(env->graph, &heads) != LM_OK)
+    return lm_err_set(&env->err, "cannot list the heads");
+  int same = heads.n == cur->n;
+  for (size_t i = 0; same && i < heads.n; i++) {
+    int found = 0;
+    for (size_t k = 0; k < cur->n; k++) found |= cur->idx[k] == heads.idx[i];
+    same = found;
+  }
+  if (same) {
+    lm_revlist_free(&heads);
+    return LM_OK;
+  }
+  lm_buf at = LM_BUF_INIT, want = LM_BUF_INIT;
+  for (size_t k = 0; k < cur->n; k++)
+    lm_buf_printf(&at, "%s%s", k ? ", " : "",
+                  lm_graph_rev(env->graph, cur->idx[k])->id);
+  for (size_t i = 0; i < heads.n; i++)
+    lm_buf_printf(&want, "%s%s", i ? ", " : "",
+                  lm_graph_rev(env->graph, heads.idx[i])->id);
+  lm_err_set(&env->err, "the database is not at the head%s of the scripts: "
+             "it is at %s, the head%s %s %s", heads.n == 1 ? "" : "s",
+             cur->n ? lm_buf_str(&at) : "base", heads.n == 1 ? "" : "s",
+             heads.n == 1 ? "is" : "are",
+             heads.n ? lm_buf_str(&want) : "none");
+  lm_buf_free(&at);
+  lm_buf_free(&want);
+  lm_revlist_free(&heads);
+  return LM_ERROR;
+}
+
 static int cmd_current(lm_env *env, lm_args *a) {
   char **heads;
   int rc = lm_scripts_load(env);
@@ -221,19 +383,10 @@ static int cmd_current(lm_env *env, lm_args *a) {
   rc = lm_graph_current(env->graph, (const char *const *)heads, n, &cur,
                         &env->err);
   lm_free_list(heads);
-  if (rc != LM_OK) return lm_cli_fail(env, rc);
-  if (a->check_heads) {
-    for (size_t i = 0; i < cur.n; i++)
-      if (!lm_graph_is_head(env->graph, cur.idx[i])) {
-        lm_revlist_free(&cur);
-        return lm_cli_fail(env, lm_err_set(&env->err, "the database is not "
-                           "up to date: %s is not a head",
-                           lm_graph_rev(env->graph, cur.idx[i])->id));
-      }
-  }
-  print_revisions(env, a, &cur, LM_FMT_TREE);
+  if (rc == LM_OK && a->check_heads) rc = check_heads(env, &cur);
+  if (rc == LM_OK) print_revisions(env, a, &cur, LM_FMT_TREE);
   lm_revlist_free(&cur);
-  return 0;
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }
 
 static int cmd_heads(lm_env *env, lm_args *a) {
@@ -254,6 +407,12 @@ static int cmd_branches(lm_env *env, lm_args *a) {
   lm_revlist bp = {0};
   if (lm_graph_branch_points(env->graph, &bp) != LM_OK)
     return lm_cli_fail(env, LM_ERROR);
+  if (a->json) {
+    /* each object's next_revisions are the branches */
+    print_revisions(env, a, &bp, 0);
+    lm_revlist_free(&bp);
+    return 0;
+  }
   lm_buf out = LM_BUF_INIT;
   for (size_t i = 0; i < bp.n; i++) {
     lm_script *s = lm_script_at(env, bp.idx[i]);
@@ -292,16 +451,33 @@ static int cmd_history(lm_env *env, lm_args *a) {
   return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }
 
+/* show REV; `show current` shows the revisions the version table holds
+ * (nothing at base), as Alembic's does. */
 static int cmd_show(lm_env *env, lm_args *a) {
   int rc = lm_scripts_load(env);
   if (rc != LM_OK) return lm_cli_fail(env, rc);
+  const char *rev = a->pos.items[0];
   lm_revlist l = {0};
-  rc = lm_graph_resolve(env->graph, a->pos.items[0], NULL, 0, &l, &env->err);
-  if (rc != LM_OK) return lm_cli_fail(env, rc);
-  a->verbose = 1;
-  print_revisions(env, a, &l, LM_FMT_TREE);
+  if (strcmp(rev, "current") == 0) {
+    char **current;
+    if ((rc = lm_current(env, &current)) != LM_OK) return lm_cli_fail(env, rc);
+    size_t n = 0;
+    while (current[n]) n++;
+    l.idx = lm_xmalloc((n + 1) * sizeof *l.idx);
+    for (size_t i = 0; rc == LM_OK && i < n; i++)
+      rc = lm_graph_lookup(env->graph, current[i], &l.idx[l.n++], &env->err);
+    lm_free_list(current);
+    if (rc == LM_OK && n == 0 && !env->quiet && !a->json)
+      fputs("The database is at base: no current revision.\n", stderr);
+  } else {
+    rc = lm_graph_resolve(env->graph, rev, NULL, 0, &l, &env->err);
+  }
+  if (rc == LM_OK) {
+    a->verbose = 1;
+    print_revisions(env, a, &l, LM_FMT_TREE);
+  }
   lm_revlist_free(&l);
-  return 0;
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }
 
 /* status: heads, pending revisions, drifted and missing scripts, the dirty
@@ -433,41 +609,49 @@ static int cmd_init(lm_env *env, lm_args *a) {
 }
 
 static const cli_command commands[] = {
-  {"init", cmd_init, 0, 0, 1, "luamig init [DIR]",
-   "Create luamig.lua pointing at DIR (default migrations) and the DIR "
-   "folder; refuses to overwrite either."},
+  {"init", cmd_init, LM_F_JSON, 0, 1, "luamig init [DIR] [--json]",
+   "Create luamig.lua pointing at DIR (default migrations), the DIR folder "
+   "(with its parents; an existing empty one is fine) and .gitignore "
+   "entries for the script cache and the SQLite lock file; refuses to "
+   "overwrite luamig.lua or a folder that is not empty."},
   {"revision", lm_cmd_revision,
    LM_F_MESSAGE | LM_F_HEAD | LM_F_SPLICE | LM_F_BRANCH_LABEL |
-       LM_F_DEPENDS_ON | LM_F_REV_ID | LM_F_AUTOGENERATE,
+       LM_F_DEPENDS_ON | LM_F_REV_ID | LM_F_AUTOGENERATE | LM_F_JSON,
    0, 0,
    "luamig revision -m MSG [--head H] [--splice] [--branch-label L] "
-   "[--depends-on R] [--rev-id ID]",
+   "[--depends-on R] [--rev-id ID] [--json]",
    "Create a new revision script on top of the current head."},
-  {"merge", lm_cmd_merge, LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID, 1,
-   -1, "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID]",
+  {"merge", lm_cmd_merge,
+   LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID | LM_F_JSON, 1, -1,
+   "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID] [--json]",
    "Create a revision that merges two or more heads (\"heads\" for all)."},
-  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT, 1, 1,
-   "luamig upgrade TARGET [--sql] [--strict]",
-   "Apply migrations up to TARGET, one transaction each."},
-  {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT, 1, 1,
-   "luamig downgrade TARGET [--sql] [--strict]",
+  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
+   "luamig upgrade TARGET [--sql | --json] [--strict]",
+   "Apply migrations up to TARGET, one transaction each.  --json prints "
+   "the revisions applied with their durations and the current revisions."},
+  {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
+   "luamig downgrade TARGET [--sql | --json] [--strict]",
    "Revert migrations down to TARGET (with --sql: FROM:TO)."},
-  {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE, 1, -1,
-   "luamig stamp REV... [--purge] [--sql]",
-   "Set the version table to REV without running migrations."},
+  {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE | LM_F_JSON, 1, -1,
+   "luamig stamp REV... [--purge] [--sql | --json]",
+   "Set the version table to REV without running migrations.  At a merge "
+   "point, naming its parents stamps down to them."},
   {"current", cmd_current, LM_F_VERBOSE | LM_F_CHECK_HEADS | LM_F_JSON, 0, 0,
-   "luamig current [-v] [--check-heads]",
-   "Show the revisions the database is at."},
+   "luamig current [-v] [--check-heads] [--json]",
+   "Show the revisions the database is at.  --check-heads: exit 1 unless "
+   "the database is at every head."},
   {"heads", cmd_heads, LM_F_VERBOSE | LM_F_RESOLVE_DEPS | LM_F_JSON, 0, 0,
    "luamig heads [-v] [--resolve-dependencies]",
    "Show the heads of the revision graph."},
-  {"branches", cmd_branches, LM_F_VERBOSE, 0, 0, "luamig branches [-v]",
+  {"branches", cmd_branches, LM_F_VERBOSE | LM_F_JSON, 0, 0,
+   "luamig branches [-v] [--json]",
    "Show the branch points."},
   {"history", cmd_history, LM_F_VERBOSE | LM_F_RANGE | LM_F_INDICATE |
    LM_F_JSON, 0, 0,
-   "luamig history [-r RANGE] [-v] [-i]",
+   "luamig history [-r RANGE] [-v] [-i] [--json]",
    "List revisions, newest first."},
-  {"show", cmd_show, 0, 1, 1, "luamig show REV", "Show one revision."},
+  {"show", cmd_show, LM_F_JSON, 1, 1, "luamig show REV [--json]",
+   "Show a revision (REV may be current, head, heads, a label...)."},
   {"status", cmd_status, LM_F_JSON | LM_F_STRICT, 0, 0,
    "luamig status [--strict] [--json]",
    "Current heads, pending revisions, drifted and missing scripts, the "
@@ -537,6 +721,16 @@ static int parse_args(int argc, char **argv, lm_args *a) {
     if (arg[0] == '-' && arg[1] == '-' && (eq = strchr(arg, '='))) {
       *eq = '\0';
       value = eq + 1;
+    }
+    /* A short option glued to its value, as in Alembic's docs:
+     * -r-3:current, -mMSG, -cFILE, -xKEY=VALUE. */
+    char shortopt[3] = "";
+    if (arg[0] == '-' && arg[1] && arg[1] != '-' && arg[2] &&
+        strchr("rmcx", arg[1])) {
+      shortopt[0] = '-';
+      shortopt[1] = arg[1];
+      value = arg + 2;
+      arg = shortopt;
     }
     if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
       a->help = 1;
@@ -679,6 +873,12 @@ int lm_cli_main(int argc, char **argv) {
     free_args(&a);
     return 2;
   }
+  if (a.json && a.sql) {
+    fprintf(stderr, "luamig: --sql writes SQL; it does not combine with "
+            "--json\nusage: %s\n", cmd->usage);
+    free_args(&a);
+    return 2;
+  }
   if ((int)a.pos.n < cmd->min_pos ||
       (cmd->max_pos >= 0 && (int)a.pos.n > cmd->max_pos)) {
     fprintf(stderr, "luamig: wrong number of arguments for %s\nusage: %s\n",
@@ -693,6 +893,10 @@ int lm_cli_main(int argc, char **argv) {
     return rc;
   }
   install_signal_handlers();
+  if (a.json) {
+    a.opts.on_event = record_event;
+    a.opts.event_payload = &cli_record;
+  }
   if (lm_open(&env, &a.opts) != LM_OK) {
     rc = lm_cli_fail(env, env ? env->err.code : LM_ERROR);
   } else {
@@ -702,6 +906,7 @@ int lm_cli_main(int argc, char **argv) {
     active_env = NULL;
   }
   lm_close(env);
+  record_free(&cli_record);
   if (rc && lm_signal_received) rc = 128 + lm_signal_received;
   free_args(&a);
   return rc;

@@ -3,6 +3,7 @@
  * and edit.  The file contents come from lua/templates.lua.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <lauxlib.h>
@@ -29,16 +30,78 @@ static int write_new_file(const char *path, const char *text, lm_err *err) {
   return LM_OK;
 }
 
+/* Create dir and its missing parents; an existing empty folder is fine. */
+static int make_dirs(const char *dir, lm_err *err) {
+  struct stat st;
+  if (stat(dir, &st) == 0) {
+    DIR *d = S_ISDIR(st.st_mode) ? opendir(dir) : NULL;
+    if (!d) return lm_err_set(err, "%s already exists and is not a folder", dir);
+    struct dirent *e;
+    int empty = 1;
+    while (empty && (e = readdir(d)))
+      empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty ? LM_OK : lm_err_set(err, "%s already exists and is not "
+                                      "empty; not overwriting it", dir);
+  }
+  char *path = lm_xstrdup(dir);
+  int rc = LM_OK;
+  for (char *p = path + 1; rc == LM_OK; p++) {
+    if (*p && *p != '/') continue;
+    char c = *p;
+    *p = '\0';
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+      rc = lm_err_set(err, "cannot create %s: %s", path, strerror(errno));
+    *p = c;
+    if (!c) break;
+  }
+  free(path);
+  return rc;
+}
+
+/* Is line one of text's lines? */
+static int has_line(const char *text, const char *line) {
+  size_t len = strlen(line);
+  for (const char *p = text; p; p = strchr(p, '\n')) {
+    if (*p == '\n') p++;
+    if (strncmp(p, line, len) == 0 && (p[len] == '\n' || !p[len])) return 1;
+  }
+  return 0;
+}
+
+/* .gitignore gets the script cache and the SQLite lock file (appended to
+ * an existing one, without repeating a line it has). */
+static int write_gitignore(lm_err *err) {
+  static const char *const lines[] = {".luamig-cache", "*.luamig-lock"};
+  FILE *f = fopen(".gitignore", "a+");
+  if (!f) return lm_err_set(err, "cannot open .gitignore: %s", strerror(errno));
+  lm_buf have = LM_BUF_INIT;
+  char chunk[4096];
+  size_t n;
+  rewind(f);
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    lm_buf_printf(&have, "%.*s", (int)n, chunk);
+  lm_buf add = LM_BUF_INIT;
+  if (have.len && lm_buf_str(&have)[have.len - 1] != '\n') lm_buf_putc(&add, '\n');
+  size_t start = add.len;
+  for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+    if (!has_line(lm_buf_str(&have), lines[i]))
+      lm_buf_printf(&add, "%s\n", lines[i]);
+  int rc = LM_OK;
+  if (add.len > start && fputs(lm_buf_str(&add), f) == EOF)
+    rc = lm_err_set(err, "cannot write .gitignore");
+  if (fclose(f) != 0 && rc == LM_OK) rc = lm_err_set(err, "cannot write .gitignore");
+  lm_buf_free(&have);
+  lm_buf_free(&add);
+  return rc;
+}
+
 int lm_cmd_init(lm_args *a) {
   const char *dir = a->pos.n ? a->pos.items[0] : "migrations";
   const char *config = "luamig.lua";
   struct stat st;
   if (stat(config, &st) == 0) {
     fprintf(stderr, "luamig: %s already exists; not overwriting it\n", config);
-    return 1;
-  }
-  if (stat(dir, &st) == 0) {
-    fprintf(stderr, "luamig: %s already exists; not overwriting it\n", dir);
     return 1;
   }
   lm_env *env;
@@ -49,17 +112,24 @@ int lm_cmd_init(lm_args *a) {
   lua_pushstring(L, dir);
   lua_setfield(L, -2, "script_location");
   int rc = lm_lua_call(env, "luamig.templates", "config", 1);
-  if (rc == LM_OK && mkdir(dir, 0755) != 0)
-    rc = lm_err_set(&env->err, "cannot create %s: %s", dir, strerror(errno));
+  if (rc == LM_OK && (rc = make_dirs(dir, &env->err)) != LM_OK) lua_pop(L, 1);
   if (rc == LM_OK) {
     rc = write_new_file(config, lua_tostring(L, -1), &env->err);
     lua_pop(L, 1);
-    if (rc != LM_OK) rmdir(dir);
   }
+  if (rc == LM_OK) rc = write_gitignore(&env->err);
   if (rc != LM_OK) {
     rc = lm_cli_fail(env, rc);
+  } else if (a->json) {
+    lm_buf out = LM_BUF_INIT;
+    lm_buf_printf(&out, "{\"config\": \"%s\", \"script_location\": ", config);
+    lm_json_string(&out, dir);
+    lm_buf_puts(&out, ", \"gitignore\": \".gitignore\"}\n");
+    fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
   } else {
-    printf("Created %s and %s/\n", config, dir);
+    printf("Created %s and %s/ (.gitignore: .luamig-cache, *.luamig-lock)\n",
+           config, dir);
   }
   lm_close(env);
   return rc;
@@ -137,7 +207,18 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
                             lua_tostring(L, -1));
   int rc = write_new_file(path, lua_tostring(L, -2), &env->err);
   lua_pop(L, 2);
-  if (rc == LM_OK) printf("Generating %s ...  done\n", path);
+  if (rc == LM_OK && a->json) {
+    lm_buf out = LM_BUF_INIT;
+    lm_buf_puts(&out, "{\"revision\": ");
+    lm_json_string(&out, rev);
+    lm_buf_puts(&out, ", \"path\": ");
+    lm_json_string(&out, path);
+    lm_buf_puts(&out, "}\n");
+    fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
+  } else if (rc == LM_OK) {
+    printf("Generating %s ...  done\n", path);
+  }
   free(path);
   return rc;
 }

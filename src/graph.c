@@ -694,9 +694,9 @@ int lm_g_revision_for_ident(lm_gctx *c, const char *id, const char *branch, long
     }
     if (cand.n == 0) {
       lm_gvec_free(&cand);
-      return lm_err_set(err, "no such revision or branch '%s'%s", id,
-                        len < 4 ? "; please ensure at least four characters are present for partial revision "
-                                  "identifier matches" : "");
+      /* Any unique prefix of an id works, however short (Alembic's hint
+         to type four characters contradicts that): no hint. */
+      return lm_err_set(err, "no such revision or branch '%s'", id);
     }
     if (cand.n > 1) {
       lm_buf b = LM_BUF_INIT;

@@ -830,14 +830,37 @@ int lm_graph_plan_stamp(const lm_graph *g, const char *const *targets, size_t nt
       lm_buf_free(&b);
       break;
     }
-    if (above || below) {
+    /* The rows this step moves: the filtered heads still in the table.  A
+       stamp from a merge point to its parents moves the merge row to the
+       first parent; the others become rows of their own (Alembic fails
+       there, updating a row that is gone). */
+    lm_gvec from = {0};
+    for (size_t k = 0; k < filtered.n; k++)
+      if (h.in[filtered.v[k]]) lm_gvec_push(&from, filtered.v[k]);
+    if ((above || below) && from.n) {
       h.step = plan_add(out, -1, below);
-      rc = hm_stamp_step(&h, &filtered, dest, below, 0, err);
+      rc = hm_stamp_step(&h, &from, dest, below, 0, err);
+    } else if ((above || below) && !h.in[dest]) {
+      /* ga still marks dest's ancestors; cnt counts the rows above dest */
+      int related = h.cnt[dest] > 0;
+      for (size_t k = 0; k < h.rows.n; k++)
+        if (c.mark[h.rows.v[k]] == ga) related = 1;
+      if (related) {
+        rc = lm_err_set(err, "cannot stamp %s: it is on the same branch as a revision this stamp already set; "
+                        "name one revision per branch", g->revs[dest].id);
+      } else {
+        h.step = plan_add(out, -1, 1);
+        rc = hm_stamp_step(&h, &from, dest, 1, 1, err);
+      }
+    } else if (above || below) {
+      /* dest is already a row */
     } else {
       lm_gvec none = {0};
       h.step = plan_add(out, -1, 1);
       rc = hm_stamp_step(&h, &none, dest, 1, 1, err);
     }
+    lm_gvec_free(&from);
+    if (rc != LM_OK) break;
   }
   lm_gvec_free(&heads);
   lm_gvec_free(&filtered);

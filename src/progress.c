@@ -4,7 +4,7 @@
  * The line is rewritten in place with a carriage return and padded to
  * the width of the previous one, so no terminal control sequence is
  * needed to erase it; colour, the only escape code used, is dropped when
- * NO_COLOR is set (no-color.org: present and not empty).
+ * NO_COLOR is set (no-color.org: present and not empty) or TERM is dumb.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -38,8 +38,9 @@ void lm_progress_start(lm_progress *p, const char *label, int64_t total,
   snprintf(p->label, sizeof p->label, "%s", label);
   p->total = total;
   p->draw = !quiet && isatty(STDERR_FILENO);
-  const char *nc = getenv("NO_COLOR");
-  p->color = !(nc && *nc);
+  const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+  /* A dumb terminal shows escape codes as text. */
+  p->color = !(nc && *nc) && !(term && strcmp(term, "dumb") == 0);
   p->start = p->last_draw = p->last_tick = lm_now();
 }
 

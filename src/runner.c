@@ -438,6 +438,9 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
   if (env->mode == LM_EXEC_OFFLINE)
     lm_buf_printf(env->sql_out, "-- Running %s %s\n\n", direction,
                   lm_buf_str(&what));
+  else   /* before the script, so its own output lands under this line */
+    lm_emit(env, LM_EVENT_MIGRATION_START, script ? script->rev.id : NULL,
+            "Running %s %s", direction, lm_buf_str(&what));
 
   int rc = LM_OK;
   /* A script marked transactional = false runs its statements outside a
@@ -489,14 +492,41 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
   }
   if (env->mode == LM_EXEC_ONLINE)
     lm_emit(env, LM_EVENT_MIGRATION_DONE, script ? script->rev.id : NULL,
-             "Running %s %s (%.3f s)", direction, lm_buf_str(&what),
-             lm_now() - t0);
+            "Finished %s %s in %.3f s%s", direction, logged_rev,
+            lm_now() - t0, script && env->tx_open ? " (commits with the "
+            "rest of the run: transaction_per_migration = false)" : "");
   lm_buf_free(&what);
   return LM_OK;
 }
 
+/* A step failed inside a transaction that earlier steps of the run had
+ * not committed (transaction_per_migration = false): say they were
+ * rolled back too, not only the one that failed. */
+static void report_rolled_back(lm_env *env, const lm_plan *plan,
+                               size_t first, size_t failed) {
+  lm_buf revs = LM_BUF_INIT;
+  size_t n = 0;
+  for (size_t i = first; i < failed; i++) {
+    if (plan->steps[i].rev < 0) continue;
+    lm_buf_printf(&revs, "%s%s", n++ ? ", " : "",
+                  lm_graph_rev(env->graph, (size_t)plan->steps[i].rev)->id);
+  }
+  if (n) {
+    char *msg = lm_xstrdup(lm_err_msg(&env->err));
+    lm_err_set(&env->err, "%s\nThe %zu migration%s run before it in the "
+               "same transaction (transaction_per_migration = false) %s "
+               "rolled back with it: %s; %s.", msg, n, n == 1 ? "" : "s",
+               n == 1 ? "was" : "were", lm_buf_str(&revs),
+               first == 0 ? "nothing of this run is applied"
+                          : "the migrations before them stay applied");
+    free(msg);
+  }
+  lm_buf_free(&revs);
+}
+
 int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                 lm_strvec *applied) {
+  size_t uncommitted = 0;       /* the first step the open transaction holds */
   for (size_t i = 0; i < plan->nsteps; i++) {
     const lm_step *st = &plan->steps[i];
     if (lm_signal_received) {
@@ -505,7 +535,13 @@ int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                         lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM",
                         command, i + 1, plan->nsteps);
     }
-    if (run_step(env, st, command) != LM_OK) return LM_ERROR;
+    if (!env->tx_open) uncommitted = i;
+    if (run_step(env, st, command) != LM_OK) {
+      lm_script *s = st->rev >= 0 ? lm_script_at(env, (size_t)st->rev) : NULL;
+      if (env->mode == LM_EXEC_ONLINE && (!s || s->transactional))
+        report_rolled_back(env, plan, uncommitted, i);
+      return LM_ERROR;
+    }
     if (applied && st->rev >= 0)
       lm_strvec_push(applied,
                      lm_xstrdup(lm_graph_rev(env->graph, (size_t)st->rev)->id));
