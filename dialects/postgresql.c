@@ -819,6 +819,30 @@ static void lock_holder(lm_conn *c, const lm_value *key, char *out,
   lm_err_free(&err);
 }
 
+/* The lock's name: the version table as this session resolves it, its
+ * schema always spelled out (the one `key` names, else current_schema(),
+ * where an unqualified version table is created and read), so that two
+ * configurations naming one table differently take one lock.  `key` is
+ * the table's qualified name, quoted where it needs it. */
+static int lock_name(lm_conn *c, const char *key, char **out, lm_err *err) {
+  lm_value k = {.type = LM_V_TEXT, .s = key, .len = strlen(key)};
+  *out = NULL;
+  PGresult *res = run(c,
+      "SELECT pg_catalog.quote_ident(CASE WHEN pg_catalog.cardinality(p) > 1 "
+      "THEN p[1] ELSE coalesce(pg_catalog.current_schema(), '') END) "
+      "|| '.' || pg_catalog.quote_ident(p[pg_catalog.cardinality(p)]) "
+      "FROM (SELECT pg_catalog.parse_ident($1) AS p) AS s",
+      NULL, 1, &k, err);
+  if (!res) return LM_ERROR;
+  if (PQntuples(res) != 1) {
+    PQclear(res);
+    return lm_err_set(err, "cannot resolve the version table name %s", key);
+  }
+  *out = lm_xstrdup(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return LM_OK;
+}
+
 /* A session-level advisory lock (not a transaction-level one, which each
  * migration's COMMIT would release), polled with pg_try_advisory_lock so
  * the wait is bounded and the holder can be named. */
@@ -826,41 +850,61 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
                    void (*waiting)(const char *holder, void *payload),
                    void *payload, lm_err *err) {
   char num[32], holder[256] = "";
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(key));
+  char *name = NULL;
+  if (lock_name(c, key, &name, err) != LM_OK) {
+    lm_err_prefix(err, "cannot take the lock on %s", key);
+    return LM_ERROR;
+  }
+  snprintf(num, sizeof num, "%lld", (long long)lock_key(name));
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   double start = lm_now();
+  int rc;
   for (;;) {
     PGresult *res = run(c, "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)",
                         NULL, 1, &k, err);
     if (!res) {
-      lm_err_prefix(err, "cannot take the lock on %s", key);
-      return LM_ERROR;
+      lm_err_prefix(err, "cannot take the lock on %s", name);
+      rc = LM_ERROR;
+      break;
     }
     int got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
-    if (got) return LM_OK;
-    if (lm_signal_received)
-      return lm_err_set(err, "interrupted while waiting for the lock on %s",
-                        key);
+    if (got) {
+      rc = LM_OK;
+      break;
+    }
+    if (lm_signal_received) {
+      rc = lm_err_set(err, "interrupted while waiting for the lock on %s",
+                      name);
+      break;
+    }
     if (!holder[0]) {
       lock_holder(c, &k, holder, sizeof holder);
       if (waiting) waiting(holder, payload);
     }
-    double waited = lm_now() - start;
-    if (waited >= timeout) {
+    if (lm_now() - start >= timeout) {
       /* Name whoever holds it now, which may have changed meanwhile. */
       lock_holder(c, &k, holder, sizeof holder);
-      return lm_err_set(err, "another luamig run holds the lock on %s: %s; "
-                        "gave up after %.0f s", key, holder, waited);
+      rc = lm_err_set(err, "another luamig run holds the lock on %s: %s; "
+                      "gave up after %g s (lock_timeout)", name, holder,
+                      timeout);
+      break;
     }
     /* Short sleeps first, so a lock freed quickly is taken quickly. */
-    sleep_ms(waited < 1.0 ? 50 : 100);
+    sleep_ms(lm_now() - start < 1.0 ? 50 : 100);
   }
+  free(name);
+  return rc;
 }
 
 static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
   char num[32];
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(key));
+  char *name = NULL;
+  if (lock_name(c, key, &name, err) != LM_OK) {
+    lm_err_prefix(err, "cannot release the lock on %s", key);
+    return LM_ERROR;
+  }
+  snprintf(num, sizeof num, "%lld", (long long)lock_key(name));
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   /* Unlock only what pg_locks shows as ours: pg_advisory_unlock of a lock
    * not held would also print a server WARNING beside our own error. */
@@ -872,15 +916,19 @@ static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
       "AND l.objid::bigint = ($1::bigint & 4294967295)) "
       "THEN pg_catalog.pg_advisory_unlock($1::bigint) ELSE false END",
       NULL, 1, &k, err);
+  int rc = LM_OK;
   if (!res) {
-    lm_err_prefix(err, "cannot release the lock on %s", key);
-    return LM_ERROR;
+    lm_err_prefix(err, "cannot release the lock on %s", name);
+    rc = LM_ERROR;
+  } else {
+    int released = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!released)
+      rc = lm_err_set(err, "the lock on %s was not held by this session",
+                      name);
   }
-  int released = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-  PQclear(res);
-  if (!released)
-    return lm_err_set(err, "the lock on %s was not held by this session", key);
-  return LM_OK;
+  free(name);
+  return rc;
 }
 
 /* ---- introspection --------------------------------------------------- */

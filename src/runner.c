@@ -59,6 +59,9 @@ int lm_connect(lm_env *env) {
                                &env->err);
 }
 
+static void qualified(lm_env *env, lm_buf *b, const char *table);
+static char *lock_key(lm_env *env);
+
 void lm_disconnect(lm_env *env) {
   if (!env->conn) return;
   for (size_t i = 0; i < sizeof env->stmts / sizeof *env->stmts; i++)
@@ -70,7 +73,9 @@ void lm_disconnect(lm_env *env) {
   if (env->locked) {
     lm_err err;
     lm_err_init(&err);
-    env->dialect->unlock(env->conn, env->version_table, &err);
+    char *key = lock_key(env);
+    env->dialect->unlock(env->conn, key, &err);
+    free(key);
     lm_err_free(&err);
     env->locked = 0;
   }
@@ -85,11 +90,12 @@ static void lock_waiting(const char *holder, void *payload) {
            env->lock_timeout);
 }
 
+/* The version table's qualified name, quoted where it needs it: the
+ * dialect keys the lock on the table it resolves to. */
 static char *lock_key(lm_env *env) {
-  return env->version_table_schema
-             ? lm_xasprintf("%s.%s", env->version_table_schema,
-                            env->version_table)
-             : lm_xstrdup(env->version_table);
+  lm_buf b = LM_BUF_INIT;
+  qualified(env, &b, env->version_table);
+  return lm_buf_detach(&b);
 }
 
 static int take_lock(lm_env *env) {
