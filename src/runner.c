@@ -108,16 +108,23 @@ static int take_lock(lm_env *env) {
   return rc;
 }
 
+/* A probe does not wait: the holder, as the dialect names it to a
+ * waiting runner, is the answer. */
+static void probe_holder(const char *holder, void *payload) {
+  lm_buf_printf(payload, "held by %s", holder);
+}
+
 int lm_lock_probe(lm_env *env, int *held, lm_buf *holder) {
   char *key = lock_key(env);
   lm_err err;
   lm_err_init(&err);
   *held = 0;
-  if (env->dialect->lock(env->conn, key, 0, NULL, NULL, &err) == LM_OK) {
+  if (env->dialect->lock(env->conn, key, 0, probe_holder, holder, &err) ==
+      LM_OK) {
     env->dialect->unlock(env->conn, key, &err);
   } else {
     *held = 1;
-    lm_buf_puts(holder, lm_err_msg(&err));
+    if (!holder->len) lm_buf_puts(holder, lm_err_msg(&err));
   }
   lm_err_free(&err);
   free(key);
