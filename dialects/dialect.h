@@ -178,9 +178,17 @@ typedef struct lm_dialect {
    * read through the cursor functions like query's.  NULL: query. */
   int (*query_bounded)(lm_conn *conn, const char *sql, size_t nparams,
                        const lm_value *params, lm_cursor **out, lm_err *err);
+
+  /* ---- version 5 ------------------------------------------------------ */
+
+  /* The statement an offline (--sql) script starts with, before any
+   * transaction, making the script mean what it says on any server
+   * (PostgreSQL: standard_conforming_strings on, so a backslash in a
+   * literal is just a backslash).  NULL: none. */
+  const char *offline_header_sql;
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 4
+#define LM_DIALECT_VERSION 5
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

@@ -1008,4 +1008,5 @@ const lm_dialect lm_postgresql_dialect = {
   .writer_open = lm_pg_writer_open,
   .writer_run = lm_pg_writer_run,
   .writer_close = lm_pg_writer_close,
+  .offline_header_sql = "SET standard_conforming_strings = on",
 };

@@ -532,9 +532,12 @@ int lm_begin_run(lm_env *env) {
   return LM_OK;
 }
 
-/* The offline script's preamble: the tables, when starting from nothing. */
+/* The offline script's preamble: the dialect's header, then the tables,
+ * when starting from nothing. */
 int lm_offline_preamble(lm_env *env, int from_base) {
-  int rc = lm_tx_begin(env);
+  const char *header = env->dialect->offline_header_sql;
+  int rc = header ? lm_exec_sql(env, header, 0, NULL, NULL, &env->err) : LM_OK;
+  if (rc == LM_OK) rc = lm_tx_begin(env);
   if (rc == LM_OK && from_base) rc = create_version_table(env, 0, &env->err);
   if (rc == LM_OK) rc = create_log_table(env, &env->err);
   if (rc == LM_OK) rc = lm_tx_commit(env);

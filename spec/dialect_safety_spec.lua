@@ -1,0 +1,67 @@
+-- dialect_safety_spec.lua - what a database's own settings and types must
+-- not change: an offline script means what it says on a PostgreSQL server
+-- with standard_conforming_strings off, and a Lua string that is not text
+-- reaches a text column as an error naming the parameter, never as
+-- something else.
+local H = require "helpers"
+
+-- The client runs without the sanitizer runtime (psql can hang with it).
+local function psql_file(url, sql)
+  local f = os.tmpname()
+  H.write(f, sql)
+  local out = os.tmpname()
+  local code = H.sh("env LD_PRELOAD= psql -X -q -v ON_ERROR_STOP=1 " .. H.quote(url) ..
+                    " -f " .. H.quote(f) .. " >" .. out .. " 2>&1")
+  local text = H.read(out)
+  os.remove(f)
+  os.remove(out)
+  return code, text
+end
+
+-- A fresh database whose sessions start with standard_conforming_strings
+-- off, as on servers configured for old applications.
+local function nonstandard_db()
+  local url, name = H.pg_fresh()
+  assert(H.psql(H.pg_url, "ALTER DATABASE " .. name .. " SET standard_conforming_strings = off"))
+  assert.are.equal("off\n", H.psql(url, "SHOW standard_conforming_strings"))
+  return url
+end
+
+local payload = [[\'); DROP TABLE victim; --]]
+
+describe("--sql on PostgreSQL with standard_conforming_strings off", function()
+  it("renders a literal with a backslash so that it stays one value", function()
+    local url = nonstandard_db()
+    assert(H.psql(url, "CREATE TABLE victim (v text)"))
+    local dir = H.project(url, {{rev = "aaaaaaaaaaa1",
+      up = string.format([[op.execute("INSERT INTO victim (v) VALUES ($1)", {%q})]], payload)}})
+    local code, sql, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    local pcode, ptext = psql_file(url, sql)
+    assert.are.equal(payload .. "\n", H.psql(url, "SELECT v FROM victim"))
+    assert.are.equal(0, pcode, ptext)
+    assert.are.equal("aaaaaaaaaaa1\n", H.psql(url, "SELECT version_num FROM luamig_version"))
+    assert.matches("^SET standard_conforming_strings = on;\n", sql)
+  end)
+
+  it("stamp --sql and a range starting later begin with the setting too", function()
+    local revs = {{rev = "aaaaaaaaaaa1", up = [[op.execute("SELECT 1")]]},
+                  {rev = "bbbbbbbbbbb2", down = "aaaaaaaaaaa1", up = [[op.execute("SELECT 2")]]}}
+    local dir = H.project(H.pg_url, revs)
+    for _, argv in ipairs({{"stamp", "bbbbbbbbbbb2", "--sql"},
+                           {"upgrade", "aaaaaaaaaaa1:bbbbbbbbbbb2", "--sql"},
+                           {"downgrade", "bbbbbbbbbbb2:aaaaaaaaaaa1", "--sql"}}) do
+      local code, sql, err = H.run(argv, {dir = dir})
+      assert.are.equal(0, code, err)
+      assert.matches("^SET standard_conforming_strings = on;\n", sql)
+    end
+  end)
+
+  it("leaves SQLite scripts as they were", function()
+    local dir = H.project("sqlite:///" .. H.tempdir() .. "/x.db",
+                          {{rev = "aaaaaaaaaaa1", up = [[op.execute("SELECT 1")]]}})
+    local code, sql, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.is_nil(sql:find("standard_conforming_strings", 1, true))
+  end)
+end)
