@@ -216,6 +216,8 @@ static PGresult *run(lm_conn *c, const char *sql, const char *shown,
     res = PQexec(c->pg, sql);
   } else {
     pg_params p;
+    if (lm_pg_check_blob_params(c, sql, nparams, params, err) != LM_OK)
+      return NULL;
     if (params_build(&p, nparams, params, err) != LM_OK) {
       params_free(&p);
       return NULL;
@@ -582,6 +584,11 @@ static int query(lm_conn *c, const char *sql, size_t nparams,
   int in_tx = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
   snprintf(cur->name, sizeof cur->name, "lm_cur_%lu", ++c->cursors);
   char *body = strip_terminator(sql);
+  if (lm_pg_check_blob_params(c, body, nparams, params, err) != LM_OK) {
+    free(body);
+    cursor_free(cur);
+    return LM_ERROR;
+  }
   char *declare = lm_xasprintf("DECLARE %s NO SCROLL CURSOR %sFOR %s",
                                cur->name, in_tx ? "" : "WITH HOLD ", body);
   free(body);

@@ -113,6 +113,70 @@ static int args_build(pg_args *a, size_t n, const lm_value *v, lm_err *err) {
   return LM_OK;
 }
 
+/* ---- strings that are not text --------------------------------------- */
+
+/* What keeps a string from being text, for a message. */
+static void not_text_reason(char *out, size_t size, const lm_value *v) {
+  const char *nul = memchr(v->s, '\0', v->len);
+  if (nul)
+    snprintf(out, size, "holds a NUL byte at offset %zu",
+             (size_t)(nul - v->s));
+  else
+    snprintf(out, size, "is not valid UTF-8");
+}
+
+/* A blob parameter (a Lua string that is not UTF-8 text, or holds a NUL)
+ * binds as binary bytea, which is right only where the server reads the
+ * parameter as bytea: anywhere else the server would convert the bytea to
+ * its text form (a text column would store "\x636166e9").  So, when there
+ * is a blob, the server is asked how it types each parameter (Parse and
+ * Describe of the unnamed statement, which the statement itself then
+ * replaces), and a blob where it wants anything but bytea is refused,
+ * naming the parameter. */
+int lm_pg_check_blob_params(lm_conn *c, const char *sql, size_t nparams,
+                            const lm_value *params, lm_err *err) {
+  size_t first = nparams;
+  for (size_t i = 0; i < nparams && first == nparams; i++)
+    if (params[i].type == LM_V_BLOB) first = i;
+  if (first == nparams) return LM_OK;
+  PGresult *res = PQprepare(c->pg, "", sql, 0, NULL);
+  if (pg_check(c, res, PGRES_COMMAND_OK, sql, err) != LM_OK) return LM_ERROR;
+  PQclear(res);
+  res = PQdescribePrepared(c->pg, "");
+  if (pg_check(c, res, PGRES_COMMAND_OK, sql, err) != LM_OK) return LM_ERROR;
+  int rc = LM_OK;
+  size_t typed = (size_t)PQnparams(res);
+  for (size_t i = first; i < nparams && i < typed && rc == LM_OK; i++) {
+    if (params[i].type != LM_V_BLOB) continue;
+    Oid type = PQparamtype(res, (int)i);
+    if (type == PG_BYTEAOID) continue;
+    char why[64], oid[16];
+    not_text_reason(why, sizeof why, &params[i]);
+    snprintf(oid, sizeof oid, "%u", (unsigned)type);
+    /* The type's name, for the message; its number if that fails. */
+    const char *vals[1] = {oid};
+    PGresult *name = PQexecParams(c->pg, "SELECT pg_catalog.format_type("
+                                  "$1::pg_catalog.oid, NULL)", 1, NULL, vals,
+                                  NULL, NULL, 0);
+    int named = name && PQresultStatus(name) == PGRES_TUPLES_OK &&
+                PQntuples(name) == 1;
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_printf(&b, "parameter $%zu %s, so it is bytes, but the server "
+                  "reads $%zu as %s, not bytea: pass UTF-8 text there, or "
+                  "give bytes to a bytea column (or $%zu::bytea)",
+                  i + 1, why, i + 1, named ? PQgetvalue(name, 0, 0) : oid,
+                  i + 1);
+    PQclear(name);
+    size_t n = strlen(sql);
+    lm_buf_printf(&b, "\n  in: %.*s%s", (int)(n > 2000 ? 2000 : n), sql,
+                  n > 2000 ? "..." : "");
+    rc = lm_err_set(err, "%s", lm_buf_str(&b));
+    lm_buf_free(&b);
+  }
+  PQclear(res);
+  return rc;
+}
+
 /* ---- prepared statements --------------------------------------------- */
 
 struct lm_stmt {

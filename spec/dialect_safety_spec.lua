@@ -65,3 +65,59 @@ describe("--sql on PostgreSQL with standard_conforming_strings off", function()
     assert.is_nil(sql:find("standard_conforming_strings", 1, true))
   end)
 end)
+
+describe("a Lua string that is not text, on PostgreSQL", function()
+  local function project(up)
+    local url = H.pg_fresh()
+    assert(H.psql(url, "CREATE TABLE t (v text); CREATE TABLE b (v bytea)"))
+    return url, H.project(url, {{rev = "aaaaaaaaaaa1", up = up}})
+  end
+
+  for _, case in ipairs({{"not UTF-8", [["caf\233"]], "is not valid UTF%-8"},
+                         {"a NUL", [["a\0b"]], "holds a NUL byte at offset 1"}}) do
+    it("holding " .. case[1] .. " is refused for a text column, naming the parameter", function()
+      local url, dir = project("op.execute(\"INSERT INTO t (v) VALUES ('ok')\")\n" ..
+                               "op.execute(\"INSERT INTO t (v) VALUES ($1)\", {" .. case[2] .. "})")
+      local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+      assert.are.equal(1, code)
+      assert.matches("parameter %$1 " .. case[3] .. ", so it is bytes, but the server reads %$1 as text", err)
+      assert.matches("migrations/0001_aaaaaaaaaaa1.lua:%d+", err)
+      assert.are.equal("0\n", H.psql(url, "SELECT count(*) FROM t"))
+      assert.are.equal("0\n", H.psql(url, "SELECT count(*) FROM luamig_version"))
+    end)
+
+    it("holding " .. case[1] .. " is stored byte for byte in a bytea column", function()
+      local url, dir = project("op.execute(\"INSERT INTO b (v) VALUES ($1)\", {" .. case[2] .. "})\n" ..
+                               "op.execute(\"INSERT INTO t (v) VALUES ($1)\", {'plain'})")
+      local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      local want = case[1] == "a NUL" and "610062" or "636166e9"
+      assert.are.equal(want .. "\n", H.psql(url, "SELECT encode(v, 'hex') FROM b"))
+      assert.are.equal("plain\n", H.psql(url, "SELECT v FROM t"))
+    end)
+  end
+
+  it("is refused by op.query where the server reads text, taken where it reads bytea", function()
+    local _, dir = project([[
+      for row in op.query("SELECT length($1::bytea) AS n", {"caf\233"}) do
+        io.stderr:write("bytea length ", row.n, "\n")
+      end
+      for row in op.query("SELECT $2::text || $1 AS s", {"caf\233", "x"}) do end]])
+    local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+    assert.are.equal(1, code)
+    assert.matches("bytea length 4\n", err)
+    assert.matches("parameter %$1 is not valid UTF%-8, so it is bytes, but the server reads %$1 as text", err)
+  end)
+end)
+
+describe("a Lua string that is not text, on SQLite", function()
+  it("is stored as a BLOB byte for byte, in any column", function()
+    local path = H.tempdir() .. "/x.db"
+    assert(H.sqlite_query(path, "CREATE TABLE t (v TEXT)"))
+    local dir = H.project("sqlite:///" .. path, {{rev = "aaaaaaaaaaa1",
+      up = [[op.execute("INSERT INTO t (v) VALUES ($1), ($2)", {"caf\233", "a\0b"})]]}})
+    local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.are.equal("636166E9|blob\n610062|blob\n", H.sqlite_query(path, "SELECT hex(v), typeof(v) FROM t ORDER BY rowid"))
+  end)
+end)
