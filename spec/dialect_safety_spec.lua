@@ -121,3 +121,43 @@ describe("a Lua string that is not text, on SQLite", function()
     assert.are.equal("636166E9|blob\n610062|blob\n", H.sqlite_query(path, "SELECT hex(v), typeof(v) FROM t ORDER BY rowid"))
   end)
 end)
+
+-- The progress line of a backfill, as a terminal shows it (script(1)
+-- gives the run a pseudo-terminal).
+local function run_on_terminal(dir)
+  local out = os.tmpname()
+  local cmd = (H.asan and "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99 " or "") ..
+              H.quote(H.bin) .. " upgrade head"
+  local code = H.sh("cd " .. H.quote(dir) .. " && NO_COLOR=1 script -qefc " .. H.quote(cmd) ..
+                    " /dev/null >" .. out .. " 2>&1 </dev/null")
+  local text = H.read(out)
+  os.remove(out)
+  return code, text
+end
+
+for _, d in ipairs(H.dialects) do
+  describe("a backfill's progress on " .. d.name, function()
+    it("counts against the table as it is, loaded one migration earlier", function()
+      local url, query = d.fresh()
+      local revs = {
+        {rev = "aaaaaaaaaaa1", up = [[
+          op.create_table("people", {{"id", "integer", primary_key = true},
+                                     {"name", "string(200)"}, {"tag", "string(20)"}})
+          local i = 0
+          op.bulk_insert("people", function()
+            i = i + 1
+            if i <= 200000 then return {id = i, name = ("n"):rep(120) .. i} end
+          end)]]},
+        {rev = "bbbbbbbbbbb2", down = "aaaaaaaaaaa1", up = [[
+          op.backfill("people", {key = "id", columns = {"id"}, batch_size = 500},
+            function(row) return {tag = "t" .. row.id % 7} end)]]},
+      }
+      local dir = H.project(url, revs)
+      local code, text = run_on_terminal(dir)
+      assert.are.equal(0, code, text)
+      assert.matches("backfill people: [%d,]+ / 200,000 rows %(%d+%%%)", text)
+      for total in text:gmatch("/ ([%d,]+) rows") do assert.are.equal("200,000", total) end
+      assert.are.equal("200000\n", query("SELECT count(*) FROM people WHERE tag IS NOT NULL"))
+    end)
+  end)
+end
