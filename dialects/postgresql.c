@@ -384,7 +384,11 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
   lm_conn *c = lm_xcalloc(1, sizeof *c);
   c->pg = pg;
   c->cancel = PQgetCancel(pg);   /* made now: PQcancel itself is signal-safe */
-  PGresult *res = run(c, "SET client_min_messages = warning", NULL, 0, NULL,
+  /* The literals luamig writes (defaults, comments) double quotes and
+   * leave backslashes alone, as standard SQL reads them: a server set up
+   * otherwise must not read a backslash as an escape. */
+  PGresult *res = run(c, "SET client_min_messages = warning; "
+                      "SET standard_conforming_strings = on", NULL, 0, NULL,
                       err);
   if (!res) {
     lm_buf b = LM_BUF_INIT;

@@ -44,6 +44,17 @@ describe("--sql on PostgreSQL with standard_conforming_strings off", function()
     assert.matches("^SET standard_conforming_strings = on;\n", sql)
   end)
 
+  it("online too, a default with a backslash is stored as written", function()
+    local url = nonstandard_db()
+    local dir = H.project(url, {{rev = "aaaaaaaaaaa1",
+      up = [[op.create_table("t", {{"id", "integer", primary_key = true},
+                                   {"p", "string", server_default = "C:\\dir\\"}})
+             op.execute("INSERT INTO t (id) VALUES (1)")]]}})
+    local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.are.equal("C:\\dir\\\n", H.psql(url, "SELECT p FROM t"))
+  end)
+
   it("stamp --sql and a range starting later begin with the setting too", function()
     local revs = {{rev = "aaaaaaaaaaa1", up = [[op.execute("SELECT 1")]]},
                   {rev = "bbbbbbbbbbb2", down = "aaaaaaaaaaa1", up = [[op.execute("SELECT 2")]]}}
