@@ -830,14 +830,17 @@ static void lock_holder(lm_conn *c, const lm_value *key, char *out,
   lm_err_free(&err);
 }
 
-/* The lock's name: the version table as this session resolves it, its
- * schema always spelled out (the one `key` names, else current_schema(),
- * where an unqualified version table is created and read), so that two
- * configurations naming one table differently take one lock.  `key` is
- * the table's qualified name, quoted where it needs it. */
-static int lock_name(lm_conn *c, const char *key, char **out, lm_err *err) {
+/* The lock for `key`, the version table's qualified name (quoted where
+ * it needs it): the table as this session resolves it, its schema always
+ * spelled out (the one `key` names, else current_schema(), where an
+ * unqualified version table is created and read), so that two
+ * configurations naming one table differently take one lock.  *name gets
+ * that resolved name, for messages (the caller frees it), and num the
+ * advisory lock's number as text. */
+static int lock_id(lm_conn *c, const char *key, char **name, char *num,
+                   size_t size, lm_err *err) {
   lm_value k = {.type = LM_V_TEXT, .s = key, .len = strlen(key)};
-  *out = NULL;
+  *name = NULL;
   PGresult *res = run(c,
       "SELECT pg_catalog.quote_ident(CASE WHEN pg_catalog.cardinality(p) > 1 "
       "THEN p[1] ELSE coalesce(pg_catalog.current_schema(), '') END) "
@@ -849,8 +852,9 @@ static int lock_name(lm_conn *c, const char *key, char **out, lm_err *err) {
     PQclear(res);
     return lm_err_set(err, "cannot resolve the version table name %s", key);
   }
-  *out = lm_xstrdup(PQgetvalue(res, 0, 0));
+  *name = lm_xstrdup(PQgetvalue(res, 0, 0));
   PQclear(res);
+  snprintf(num, size, "%lld", (long long)lock_key(*name));
   return LM_OK;
 }
 
@@ -861,12 +865,11 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
                    void (*waiting)(const char *holder, void *payload),
                    void *payload, lm_err *err) {
   char num[32], holder[256] = "";
-  char *name = NULL;
-  if (lock_name(c, key, &name, err) != LM_OK) {
+  char *name;
+  if (lock_id(c, key, &name, num, sizeof num, err) != LM_OK) {
     lm_err_prefix(err, "cannot take the lock on %s", key);
     return LM_ERROR;
   }
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(name));
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   double start = lm_now();
   int rc;
@@ -910,12 +913,11 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
 
 static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
   char num[32];
-  char *name = NULL;
-  if (lock_name(c, key, &name, err) != LM_OK) {
+  char *name;
+  if (lock_id(c, key, &name, num, sizeof num, err) != LM_OK) {
     lm_err_prefix(err, "cannot release the lock on %s", key);
     return LM_ERROR;
   }
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(name));
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   /* Unlock only what pg_locks shows as ours: pg_advisory_unlock of a lock
    * not held would also print a server WARNING beside our own error. */

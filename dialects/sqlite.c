@@ -11,11 +11,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -318,11 +318,10 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Who holds the lock: the holder writes its pid into the lock file and
- * empties it before letting go, so a pid there names the holder, unless
- * that process is gone (killed while it held the lock: the lock went with
- * it, and whoever holds it now has not written its own pid yet, or is not
- * a luamig run). */
+/* Who holds the lock: a run writes its pid into the lock file once it
+ * holds the lock and empties the file before letting go.  A pid whose
+ * process is gone was killed holding the lock, which went with it: the
+ * holder now is someone who has not written a pid (yet). */
 static void lock_holder(int fd, char *out, size_t size) {
   char buf[32] = {0};
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -401,9 +400,9 @@ static int sqlite_unlock(lm_conn *c, const char *key, lm_err *err) {
   (void)key;
   (void)err;
   if (c->lock_fd < 0) return LM_OK;
-  /* Our pid goes first, so no later waiter names us; then closing the
-   * descriptor releases the flock.  The file stays, since removing it
-   * would race with a runner that just opened it. */
+  /* Empty the file first, so no later waiter names this process; then
+   * closing the descriptor releases the flock.  The file stays, since
+   * removing it would race with a runner that just opened it. */
   if (ftruncate(c->lock_fd, 0) != 0) {
     /* Only informative, as when it was written. */
   }
