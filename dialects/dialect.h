@@ -82,9 +82,12 @@ typedef struct lm_dialect {
   int (*rollback)(lm_conn *conn, lm_err *err);
 
   /* A lock held across transactions for a whole run, keyed by `key` (the
-   * version table's qualified name).  Waits up to timeout seconds; while it
-   * waits it calls `waiting` (if not NULL) once with a description of the
-   * holder.  LM_ERROR with a clear message when the time runs out. */
+   * version table's qualified name, quoted where it needs it), which the
+   * dialect resolves to what the database is, so that every name of one
+   * database takes one lock.  Waits up to timeout seconds; while it waits
+   * it calls `waiting` (if not NULL) once with a description of the
+   * holder, before giving up.  LM_ERROR with a clear message when the
+   * time runs out. */
   int (*lock)(lm_conn *conn, const char *key, double timeout,
               void (*waiting)(const char *holder, void *payload),
               void *payload, lm_err *err);
