@@ -82,9 +82,12 @@ typedef struct lm_dialect {
   int (*rollback)(lm_conn *conn, lm_err *err);
 
   /* A lock held across transactions for a whole run, keyed by `key` (the
-   * version table's qualified name).  Waits up to timeout seconds; while it
-   * waits it calls `waiting` (if not NULL) once with a description of the
-   * holder.  LM_ERROR with a clear message when the time runs out. */
+   * version table's qualified name, quoted where it needs it), which the
+   * dialect resolves to what the database is, so that every name of one
+   * database takes one lock.  Waits up to timeout seconds; while it waits
+   * it calls `waiting` (if not NULL) once with a description of the
+   * holder, before giving up.  LM_ERROR with a clear message when the
+   * time runs out. */
   int (*lock)(lm_conn *conn, const char *key, double timeout,
               void (*waiting)(const char *holder, void *payload),
               void *payload, lm_err *err);
@@ -178,9 +181,17 @@ typedef struct lm_dialect {
    * read through the cursor functions like query's.  NULL: query. */
   int (*query_bounded)(lm_conn *conn, const char *sql, size_t nparams,
                        const lm_value *params, lm_cursor **out, lm_err *err);
+
+  /* ---- version 5 ------------------------------------------------------ */
+
+  /* The statement an offline (--sql) script starts with, before any
+   * transaction, making the script mean what it says on any server
+   * (PostgreSQL: standard_conforming_strings on, so a backslash in a
+   * literal is just a backslash).  NULL: none. */
+  const char *offline_header_sql;
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 4
+#define LM_DIALECT_VERSION 5
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

@@ -216,6 +216,8 @@ static PGresult *run(lm_conn *c, const char *sql, const char *shown,
     res = PQexec(c->pg, sql);
   } else {
     pg_params p;
+    if (lm_pg_check_blob_params(c, sql, nparams, params, err) != LM_OK)
+      return NULL;
     if (params_build(&p, nparams, params, err) != LM_OK) {
       params_free(&p);
       return NULL;
@@ -382,7 +384,11 @@ static int pg_connect(lm_conn **out, const lm_url *url, const char *app_name,
   lm_conn *c = lm_xcalloc(1, sizeof *c);
   c->pg = pg;
   c->cancel = PQgetCancel(pg);   /* made now: PQcancel itself is signal-safe */
-  PGresult *res = run(c, "SET client_min_messages = warning", NULL, 0, NULL,
+  /* The literals luamig writes (defaults, comments) double quotes and
+   * leave backslashes alone, as standard SQL reads them: a server set up
+   * otherwise must not read a backslash as an escape. */
+  PGresult *res = run(c, "SET client_min_messages = warning; "
+                      "SET standard_conforming_strings = on", NULL, 0, NULL,
                       err);
   if (!res) {
     lm_buf b = LM_BUF_INIT;
@@ -582,6 +588,11 @@ static int query(lm_conn *c, const char *sql, size_t nparams,
   int in_tx = PQtransactionStatus(c->pg) != PQTRANS_IDLE;
   snprintf(cur->name, sizeof cur->name, "lm_cur_%lu", ++c->cursors);
   char *body = strip_terminator(sql);
+  if (lm_pg_check_blob_params(c, body, nparams, params, err) != LM_OK) {
+    free(body);
+    cursor_free(cur);
+    return LM_ERROR;
+  }
   char *declare = lm_xasprintf("DECLARE %s NO SCROLL CURSOR %sFOR %s",
                                cur->name, in_tx ? "" : "WITH HOLD ", body);
   free(body);
@@ -819,6 +830,34 @@ static void lock_holder(lm_conn *c, const lm_value *key, char *out,
   lm_err_free(&err);
 }
 
+/* The lock for `key`, the version table's qualified name (quoted where
+ * it needs it): the table as this session resolves it, its schema always
+ * spelled out (the one `key` names, else current_schema(), where an
+ * unqualified version table is created and read), so that two
+ * configurations naming one table differently take one lock.  *name gets
+ * that resolved name, for messages (the caller frees it), and num the
+ * advisory lock's number as text. */
+static int lock_id(lm_conn *c, const char *key, char **name, char *num,
+                   size_t size, lm_err *err) {
+  lm_value k = {.type = LM_V_TEXT, .s = key, .len = strlen(key)};
+  *name = NULL;
+  PGresult *res = run(c,
+      "SELECT pg_catalog.quote_ident(CASE WHEN pg_catalog.cardinality(p) > 1 "
+      "THEN p[1] ELSE coalesce(pg_catalog.current_schema(), '') END) "
+      "|| '.' || pg_catalog.quote_ident(p[pg_catalog.cardinality(p)]) "
+      "FROM (SELECT pg_catalog.parse_ident($1) AS p) AS s",
+      NULL, 1, &k, err);
+  if (!res) return LM_ERROR;
+  if (PQntuples(res) != 1) {
+    PQclear(res);
+    return lm_err_set(err, "cannot resolve the version table name %s", key);
+  }
+  *name = lm_xstrdup(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  snprintf(num, size, "%lld", (long long)lock_key(*name));
+  return LM_OK;
+}
+
 /* A session-level advisory lock (not a transaction-level one, which each
  * migration's COMMIT would release), polled with pg_try_advisory_lock so
  * the wait is bounded and the holder can be named. */
@@ -826,41 +865,59 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
                    void (*waiting)(const char *holder, void *payload),
                    void *payload, lm_err *err) {
   char num[32], holder[256] = "";
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(key));
+  char *name;
+  if (lock_id(c, key, &name, num, sizeof num, err) != LM_OK) {
+    lm_err_prefix(err, "cannot take the lock on %s", key);
+    return LM_ERROR;
+  }
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   double start = lm_now();
+  int rc;
   for (;;) {
     PGresult *res = run(c, "SELECT pg_catalog.pg_try_advisory_lock($1::bigint)",
                         NULL, 1, &k, err);
     if (!res) {
-      lm_err_prefix(err, "cannot take the lock on %s", key);
-      return LM_ERROR;
+      lm_err_prefix(err, "cannot take the lock on %s", name);
+      rc = LM_ERROR;
+      break;
     }
     int got = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
     PQclear(res);
-    if (got) return LM_OK;
-    if (lm_signal_received)
-      return lm_err_set(err, "interrupted while waiting for the lock on %s",
-                        key);
+    if (got) {
+      rc = LM_OK;
+      break;
+    }
+    if (lm_signal_received) {
+      rc = lm_err_set(err, "interrupted while waiting for the lock on %s",
+                      name);
+      break;
+    }
     if (!holder[0]) {
       lock_holder(c, &k, holder, sizeof holder);
       if (waiting) waiting(holder, payload);
     }
-    double waited = lm_now() - start;
-    if (waited >= timeout) {
+    if (lm_now() - start >= timeout) {
       /* Name whoever holds it now, which may have changed meanwhile. */
       lock_holder(c, &k, holder, sizeof holder);
-      return lm_err_set(err, "another luamig run holds the lock on %s: %s; "
-                        "gave up after %.0f s", key, holder, waited);
+      rc = lm_err_set(err, "another luamig run holds the lock on %s: %s; "
+                      "gave up after %g s (lock_timeout)", name, holder,
+                      timeout);
+      break;
     }
     /* Short sleeps first, so a lock freed quickly is taken quickly. */
-    sleep_ms(waited < 1.0 ? 50 : 100);
+    sleep_ms(lm_now() - start < 1.0 ? 50 : 100);
   }
+  free(name);
+  return rc;
 }
 
 static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
   char num[32];
-  snprintf(num, sizeof num, "%lld", (long long)lock_key(key));
+  char *name;
+  if (lock_id(c, key, &name, num, sizeof num, err) != LM_OK) {
+    lm_err_prefix(err, "cannot release the lock on %s", key);
+    return LM_ERROR;
+  }
   lm_value k = {.type = LM_V_TEXT, .s = num, .len = strlen(num)};
   /* Unlock only what pg_locks shows as ours: pg_advisory_unlock of a lock
    * not held would also print a server WARNING beside our own error. */
@@ -872,15 +929,19 @@ static int pg_unlock(lm_conn *c, const char *key, lm_err *err) {
       "AND l.objid::bigint = ($1::bigint & 4294967295)) "
       "THEN pg_catalog.pg_advisory_unlock($1::bigint) ELSE false END",
       NULL, 1, &k, err);
+  int rc = LM_OK;
   if (!res) {
-    lm_err_prefix(err, "cannot release the lock on %s", key);
-    return LM_ERROR;
+    lm_err_prefix(err, "cannot release the lock on %s", name);
+    rc = LM_ERROR;
+  } else {
+    int released = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+    if (!released)
+      rc = lm_err_set(err, "the lock on %s was not held by this session",
+                      name);
   }
-  int released = PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't';
-  PQclear(res);
-  if (!released)
-    return lm_err_set(err, "the lock on %s was not held by this session", key);
-  return LM_OK;
+  free(name);
+  return rc;
 }
 
 /* ---- introspection --------------------------------------------------- */
@@ -960,4 +1021,5 @@ const lm_dialect lm_postgresql_dialect = {
   .writer_open = lm_pg_writer_open,
   .writer_run = lm_pg_writer_run,
   .writer_close = lm_pg_writer_close,
+  .offline_header_sql = "SET standard_conforming_strings = on",
 };

@@ -50,6 +50,9 @@ int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
                        lm_err *err);
 
 /* postgresql_data.c */
+/* Refuse a blob parameter where the server does not read bytea. */
+int lm_pg_check_blob_params(lm_conn *c, const char *sql, size_t nparams,
+                            const lm_value *params, lm_err *err);
 int lm_pg_prepare(lm_conn *conn, const char *sql, lm_stmt **out, lm_err *err);
 int lm_pg_stmt_exec(lm_stmt *s, size_t nparams, const lm_value *params,
                     int64_t *affected, lm_err *err);

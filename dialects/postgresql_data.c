@@ -113,6 +113,70 @@ static int args_build(pg_args *a, size_t n, const lm_value *v, lm_err *err) {
   return LM_OK;
 }
 
+/* ---- strings that are not text --------------------------------------- */
+
+/* What keeps a string from being text, for a message. */
+static void not_text_reason(char *out, size_t size, const lm_value *v) {
+  const char *nul = memchr(v->s, '\0', v->len);
+  if (nul)
+    snprintf(out, size, "holds a NUL byte at offset %zu",
+             (size_t)(nul - v->s));
+  else
+    snprintf(out, size, "is not valid UTF-8");
+}
+
+/* A blob parameter (a Lua string that is not UTF-8 text, or holds a NUL)
+ * binds as binary bytea, which is right only where the server reads the
+ * parameter as bytea: anywhere else the server would convert the bytea to
+ * its text form (a text column would store "\x636166e9").  So, when there
+ * is a blob, the server is asked how it types each parameter (Parse and
+ * Describe of the unnamed statement, which the statement itself then
+ * replaces), and a blob where it wants anything but bytea is refused,
+ * naming the parameter. */
+int lm_pg_check_blob_params(lm_conn *c, const char *sql, size_t nparams,
+                            const lm_value *params, lm_err *err) {
+  size_t first = nparams;
+  for (size_t i = 0; i < nparams && first == nparams; i++)
+    if (params[i].type == LM_V_BLOB) first = i;
+  if (first == nparams) return LM_OK;
+  PGresult *res = PQprepare(c->pg, "", sql, 0, NULL);
+  if (pg_check(c, res, PGRES_COMMAND_OK, sql, err) != LM_OK) return LM_ERROR;
+  PQclear(res);
+  res = PQdescribePrepared(c->pg, "");
+  if (pg_check(c, res, PGRES_COMMAND_OK, sql, err) != LM_OK) return LM_ERROR;
+  int rc = LM_OK;
+  size_t typed = (size_t)PQnparams(res);
+  for (size_t i = first; i < nparams && i < typed && rc == LM_OK; i++) {
+    if (params[i].type != LM_V_BLOB) continue;
+    Oid type = PQparamtype(res, (int)i);
+    if (type == PG_BYTEAOID) continue;
+    char why[64], oid[16];
+    not_text_reason(why, sizeof why, &params[i]);
+    snprintf(oid, sizeof oid, "%u", (unsigned)type);
+    /* The type's name, for the message; its number if that fails. */
+    const char *vals[1] = {oid};
+    PGresult *name = PQexecParams(c->pg, "SELECT pg_catalog.format_type("
+                                  "$1::pg_catalog.oid, NULL)", 1, NULL, vals,
+                                  NULL, NULL, 0);
+    int named = name && PQresultStatus(name) == PGRES_TUPLES_OK &&
+                PQntuples(name) == 1;
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_printf(&b, "parameter $%zu %s, so it is bytes, but the server "
+                  "reads $%zu as %s, not bytea: pass UTF-8 text there, or "
+                  "give bytes to a bytea column (or $%zu::bytea)",
+                  i + 1, why, i + 1, named ? PQgetvalue(name, 0, 0) : oid,
+                  i + 1);
+    PQclear(name);
+    size_t n = strlen(sql);
+    lm_buf_printf(&b, "\n  in: %.*s%s", (int)(n > 2000 ? 2000 : n), sql,
+                  n > 2000 ? "..." : "");
+    rc = lm_err_set(err, "%s", lm_buf_str(&b));
+    lm_buf_free(&b);
+  }
+  PQclear(res);
+  return rc;
+}
+
 /* ---- prepared statements --------------------------------------------- */
 
 struct lm_stmt {
@@ -495,17 +559,34 @@ int lm_pg_loader_close(lm_loader *l, int abandon, lm_err *err) {
 
 /* ---- row estimate ---------------------------------------------------- */
 
-/* pg_class.reltuples scaled to the table's current size, as the planner
- * does; a table never vacuumed or analyzed (reltuples < 0) is asked of
- * the planner itself through EXPLAIN. */
+/* A table up to this size is counted: one sequential read, quicker than
+ * the backfill that follows it by far. */
+#define COUNT_MAX_BYTES (64.0 * 1024 * 1024)
+/* Pages the block sample of a larger table reads. */
+#define SAMPLE_PAGES 1000.0
+
+/* One bigint (or numeric) answer of a query on the table, or -1. */
+static int64_t table_number(lm_conn *conn, const char *sql) {
+  int64_t n = -1;
+  PGresult *res = PQexec(conn->pg, sql);
+  if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+      !PQgetisnull(res, 0, 0))
+    n = (int64_t)strtod(PQgetvalue(res, 0, 0), NULL);
+  PQclear(res);
+  return n;
+}
+
+/* The rows a table holds now, as this transaction sees them: counted when
+ * the table is small, else scaled up from a block sample of about
+ * SAMPLE_PAGES pages.  pg_class.reltuples is not used: it is only as fresh
+ * as the last VACUUM or ANALYZE, and a table loaded by an earlier
+ * migration of the same run has neither.  A partitioned table (or a view)
+ * has no pages of its own: the planner's estimate then. */
 int lm_pg_estimate_rows(lm_conn *conn, const char *schema, const char *table,
                         int64_t *out, lm_err *err) {
   static const char sql[] =
-      "SELECT CASE WHEN c.reltuples < 0 THEN -1 "
-      "WHEN c.relpages = 0 THEN c.reltuples::bigint "
-      "ELSE (c.reltuples / c.relpages * greatest(1, "
-      "pg_catalog.pg_relation_size(c.oid) / "
-      "current_setting('block_size')::int))::bigint END "
+      "SELECT c.relkind, pg_catalog.pg_relation_size(c.oid), "
+      "current_setting('block_size')::int "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::pg_catalog.regclass";
   *out = -1;
   lm_buf name = LM_BUF_INIT;
@@ -516,20 +597,32 @@ int lm_pg_estimate_rows(lm_conn *conn, const char *schema, const char *table,
     lm_buf_free(&name);
     return LM_ERROR;
   }
-  if (PQntuples(res) == 1) *out = (int64_t)atoll(PQgetvalue(res, 0, 0));
+  char kind = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0)[0] : '\0';
+  double bytes = kind ? strtod(PQgetvalue(res, 0, 1), NULL) : 0;
+  double block = kind ? strtod(PQgetvalue(res, 0, 2), NULL) : 8192;
   PQclear(res);
-  if (*out < 0) {
-    lm_buf explain = LM_BUF_INIT;
-    lm_buf_puts(&explain, "EXPLAIN SELECT 1 FROM ");
-    lm_buf_puts(&explain, lm_buf_str(&name));
-    res = PQexec(conn->pg, lm_buf_str(&explain));
+  lm_buf q = LM_BUF_INIT;
+  if (kind == 'r' || kind == 'm') {
+    double pages = bytes / (block > 0 ? block : 8192);
+    if (bytes <= COUNT_MAX_BYTES || pages <= SAMPLE_PAGES) {
+      lm_buf_printf(&q, "SELECT count(*) FROM %s", lm_buf_str(&name));
+      *out = table_number(conn, lm_buf_str(&q));
+    } else {
+      double percent = 100.0 * SAMPLE_PAGES / pages;
+      lm_buf_printf(&q, "SELECT count(*) * %.17g FROM %s TABLESAMPLE SYSTEM "
+                    "(%.17g)", 100.0 / percent, lm_buf_str(&name), percent);
+      *out = table_number(conn, lm_buf_str(&q));
+    }
+  } else if (kind) {
+    lm_buf_printf(&q, "EXPLAIN SELECT 1 FROM %s", lm_buf_str(&name));
+    res = PQexec(conn->pg, lm_buf_str(&q));
     if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) {
       const char *rows = strstr(PQgetvalue(res, 0, 0), "rows=");
       if (rows) *out = (int64_t)atoll(rows + 5);
     }
     PQclear(res);
-    lm_buf_free(&explain);
   }
+  lm_buf_free(&q);
   lm_buf_free(&name);
   return LM_OK;
 }

@@ -16,12 +16,13 @@
 
 #define LM_PQ_FUNCTIONS(X)                                                    \
   X(PQbackendPID) X(PQcancel) X(PQclear) X(PQcmdStatus) X(PQcmdTuples)        \
-  X(PQconnectdbParams) X(PQconsumeInput) X(PQerrorMessage) X(PQescapeByteaConn) \
-  X(PQescapeIdentifier) X(PQescapeLiteral) X(PQexec) X(PQexecParams)          \
-  X(PQexecPrepared) X(PQfinish) X(PQflush) X(PQfname) X(PQfformat)            \
-  X(PQfreeCancel) X(PQfreemem) X(PQftype) X(PQgetCancel) X(PQgetCopyData)     \
-  X(PQgetResult) X(PQgetisnull) X(PQgetlength) X(PQgetvalue) X(PQisBusy)      \
-  X(PQnfields) X(PQntuples) X(PQparameterStatus) X(PQprepare)                 \
+  X(PQconnectdbParams) X(PQconsumeInput) X(PQdescribePrepared)                \
+  X(PQerrorMessage) X(PQescapeByteaConn) X(PQescapeIdentifier)                \
+  X(PQescapeLiteral) X(PQexec) X(PQexecParams) X(PQexecPrepared) X(PQfinish)  \
+  X(PQflush) X(PQfname) X(PQfformat) X(PQfreeCancel) X(PQfreemem) X(PQftype)  \
+  X(PQgetCancel) X(PQgetCopyData) X(PQgetResult) X(PQgetisnull)               \
+  X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnparams)          \
+  X(PQntuples) X(PQparameterStatus) X(PQparamtype) X(PQprepare)               \
   X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)       \
   X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare) X(PQsendQuery)   \
   X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQserverVersion)              \
@@ -51,6 +52,7 @@ int lm_pq_load(lm_err *err);
 #define PQcmdTuples (lm_pq.PQcmdTuples)
 #define PQconnectdbParams (lm_pq.PQconnectdbParams)
 #define PQconsumeInput (lm_pq.PQconsumeInput)
+#define PQdescribePrepared (lm_pq.PQdescribePrepared)
 #define PQerrorMessage (lm_pq.PQerrorMessage)
 #define PQescapeByteaConn (lm_pq.PQescapeByteaConn)
 #define PQescapeIdentifier (lm_pq.PQescapeIdentifier)
@@ -73,8 +75,10 @@ int lm_pq_load(lm_err *err);
 #define PQgetvalue (lm_pq.PQgetvalue)
 #define PQisBusy (lm_pq.PQisBusy)
 #define PQnfields (lm_pq.PQnfields)
+#define PQnparams (lm_pq.PQnparams)
 #define PQntuples (lm_pq.PQntuples)
 #define PQparameterStatus (lm_pq.PQparameterStatus)
+#define PQparamtype (lm_pq.PQparamtype)
 #define PQprepare (lm_pq.PQprepare)
 #define PQputCopyData (lm_pq.PQputCopyData)
 #define PQputCopyEnd (lm_pq.PQputCopyEnd)

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,9 +95,11 @@ static int sqlite_connect(lm_conn **out, const lm_url *url,
   return LM_OK;
 }
 
+static int sqlite_unlock(lm_conn *c, const char *key, lm_err *err);
+
 static void sqlite_close(lm_conn *c) {
   if (!c) return;
-  if (c->lock_fd >= 0) close(c->lock_fd);
+  sqlite_unlock(c, NULL, NULL);
   sqlite3_close_v2(c->db);
   free(c->lock_path);
   free(c->path);
@@ -315,16 +318,30 @@ static void sleep_ms(long ms) {
   nanosleep(&ts, NULL);
 }
 
-/* Who holds the lock: the holder writes its pid into the lock file. */
+/* Who holds the lock: a run writes its pid into the lock file once it
+ * holds the lock and empties the file before letting go.  A pid whose
+ * process is gone was killed holding the lock, which went with it: the
+ * holder now is someone who has not written a pid (yet). */
 static void lock_holder(int fd, char *out, size_t size) {
-  char buf[64] = {0};
+  char buf[32] = {0};
   ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-  if (n > 0) {
-    buf[strcspn(buf, "\n")] = '\0';
-    snprintf(out, size, "pid %s", buf);
-  } else {
+  char *end = NULL;
+  long pid = n > 0 ? strtol(buf, &end, 10) : 0;
+  if (pid > 0 && end && *end == '\n' &&
+      (kill((pid_t)pid, 0) == 0 || errno == EPERM))
+    snprintf(out, size, "pid %ld", pid);
+  else
     snprintf(out, size, "another process");
-  }
+}
+
+/* The lock file sits beside the database file itself, symlinks resolved,
+ * so every name of one database (a symlink, a relative path from another
+ * directory) locks the same file. */
+static char *lock_file_name(lm_conn *c) {
+  char *real = realpath(c->path, NULL);
+  char *name = lm_xasprintf("%s.luamig-lock", real ? real : c->path);
+  free(real);
+  return name;
 }
 
 static int sqlite_lock(lm_conn *c, const char *key, double timeout,
@@ -333,14 +350,14 @@ static int sqlite_lock(lm_conn *c, const char *key, double timeout,
   (void)key;   /* one database file, one lock */
   if (strcmp(c->path, ":memory:") == 0) return LM_OK;
   if (c->lock_fd >= 0) return LM_OK;
-  char *lock_path = lm_xasprintf("%s.luamig-lock", c->path);
+  char *lock_path = lock_file_name(c);
   int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     lm_err_set(err, "cannot open lock file %s: %s", lock_path, strerror(errno));
     free(lock_path);
     return LM_ERROR;
   }
-  double waited = 0;
+  double start = lm_now();
   int told = 0;
   char holder[96];
   while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -357,14 +374,13 @@ static int sqlite_lock(lm_conn *c, const char *key, double timeout,
       waiting(holder, payload);
       told = 1;
     }
-    if (waited >= timeout) {
+    if (lm_now() - start >= timeout) {
       lock_holder(fd, holder, sizeof holder);
       lm_err_set(err, "another luamig run (%s) holds the lock on %s; gave up "
                  "after %g s (lock_timeout)", holder, c->path, timeout);
       goto fail;
     }
     sleep_ms(50);
-    waited += 0.05;
   }
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -384,8 +400,12 @@ static int sqlite_unlock(lm_conn *c, const char *key, lm_err *err) {
   (void)key;
   (void)err;
   if (c->lock_fd < 0) return LM_OK;
-  /* Closing the descriptor releases the flock; the file stays, since
+  /* Empty the file first, so no later waiter names this process; then
+   * closing the descriptor releases the flock.  The file stays, since
    * removing it would race with a runner that just opened it. */
+  if (ftruncate(c->lock_fd, 0) != 0) {
+    /* Only informative, as when it was written. */
+  }
   close(c->lock_fd);
   c->lock_fd = -1;
   free(c->lock_path);

@@ -59,6 +59,9 @@ int lm_connect(lm_env *env) {
                                &env->err);
 }
 
+static void qualified(lm_env *env, lm_buf *b, const char *table);
+static char *lock_key(lm_env *env);
+
 void lm_disconnect(lm_env *env) {
   if (!env->conn) return;
   for (size_t i = 0; i < sizeof env->stmts / sizeof *env->stmts; i++)
@@ -79,11 +82,12 @@ static void lock_waiting(const char *holder, void *payload) {
            env->lock_timeout);
 }
 
+/* The version table's qualified name, quoted where it needs it: the
+ * dialect keys the lock on the table it resolves to. */
 static char *lock_key(lm_env *env) {
-  return env->version_table_schema
-             ? lm_xasprintf("%s.%s", env->version_table_schema,
-                            env->version_table)
-             : lm_xstrdup(env->version_table);
+  lm_buf b = LM_BUF_INIT;
+  qualified(env, &b, env->version_table);
+  return lm_buf_detach(&b);
 }
 
 static int take_lock(lm_env *env) {
@@ -109,16 +113,23 @@ void lm_release_lock(lm_env *env) {
   env->locked = 0;
 }
 
+/* A probe does not wait: the holder, as the dialect names it to a
+ * waiting runner, is the answer. */
+static void probe_holder(const char *holder, void *payload) {
+  lm_buf_printf(payload, "held by %s", holder);
+}
+
 int lm_lock_probe(lm_env *env, int *held, lm_buf *holder) {
   char *key = lock_key(env);
   lm_err err;
   lm_err_init(&err);
   *held = 0;
-  if (env->dialect->lock(env->conn, key, 0, NULL, NULL, &err) == LM_OK) {
+  if (env->dialect->lock(env->conn, key, 0, probe_holder, holder, &err) ==
+      LM_OK) {
     env->dialect->unlock(env->conn, key, &err);
   } else {
     *held = 1;
-    lm_buf_puts(holder, lm_err_msg(&err));
+    if (!holder->len) lm_buf_puts(holder, lm_err_msg(&err));
   }
   lm_err_free(&err);
   free(key);
@@ -562,9 +573,12 @@ int lm_begin_run(lm_env *env) {
   return LM_OK;
 }
 
-/* The offline script's preamble: the tables, when starting from nothing. */
+/* The offline script's preamble: the dialect's header, then the tables,
+ * when starting from nothing. */
 int lm_offline_preamble(lm_env *env, int from_base) {
-  int rc = lm_tx_begin(env);
+  const char *header = env->dialect->offline_header_sql;
+  int rc = header ? lm_exec_sql(env, header, 0, NULL, NULL, &env->err) : LM_OK;
+  if (rc == LM_OK) rc = lm_tx_begin(env);
   if (rc == LM_OK && from_base) rc = create_version_table(env, 0, &env->err);
   if (rc == LM_OK) rc = create_log_table(env, &env->err);
   if (rc == LM_OK) rc = lm_tx_commit(env);
