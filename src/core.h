@@ -89,6 +89,12 @@ struct lm_env {
 /* config.c */
 int lm_config_load(lm_env *env, const lm_options *opts);
 
+/* sandbox.c: what Lua code run by luamig may do (README, Safety); the
+ * hook that stops it on SIGINT/SIGTERM.  Installed before the config runs. */
+void lm_sandbox_install(lua_State *L);
+/* A message handler for lua_pcall: a non-string error is described. */
+int lm_lua_message_handler(lua_State *L);
+
 /* script.c */
 int lm_scripts_load(lm_env *env);
 void lm_scripts_free(lm_env *env);
