@@ -167,6 +167,21 @@ for _, d in ipairs(H.dialects) do
       assert.is_nil(query("SELECT 1 FROM ran"))
     end)
 
+    it("a bad id stops the run before any migration, even the ones before it", function()
+      for _, id in ipairs({string.rep("c", 33), "c1\nDROP TABLE victim;"}) do
+        local url, query = d.fresh()
+        local dir = H.project(url, {base})
+        H.write(dir .. "/migrations/0002_bad.lua", string.format(
+          "return {revision = %q, down_revision = 'aaaaaaaaaaa1', upgrade = function(op) end}\n", id))
+        local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+        assert.are.equal(1, code)
+        assert.matches("0002_bad%.lua: revision: revision id 'c", err)
+        assert.is_nil(query("SELECT 1 FROM victim"))
+        local rows = query("SELECT count(*) FROM luamig_version")
+        assert.is_true(rows == nil or rows == "0\n", rows)
+      end
+    end)
+
     it("an id longer than the version column (32) is refused at load time", function()
       local id = string.rep("b", 33)
       local dir, query = at_base(H.script({rev = id, down = "aaaaaaaaaaa1",
