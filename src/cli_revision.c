@@ -164,8 +164,19 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
     if (new_rev_id(id, &env->err) != LM_OK) return LM_ERROR;
     rev = id;
   }
-  if (!*rev || strpbrk(rev, "/\\ @:,") )
-    return lm_err_usage(&env->err, "bad --rev-id '%s'", rev);
+  /* Checked before anything is written, as Alembic does: the id names
+   * the file and is read back by every later command. */
+  if (lm_check_rev_id(rev, &env->err) != LM_OK) {
+    lm_err_prefix(&env->err, "bad --rev-id");
+    env->err.code = LM_EUSAGE;
+    return LM_EUSAGE;
+  }
+  for (size_t i = 0; i < a->branch_labels.n; i++)
+    if (lm_check_branch_label(a->branch_labels.items[i], &env->err) != LM_OK) {
+      lm_err_prefix(&env->err, "bad --branch-label");
+      env->err.code = LM_EUSAGE;
+      return LM_EUSAGE;
+    }
   size_t ignored;
   lm_err probe;
   lm_err_init(&probe);

@@ -66,22 +66,12 @@ static int check_keys(lua_State *L, lm_env *env) {
   return LM_OK;
 }
 
-/* Run the config chunk and read its table. */
-static int read_file_config(lm_env *env) {
-  lua_State *L = env->L;
-  if (luaL_loadfile(L, env->config_path) != LUA_OK ||
-      lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    lm_err_set(&env->err, "cannot load configuration: %s",
-               lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return LM_ERROR;
-  }
-  if (!lua_istable(L, -1)) {
-    lm_err_set(&env->err, "%s must return a table, not a %s",
-               env->config_path, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return LM_ERROR;
-  }
+/* The settings of the config table at index 2; env at index 1.  Run
+ * protected: reading a field may call the table's __index, which may
+ * raise or loop.  Returns the status as an integer. */
+static int read_settings(lua_State *L) {
+  lm_env *env = lua_touserdata(L, 1);
+  lua_settop(L, 2);                      /* stack: env cfg */
   int rc = check_keys(L, env);
   if (rc == LM_OK) rc = string_field(L, env, "url", &env->url);
   if (rc == LM_OK)
@@ -118,7 +108,38 @@ static int read_file_config(lm_env *env) {
                       "seconds", env->config_path);
     lua_pop(L, 1);
   }
-  lua_pop(L, 1);
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* Run the config chunk and read its table, both protected. */
+static int read_file_config(lm_env *env) {
+  lua_State *L = env->L;
+  lua_pushcfunction(L, lm_lua_message_handler);
+  int handler = lua_gettop(L);
+  if (luaL_loadfile(L, env->config_path) != LUA_OK ||
+      lua_pcall(L, 0, 1, handler) != LUA_OK) {
+    lm_err_set(&env->err, "cannot load configuration: %s",
+               lua_tostring(L, -1));
+    lua_settop(L, handler - 1);
+    return LM_ERROR;
+  }
+  if (!lua_istable(L, -1)) {
+    lm_err_set(&env->err, "%s must return a table, not a %s",
+               env->config_path, luaL_typename(L, -1));
+    lua_settop(L, handler - 1);
+    return LM_ERROR;
+  }
+  lua_pushcfunction(L, read_settings);
+  lua_pushlightuserdata(L, env);
+  lua_pushvalue(L, -3);                  /* stack: handler cfg fn env cfg */
+  int rc;
+  if (lua_pcall(L, 2, 1, handler) != LUA_OK)
+    rc = lm_err_set(&env->err, "cannot read configuration %s: %s",
+                    env->config_path, lua_tostring(L, -1));
+  else
+    rc = (int)lua_tointeger(L, -1);
+  lua_settop(L, handler - 1);
   return rc;
 }
 
@@ -126,6 +147,7 @@ int lm_config_load(lm_env *env, const lm_options *opts) {
   env->transaction_per_migration = 1;
   env->lock_timeout = 60;
   env->quiet = opts->quiet;
+  lm_sandbox_install(env->L);
 
   const char *path = opts->config_path;
   int explicit_path = path != NULL;

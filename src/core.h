@@ -21,7 +21,7 @@
 
 /* What identifies a script file's version for the metadata cache. */
 typedef struct lm_script_key {
-  long long size, mtime_sec, mtime_nsec, ino;
+  long long size, mtime_sec, mtime_nsec, ino, ctime_sec, ctime_nsec;
 } lm_script_key;
 
 /* One revision script, as loaded. */
@@ -91,6 +91,12 @@ struct lm_env {
 /* config.c */
 int lm_config_load(lm_env *env, const lm_options *opts);
 
+/* sandbox.c: what Lua code run by luamig may do (README, Safety); the
+ * hook that stops it on SIGINT/SIGTERM.  Installed before the config runs. */
+void lm_sandbox_install(lua_State *L);
+/* A message handler for lua_pcall: a non-string error is described. */
+int lm_lua_message_handler(lua_State *L);
+
 /* script.c */
 int lm_scripts_load(lm_env *env);
 void lm_scripts_free(lm_env *env);
@@ -104,6 +110,8 @@ int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
                   const char *end);
 void lm_cache_write(lm_env *env);
 int lm_script_stat(int dirfd, const char *name, lm_script_key *key);
+struct stat;
+void lm_script_key_of(lm_script_key *key, const struct stat *st);
 /* Read a script's file and compute its SHA-256. */
 int lm_script_checksum(const lm_script *s, char out[65], lm_err *err);
 /* Call upgrade() or downgrade() of a script with the op table. */

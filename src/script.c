@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -14,6 +15,10 @@
 #include <string.h>
 
 #include "core.h"
+
+/* A bound on a script's size: a symlink to /dev/zero or a runaway
+ * generator must not be read without end. */
+#define SCRIPT_MAX_BYTES ((size_t)64 << 20)
 
 /* dir/name, without a format string: it runs once per script. */
 static char *join_path(const char *dir, const char *name) {
@@ -51,6 +56,13 @@ static char *leading_doc(lm_arena *a, const char *src) {
   return doc;
 }
 
+/* A string whose C form would be cut short ("r1\0..." read as "r1"). */
+static int has_nul(lua_State *L, int idx) {
+  size_t len;
+  const char *str = lua_tolstring(L, idx, &len);
+  return strlen(str) != len;
+}
+
 /* A field that may be nil, a string or a list of strings. */
 static int string_list(lua_State *L, lm_arena *a, const char *path,
                        const char *key, const char ***out, size_t *n,
@@ -58,7 +70,11 @@ static int string_list(lua_State *L, lm_arena *a, const char *path,
   lua_getfield(L, -1, key);
   *out = NULL;
   *n = 0;
-  if (lua_isstring(L, -1) && lua_type(L, -1) == LUA_TSTRING) {
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    if (has_nul(L, -1)) {
+      lua_pop(L, 1);
+      return lm_err_set(err, "%s: %s holds a NUL byte", path, key);
+    }
     *out = lm_arena_alloc(a, sizeof **out);
     (*out)[0] = lm_arena_strdup(a, lua_tostring(L, -1));
     *n = 1;
@@ -67,10 +83,11 @@ static int string_list(lua_State *L, lm_arena *a, const char *path,
     *out = lm_arena_alloc(a, (len ? len : 1) * sizeof **out);
     for (size_t i = 0; i < len; i++) {
       lua_geti(L, -1, (lua_Integer)i + 1);
-      if (lua_type(L, -1) != LUA_TSTRING) {
+      if (lua_type(L, -1) != LUA_TSTRING || has_nul(L, -1)) {
+        int nul = lua_type(L, -1) == LUA_TSTRING;
         lua_pop(L, 2);
-        return lm_err_set(err, "%s: %s[%zu] must be a string", path, key,
-                          i + 1);
+        return lm_err_set(err, "%s: %s[%zu] %s", path, key, i + 1,
+                          nul ? "holds a NUL byte" : "must be a string");
       }
       (*out)[i] = lm_arena_strdup(a, lua_tostring(L, -1));
       lua_pop(L, 1);
@@ -86,48 +103,55 @@ static int string_list(lua_State *L, lm_arena *a, const char *path,
   return LM_OK;
 }
 
-/* Load one script: its chunk runs with a fresh _ENV whose reads fall back
- * to the globals, so scripts cannot see each other's variables. */
-static int load_script(lm_env *env, lm_script *s, lm_err *err) {
-  lua_State *L = env->L;
-  lm_arena *a = &env->script_arena;
-  char *src;
-  size_t len;
-  if (lm_read_file(s->path, &src, &len, err) != LM_OK) return LM_ERROR;
-  s->doc = leading_doc(a, src);
-  lm_sha256_hex(src, len, s->checksum);
-  char *chunkname = lm_xasprintf("@%s", s->path);
-  int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
-  free(chunkname);
-  free(src);
-  if (rc != LUA_OK) {
-    lm_err_set(err, "cannot load %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return LM_ERROR;
+/* Ids and labels are checked as strictly as `revision --rev-id` checks
+ * them, before anything runs: they end up in file names, in the version
+ * table's 32-character column and in --sql comments. */
+static int check_names(const lm_script *s, lm_err *err) {
+  const lm_revision *r = &s->rev;
+  const char *field = "revision";
+  int rc = lm_check_rev_id(r->id, err);
+  for (size_t i = 0; rc == LM_OK && i < r->ndown; i++) {
+    field = "down_revision";
+    rc = lm_check_rev_id(r->down[i], err);
   }
-  lua_newtable(L);                       /* stack: chunk env */
-  lua_newtable(L);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
-  if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) {
-    lm_err_set(err, "cannot load %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    return LM_ERROR;
+  for (size_t i = 0; rc == LM_OK && i < r->ndepends; i++) {
+    field = "depends_on (a revision id or a branch label)";
+    rc = lm_check_branch_label(r->depends[i], err);
   }
-  if (!lua_istable(L, -1)) {
-    lm_err_set(err, "%s must return a table (revision, down_revision, "
-               "upgrade, downgrade), not a %s", s->path, luaL_typename(L, -1));
-    lua_pop(L, 1);
-    return LM_ERROR;
+  for (size_t i = 0; rc == LM_OK && i < r->nlabels; i++) {
+    field = "branch_labels";
+    rc = lm_check_branch_label(r->labels[i], err);
   }
+  if (rc != LM_OK) lm_err_prefix(err, "%s: %s", s->path, field);
+  return rc;
+}
+
+/* What read_metadata works on. */
+typedef struct metadata_ctx {
+  lm_arena *arena;
+  lm_script *s;
+  lm_err *err;
+} metadata_ctx;
+
+/* The metadata of the script table at index 2 (a metadata_ctx at 1).
+ * Run protected: reading a field may call the table's __index or __len,
+ * which may raise or loop.  Returns the status as an integer. */
+static int read_metadata(lua_State *L) {
+  metadata_ctx *c = lua_touserdata(L, 1);
+  lm_script *s = c->s;
+  lm_arena *a = c->arena;
+  lm_err *err = c->err;
+  int rc = LM_ERROR;
+  lua_settop(L, 2);                      /* stack: ctx tbl */
   lua_getfield(L, -1, "revision");
   if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1)) {
     lm_err_set(err, "%s: the returned table has no revision (a string)",
                s->path);
-    lua_pop(L, 2);
-    return LM_ERROR;
+    goto done;
+  }
+  if (has_nul(L, -1)) {
+    lm_err_set(err, "%s: revision holds a NUL byte", s->path);
+    goto done;
   }
   s->rev.id = lm_arena_strdup(a, lua_tostring(L, -1));
   lua_pop(L, 1);
@@ -141,10 +165,8 @@ static int load_script(lm_env *env, lm_script *s, lm_err *err) {
       string_list(L, a, s->path, "depends_on", &s->rev.depends,
                   &s->rev.ndepends, err) != LM_OK ||
       string_list(L, a, s->path, "branch_labels", &s->rev.labels,
-                  &s->rev.nlabels, err) != LM_OK) {
-    lua_pop(L, 1);
-    return LM_ERROR;
-  }
+                  &s->rev.nlabels, err) != LM_OK)
+    goto done;
   static const char *const fns[] = {"upgrade", "downgrade"};
   for (int i = 0; i < 2; i++) {
     lua_getfield(L, -1, fns[i]);
@@ -153,15 +175,87 @@ static int load_script(lm_env *env, lm_script *s, lm_err *err) {
     if (t != LUA_TFUNCTION && t != LUA_TNIL) {
       lm_err_set(err, "%s: %s must be a function, not a %s", s->path, fns[i],
                  lua_typename(L, t));
-      lua_pop(L, 1);
-      return LM_ERROR;
+      goto done;
     }
   }
   lua_getfield(L, -1, "transactional");
   s->transactional = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  rc = LM_OK;
+done:
+  lua_pushinteger(L, rc);
+  return 1;
+}
+
+/* Load one script: its chunk runs with a fresh _ENV whose reads fall back
+ * to the globals, so scripts cannot see each other's variables.  The
+ * chunk and the reading of its table run protected, under the interrupt
+ * hook (sandbox.c). */
+static int load_script(lm_env *env, lm_script *s, lm_err *err) {
+  lua_State *L = env->L;
+  char *src;
+  size_t len;
+  struct stat st;
+  if (lm_read_regular_file(s->path, SCRIPT_MAX_BYTES, &src, &len, &st,
+                           err) != LM_OK)
+    return LM_ERROR;
+  /* The key of what was read: an edit after this misses the cache. */
+  lm_script_key_of(&s->key, &st);
+  s->doc = leading_doc(&env->script_arena, src);
+  lm_sha256_hex(src, len, s->checksum);
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, lm_lua_message_handler);
+  char *chunkname = lm_xasprintf("@%s", s->path);
+  int rc = luaL_loadbufferx(L, src, len, chunkname, "t");
+  free(chunkname);
+  free(src);
+  if (rc == LUA_OK) {
+    lua_newtable(L);                     /* stack: handler chunk env */
+    lua_newtable(L);
+    lua_pushglobaltable(L);
+    lua_setfield(L, -2, "__index");
+    lua_setmetatable(L, -2);
+    if (!lua_setupvalue(L, -2, 1)) lua_pop(L, 1);
+    rc = lua_pcall(L, 0, 1, base + 1);   /* stack: handler tbl */
+  }
+  if (rc != LUA_OK) {
+    lm_err_set(err, "cannot load %s", lua_tostring(L, -1));
+    lua_settop(L, base);
+    return LM_ERROR;
+  }
+  if (!lua_istable(L, -1)) {
+    lm_err_set(err, "%s must return a table (revision, down_revision, "
+               "upgrade, downgrade), not a %s", s->path, luaL_typename(L, -1));
+    lua_settop(L, base);
+    return LM_ERROR;
+  }
+  metadata_ctx ctx = {&env->script_arena, s, err};
+  lua_pushcfunction(L, read_metadata);
+  lua_pushlightuserdata(L, &ctx);
+  lua_pushvalue(L, -3);                  /* stack: handler tbl fn ctx tbl */
+  if (lua_pcall(L, 2, 1, base + 1) != LUA_OK)
+    rc = lm_err_set(err, "cannot load %s: reading its table: %s", s->path,
+                    lua_tostring(L, -1));
+  else
+    rc = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);                         /* stack: handler tbl */
+  if (rc == LM_OK) rc = check_names(s, err);
+  if (rc != LM_OK) {
+    lua_settop(L, base);
+    return LM_ERROR;
+  }
   s->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, base);
   return LM_OK;
+}
+
+/* A cache entry whose names would not pass (a cache written by hand or
+ * by another program) is no entry. */
+static int cached_names_ok(const lm_script *s) {
+  lm_err scratch;
+  lm_err_init(&scratch);
+  int rc = check_names(s, &scratch);
+  lm_err_free(&scratch);
+  return rc == LM_OK;
 }
 
 int lm_scripts_load(lm_env *env) {
@@ -203,9 +297,11 @@ int lm_scripts_load(lm_env *env) {
     env->nscripts = i + 1;
     const char *entry = lm_map_get(&cache, names.items[i]);
     if (dfd >= 0 && lm_script_stat(dfd, names.items[i], &s->key) == LM_OK &&
-        entry && lm_cache_fill(env, s, entry, cache_end))
+        entry && lm_cache_fill(env, s, entry, cache_end) && cached_names_ok(s))
       continue;
     misses++;
+    lm_script blank = {.path = s->path, .ref = LUA_NOREF};
+    *s = blank;
     rc = load_script(env, s, &env->err);
   }
   if (dfd >= 0) close(dfd);
@@ -253,73 +349,78 @@ int lm_script_checksum(const lm_script *s, char out[65], lm_err *err) {
   }
   char *src;
   size_t len;
-  if (lm_read_file(s->path, &src, &len, err) != LM_OK) return LM_ERROR;
+  if (lm_read_regular_file(s->path, SCRIPT_MAX_BYTES, &src, &len, NULL,
+                           err) != LM_OK)
+    return LM_ERROR;
   lm_sha256_hex(src, len, out);
   free(src);
   return LM_OK;
 }
 
-/* Errors keep the message (which names file and line); a non-string
- * error value is described. */
-static int message_handler(lua_State *L) {
-  if (lua_type(L, 1) == LUA_TSTRING) return 1;
-  if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-    return 1;
-  lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-  return 1;
-}
-
-/* Every few thousand instructions: stop a script that loops in Lua when
- * the command line got SIGINT or SIGTERM. */
-static void interrupt_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
-  if (lm_signal_received)
-    luaL_error(L, "interrupted by %s",
-               lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM");
-}
-
 /* A script known from the cache is compiled when it is about to run; it
- * must still be the script the cache described. */
+ * must still be the script the cache described.  When it is not (edited
+ * since it was read, or an entry that still matched the file's status),
+ * the entry is dropped from the cache, so that the next run reads the
+ * file afresh instead of failing the same way. */
 static int compile_script(lm_env *env, lm_script *s) {
   if (s->ref != LUA_NOREF) return LM_OK;
-  lm_script fresh = *s;
-  fresh.ref = LUA_NOREF;
-  if (load_script(env, &fresh, &env->err) != LM_OK) return LM_ERROR;
-  if (strcmp(fresh.rev.id, s->rev.id) != 0 ||
-      strcmp(fresh.checksum, s->checksum) != 0) {
+  lm_script fresh = {.path = s->path, .ref = LUA_NOREF};
+  int rc = load_script(env, &fresh, &env->err);
+  if (rc == LM_OK && (strcmp(fresh.rev.id, s->rev.id) != 0 ||
+                      strcmp(fresh.checksum, s->checksum) != 0)) {
     luaL_unref(env->L, LUA_REGISTRYINDEX, fresh.ref);
-    return lm_err_set(&env->err, "%s changed while luamig was running; run "
-                      "the command again", s->path);
+    rc = lm_err_set(&env->err, "%s changed since luamig read it; run the "
+                    "command again", s->path);
+  }
+  if (rc != LM_OK) {
+    s->checksum[0] = '\0';   /* not written to the cache again */
+    lm_cache_write(env);
+    return LM_ERROR;
   }
   s->ref = fresh.ref;
   return LM_OK;
+}
+
+/* Look up upgrade or downgrade in the script table and call it with the
+ * op table; protected (a table's __index may raise).  Arguments: the env
+ * (light userdata), the script table, the function's name.  Returns
+ * false when the script has no such function. */
+static int call_migration(lua_State *L) {
+  lm_env *env = lua_touserdata(L, 1);
+  lua_getfield(L, 2, lua_tostring(L, 3));
+  if (lua_isnil(L, -1)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lm_op_push_table(env);
+  lua_call(L, 1, 0);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   lua_State *L = env->L;
   const char *fn = upgrade ? "upgrade" : "downgrade";
   if (compile_script(env, s) != LM_OK) return LM_ERROR;
-  lua_pushcfunction(L, message_handler);
+  int base = lua_gettop(L);
+  lua_pushcfunction(L, lm_lua_message_handler);
+  lua_pushcfunction(L, call_migration);
+  lua_pushlightuserdata(L, env);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
-  lua_getfield(L, -1, fn);               /* stack: handler tbl fn */
-  lua_remove(L, -2);
-  if (lua_isnil(L, -1)) {
-    lua_pop(L, 2);
-    return lm_err_set(&env->err, "%s has no %s function", s->path, fn);
-  }
-  lm_op_push_table(env);
+  lua_pushstring(L, fn);                 /* stack: handler call env tbl fn */
   env->running = s->path;
-  lua_sethook(L, interrupt_hook, LUA_MASKCOUNT, 10000);
-  int rc = lua_pcall(L, 1, 0, -3);
-  lua_sethook(L, NULL, 0, 0);
+  int rc = lua_pcall(L, 3, 1, base + 1);
   env->running = NULL;
   if (rc != LUA_OK) {
     /* An error from the database keeps its own text (SQL and message);
      * a Lua error already names the file and line. */
     lm_err_set(&env->err, "%s", lua_tostring(L, -1));
-    lua_pop(L, 2);
+    lua_settop(L, base);
     return LM_ERROR;
   }
-  lua_pop(L, 1);
+  int found = lua_toboolean(L, -1);
+  lua_settop(L, base);
+  if (!found)
+    return lm_err_set(&env->err, "%s has no %s function", s->path, fn);
   return LM_OK;
 }

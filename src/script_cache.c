@@ -4,8 +4,12 @@
  * as .luamig-cache, like Python's __pycache__.  With it, heads, history,
  * current and a no-op upgrade read one file and stat the scripts instead of
  * compiling and running every one; a script is compiled only when it runs.
- * An entry is used only while the file's size, modification time and inode
- * are unchanged; anything unexpected in the cache makes it ignored.
+ * An entry is used only while the file's size, inode, modification time
+ * and status-change time are unchanged: restoring the modification time
+ * after an edit (touch -r, an editor or a tool that keeps it) still
+ * changes the status-change time, which no program can set back.  When a
+ * script runs, its checksum is compared with the entry's (script.c).
+ * Anything unexpected in the cache makes it ignored.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -20,7 +24,9 @@
 #include "core.h"
 
 #define CACHE_NAME ".luamig-cache"
-#define CACHE_MAGIC "luamig-cache 1\n"
+#define CACHE_MAGIC "luamig-cache 2\n"
+/* A bound on the cache file (10,000 scripts take about 3 MB). */
+#define CACHE_MAX_BYTES ((size_t)256 << 20)
 
 /* ---- writing ------------------------------------------------------------ */
 
@@ -58,6 +64,8 @@ static void put_entry(lm_buf *b, const lm_script *s) {
   put_num(b, s->key.mtime_sec);
   put_num(b, s->key.mtime_nsec);
   put_num(b, s->key.ino);
+  put_num(b, s->key.ctime_sec);
+  put_num(b, s->key.ctime_nsec);
   put_str(b, s->rev.id);
   put_opt(b, s->rev.message);
   put_opt(b, s->doc);
@@ -161,7 +169,8 @@ void lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
   lm_err err;
   lm_err_init(&err);
   *buffer = NULL;
-  int rc = lm_read_file(path, buffer, &len, &err);
+  int rc = lm_read_regular_file(path, CACHE_MAX_BYTES, buffer, &len, NULL,
+                                &err);
   lm_err_free(&err);
   free(path);
   if (rc != LM_OK) return;   /* no cache yet */
@@ -173,7 +182,7 @@ void lm_cache_read(lm_env *env, lm_map *entries, char **buffer,
   while (r.p < r.end && !r.bad) {
     const char *start = r.p;
     const char *name = get_str(&r);
-    for (int i = 0; i < 9; i++) get_str(&r);      /* up to checksum */
+    for (int i = 0; i < 11; i++) get_str(&r);     /* up to checksum */
     for (int list = 0; list < 3 && !r.bad; list++) {
       long long n = get_num(&r);
       if (n < 0 || n > 100000) r.bad = 1;
@@ -194,6 +203,8 @@ int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
   key.mtime_sec = get_num(&r);
   key.mtime_nsec = get_num(&r);
   key.ino = get_num(&r);
+  key.ctime_sec = get_num(&r);
+  key.ctime_nsec = get_num(&r);
   if (r.bad || memcmp(&key, &s->key, sizeof key) != 0) return 0;
   lm_script tmp = *s;
   /* Strings point into the cache buffer, which the environment keeps as
@@ -214,13 +225,23 @@ int lm_cache_fill(lm_env *env, lm_script *s, const char *entry,
   return 1;
 }
 
+void lm_script_key_of(lm_script_key *key, const struct stat *st) {
+  memset(key, 0, sizeof *key);
+  key->size = (long long)st->st_size;
+  key->mtime_sec = (long long)st->st_mtim.tv_sec;
+  key->mtime_nsec = (long long)st->st_mtim.tv_nsec;
+  key->ino = (long long)st->st_ino;
+  key->ctime_sec = (long long)st->st_ctim.tv_sec;
+  key->ctime_nsec = (long long)st->st_ctim.tv_nsec;
+}
+
+/* Only a regular file has a key: anything else is read (and refused) by
+ * the loader, never taken from the cache. */
 int lm_script_stat(int dirfd, const char *name, lm_script_key *key) {
   struct stat st;
   memset(key, 0, sizeof *key);
-  if (fstatat(dirfd, name, &st, 0) != 0) return LM_ERROR;
-  key->size = (long long)st.st_size;
-  key->mtime_sec = (long long)st.st_mtim.tv_sec;
-  key->mtime_nsec = (long long)st.st_mtim.tv_nsec;
-  key->ino = (long long)st.st_ino;
+  if (fstatat(dirfd, name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+    return LM_ERROR;
+  lm_script_key_of(key, &st);
   return LM_OK;
 }

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 volatile sig_atomic_t lm_signal_received = 0;
 
@@ -362,6 +365,59 @@ int lm_read_file(const char *path, char **out, size_t *len, lm_err *err) {
   return LM_OK;
 }
 
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+int lm_read_regular_file(const char *path, size_t max, char **out,
+                         size_t *len, struct stat *st, lm_err *err) {
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) return lm_err_set(err, "cannot open %s: %s", path, strerror(errno));
+  struct stat sb;
+  if (fstat(fd, &sb) != 0) {
+    int e = errno;
+    close(fd);
+    return lm_err_set(err, "cannot read %s: %s", path, strerror(e));
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    close(fd);
+    return lm_err_set(err, "%s is %s; luamig reads only regular files", path,
+                      file_kind(sb.st_mode));
+  }
+  if ((uintmax_t)sb.st_size > max) {
+    close(fd);
+    return lm_err_set(err, "%s is larger than %zu MB", path, max >> 20);
+  }
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_grow(&b, (size_t)sb.st_size + 1);
+  char chunk[16384];
+  ssize_t n;
+  /* The file may grow while it is read: stop one byte past the bound. */
+  while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    lm_buf_add(&b, chunk, (size_t)n);
+    if (b.len > max) break;
+  }
+  int e = errno;
+  close(fd);
+  if (n < 0 || b.len > max) {
+    lm_buf_free(&b);
+    if (n < 0) return lm_err_set(err, "cannot read %s: %s", path, strerror(e));
+    return lm_err_set(err, "%s is larger than %zu MB", path, max >> 20);
+  }
+  if (st) *st = sb;
+  if (len) *len = b.len;
+  lm_buf_add(&b, "", 0);   /* NUL-terminated, an empty file too */
+  *out = lm_buf_detach(&b);
+  return LM_OK;
+}
+
 double lm_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -376,4 +432,61 @@ void lm_utc_timestamp(char out[32]) {
   char date[24];
   strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
   snprintf(out, 32, "%.19s.%03d", date, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* ---- revision ids and branch labels ---------------------------------- */
+
+/* A value for a message: printable ASCII as is, anything else escaped,
+ * long values cut, so that the message itself stays one line. */
+static void put_escaped(lm_buf *b, const char *s) {
+  size_t i = 0;
+  for (; s[i] && i < 48; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\n') lm_buf_puts(b, "\\n");
+    else if (c == '\\' || c == '\'') lm_buf_printf(b, "\\%c", c);
+    else if (c < 0x20 || c >= 0x7f) lm_buf_printf(b, "\\x%02x", c);
+    else lm_buf_putc(b, (char)c);
+  }
+  if (s[i]) lm_buf_puts(b, "...");
+}
+
+/* ASCII only: a locale must not widen what an id may hold. */
+static int name_char(char c, const char *extra) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c >= '0' && c <= '9') || c == '_' || (c && strchr(extra, c));
+}
+
+static int check_name(const char *s, const char *kind, const char *extra,
+                      size_t max, const char *rule, lm_err *err) {
+  size_t len = strlen(s), bad = 0;
+  while (bad < len && name_char(s[bad], extra)) bad++;
+  if (bad == len && len && (!max || len <= max)) return LM_OK;
+  lm_buf b = LM_BUF_INIT;
+  lm_buf_printf(&b, "%s '", kind);
+  put_escaped(&b, s);
+  lm_buf_puts(&b, "': ");
+  if (!len) {
+    lm_buf_puts(&b, "it is empty");
+  } else if (bad < len) {
+    char one[2] = {s[bad], '\0'};
+    lm_buf_puts(&b, "character '");
+    put_escaped(&b, one);
+    lm_buf_puts(&b, "' not allowed");
+  } else {
+    lm_buf_printf(&b, "%zu characters, more than %zu", len, max);
+  }
+  lm_buf_printf(&b, " (%s)", rule);
+  int rc = lm_err_set(err, "%s", b.data);
+  lm_buf_free(&b);
+  return rc;
+}
+
+int lm_check_rev_id(const char *id, lm_err *err) {
+  return check_name(id, "revision id", "", LM_REV_ID_MAX,
+                    "an id is 1 to 32 letters, digits and underscores", err);
+}
+
+int lm_check_branch_label(const char *label, lm_err *err) {
+  return check_name(label, "branch label", "-.", 0,
+                    "a label is letters, digits, '_', '-' and '.'", err);
 }

@@ -120,6 +120,23 @@ uint64_t lm_hash_bytes(const void *p, size_t n);
 /* Read a whole file; returns LM_OK and a malloc'ed buffer (NUL-terminated). */
 int lm_read_file(const char *path, char **out, size_t *len, lm_err *err);
 
+/* Revision ids and branch labels as luamig accepts them, from scripts and
+ * from the command line alike: an id is 1 to LM_REV_ID_MAX letters, digits
+ * and underscores (the version table's column holds 32); a label may also
+ * hold '-' and '.'.  Anything else could break out of a file name or of a
+ * comment in --sql output.  On a bad one, the message names the value
+ * (escaped) and the character; callers put where it came from in front. */
+#define LM_REV_ID_MAX 32
+int lm_check_rev_id(const char *id, lm_err *err);
+int lm_check_branch_label(const char *label, lm_err *err);
+
+/* Read a whole regular file of at most max bytes: a FIFO, a device or a
+ * directory is refused with a message naming it, never waited on or read
+ * without end.  *st (when not NULL) gets the status of the file read. */
+struct stat;
+int lm_read_regular_file(const char *path, size_t max, char **out,
+                         size_t *len, struct stat *st, lm_err *err);
+
 /* Monotonic seconds, for durations. */
 double lm_now(void);
 /* UTC wall-clock time as "YYYY-MM-DD HH:MM:SS.mmm" into a 32-byte buffer. */
