@@ -71,7 +71,8 @@ for _, d in ipairs(H.dialects) do
         cmd[#cmd + 1] = string.format("(%s%s upgrade head >%s/r%d.out 2>%s/r%d.err; echo $? >%s/r%d.rc) &",
           H.asan and "LD_PRELOAD= " or "", H.quote(H.bin), dir, i, dir, i, dir, i)
       end
-      assert.are.equal(0, H.sh("cd " .. H.quote(dir) .. " && " .. table.concat(cmd, " ") .. " wait"))
+      -- Braces: without them only the first runner would run in dir.
+      assert.are.equal(0, H.sh("cd " .. H.quote(dir) .. " && { " .. table.concat(cmd, " ") .. " wait; }"))
       for i = 1, 8 do
         assert.are.equal("0\n", H.read(dir .. "/r" .. i .. ".rc"), H.read(dir .. "/r" .. i .. ".err"))
       end
