@@ -178,9 +178,16 @@ typedef struct lm_dialect {
    * read through the cursor functions like query's.  NULL: query. */
   int (*query_bounded)(lm_conn *conn, const char *sql, size_t nparams,
                        const lm_value *params, lm_cursor **out, lm_err *err);
+
+  /* ---- version 5 ------------------------------------------------------ */
+
+  /* Is a transaction open on conn?  The core asks after each statement it
+   * runs inside its own transaction, so that a COMMIT or ROLLBACK in a
+   * script's SQL is caught before anything else runs in autocommit. */
+  int (*in_transaction)(lm_conn *conn);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 4
+#define LM_DIALECT_VERSION 5
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);
