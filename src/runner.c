@@ -569,8 +569,8 @@ static void script_failed(lm_env *env, const lm_script *script,
                   lm_err_msg(&mark_err));
   else if (!in_tx)
     lm_err_prefix(&env->err, "%s %s (%s) failed outside a transaction before "
-                  "any change a rerun would repeat%s; the database is not "
-                  "dirty", command, script->rev.id, script->path,
+                  "it changed anything a rerun would repeat%s; the database "
+                  "is not dirty", command, script->rev.id, script->path,
                   nt->resumable ? " (a backfill resumes from its saved "
                                   "position)" : "");
   else
