@@ -168,7 +168,7 @@ for _, d in ipairs(H.dialects) do
                   op.bulk_insert("rows", {{id = 2}, {id = 3}})]]}})
         assert.are.equal(0, (H.run({"upgrade", "aaaaaaaaaaa1"}, {dir = dir})))
         local pid = spawn({"upgrade", "head"}, dir, "rk" .. d.name .. run)
-        H.sh(string.format("sleep %.3f", math.random() * 0.8))
+        H.sh(string.format("sleep %.3f", math.random() * 1.1))
         H.sh("kill -9 " .. pid .. " 2>/dev/null")
         assert.is_true(wait_pid(pid, 10))
         local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
