@@ -241,22 +241,26 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("6000\n", query("SELECT count(*) FROM items WHERE n = 1"))
     end)
 
-    it("a ROLLBACK in a script's SQL fails the migration; nothing is committed", function()
-      local url, query = d.fresh()
-      local dir = H.project(url, {{rev = "aaaaaaaaaaa1",
-        up = [[op.create_table("t", {{"id", "integer", primary_key = true}})
-               op.execute("ROLLBACK")
-               op.create_table("u", {{"id", "integer", primary_key = true}})]]}})
-      local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
-      assert.are.equal(1, code)
-      assert.matches("ended by the script's own SQL", err)
-      assert.matches("rolled back", err)
-      assert.are.equal("0\n", query("SELECT count(*) FROM luamig_version"))
-      assert.is_nil(query("SELECT 1 FROM t"))
-      assert.is_nil(query("SELECT 1 FROM u"))
-      local _, status = H.run({"status"}, {dir = dir})
-      assert.matches("Dirty: no", status)
-    end)
+    for _, caught in ipairs({false, true}) do
+      it("a ROLLBACK in a script's SQL fails the migration" .. (caught and ", even caught by pcall" or "") ..
+         "; nothing is committed", function()
+        local url, query = d.fresh()
+        local call = caught and [[pcall(op.execute, "ROLLBACK")]] or [[op.execute("ROLLBACK")]]
+        local dir = H.project(url, {{rev = "aaaaaaaaaaa1",
+          up = [[op.create_table("t", {{"id", "integer", primary_key = true}})
+                 ]] .. call .. [[
+                 op.create_table("u", {{"id", "integer", primary_key = true}})]]}})
+        local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+        assert.are.equal(1, code)
+        assert.matches("ended by the script's own SQL", err)
+        assert.matches("rolled back", err)
+        assert.are.equal("0\n", query("SELECT count(*) FROM luamig_version"))
+        assert.is_nil(query("SELECT 1 FROM t"))
+        assert.is_nil(query("SELECT 1 FROM u"))
+        local _, status = H.run({"status"}, {dir = dir})
+        assert.matches("Dirty: no", status)
+      end)
+    end
 
     it("a COMMIT in a script's SQL, then an error, leaves the database dirty", function()
       local url, query = d.fresh()

@@ -472,8 +472,11 @@ static const char *signal_name(void) {
 
 int lm_tx_check(lm_env *env, lm_err *err) {
   const lm_dialect *d = env->dialect;
-  if (!env->tx_open || env->mode != LM_EXEC_ONLINE || !env->conn ||
-      d->version < 5 || !d->in_transaction || d->in_transaction(env->conn))
+  /* Once lost, it stays lost until the next begin, even if the script
+   * caught the first error and went on. */
+  if (!env->tx_lost &&
+      (!env->tx_open || env->mode != LM_EXEC_ONLINE || !env->conn ||
+       d->version < 5 || !d->in_transaction || d->in_transaction(env->conn)))
     return LM_OK;
   env->tx_open = 0;
   env->tx_lost = 1;
@@ -488,6 +491,7 @@ int lm_tx_check(lm_env *env, lm_err *err) {
  * non-transactional script, a commit a rerun cannot resume carries the
  * script's "running" row with it. */
 static int tx_commit(lm_env *env, int resumable) {
+  if (env->tx_lost) return lm_tx_check(env, &env->err);
   if (!env->tx_open) return LM_OK;
   if (env->mode == LM_EXEC_OFFLINE) {
     env->tx_open = 0;
@@ -536,6 +540,7 @@ static void script_failed(lm_env *env, const lm_script *script,
                           const char *command, log_row *row, int in_tx,
                           const struct lm_nontx *nt) {
   int lost = in_tx && env->tx_lost;   /* the script ended our transaction */
+  env->tx_lost = 0;
   lm_tx_rollback(env);
   end_open_tx(env);                   /* one the script began */
   int committed = !in_tx && nt->marked, dirty = 0;
