@@ -104,6 +104,21 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("bbbbbbbbbbb2\n", query("SELECT version_num FROM luamig_version"))
     end)
 
+    it("stamp base clears a mark left by the first revision", function()
+      local url, query = d.fresh()
+      local dir = H.project(url, {{rev = "aaaaaaaaaaa1", extra = "  transactional = false,\n",
+        up = [[op.create_table("t", {{"id", "integer", primary_key = true}})
+               error("boom")]]}})
+      assert.are.equal(1, (H.run({"upgrade", "head"}, {dir = dir})))
+      assert(query("DROP TABLE t"))
+      local code, _, err = H.run({"stamp", "base"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      assert.matches("dirty mark is cleared: the database is recorded at base", err)
+      local scode, status = H.run({"status"}, {dir = dir})
+      assert.are.equal(0, scode, status)
+      assert.matches("Dirty: no", status)
+    end)
+
     it("stamp --accept-checksums records an edited script's checksum and who accepted it", function()
       local url, query = d.fresh()
       local dir = H.project(url, {base}, "  strict_checksums = true,\n")

@@ -689,9 +689,10 @@ int lm_stamp_clear_dirty(lm_env *env, int log_heads) {
   int rc = lm_read_heads(env, &heads);
   if (rc == LM_OK && log_heads) {
     rc = lm_tx_begin(env);
-    for (size_t i = 0; rc == LM_OK && i < heads.n; i++)
-      rc = lm_log_note(env, heads.items[i], "stamp", NULL, "the database is "
-                       "at this revision, as a person confirmed", &env->err);
+    for (size_t i = 0; rc == LM_OK && i < (heads.n ? heads.n : 1); i++)
+      rc = lm_log_note(env, heads.n ? heads.items[i] : "base", "stamp", NULL,
+                       "the database is at this revision, as a person "
+                       "confirmed", &env->err);
     if (rc == LM_OK) rc = lm_tx_commit(env);
     if (rc != LM_OK) lm_tx_rollback(env);
   }
