@@ -189,6 +189,11 @@ typedef struct lm_dialect {
    * (PostgreSQL: standard_conforming_strings on, so a backslash in a
    * literal is just a backslash).  NULL: none. */
   const char *offline_header_sql;
+
+  /* Is a transaction open on conn?  The core asks after each statement it
+   * runs inside its own transaction, so that a COMMIT or ROLLBACK in a
+   * script's SQL is caught before anything else runs in autocommit. */
+  int (*in_transaction)(lm_conn *conn);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 5

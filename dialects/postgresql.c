@@ -746,6 +746,12 @@ static int simple(lm_conn *c, const char *sql, lm_err *err) {
 
 static int pg_begin(lm_conn *c, lm_err *err) { return simple(c, "BEGIN", err); }
 
+/* Only IDLE says the transaction ended: a failed one (INERROR) is still
+ * open, and a lost connection (UNKNOWN) reports its own error. */
+static int pg_in_transaction(lm_conn *c) {
+  return PQtransactionStatus(c->pg) != PQTRANS_IDLE;
+}
+
 /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK: that is
  * a failure here, as is any error COMMIT itself reports (deferred
  * constraints, serialization). */
@@ -1022,4 +1028,5 @@ const lm_dialect lm_postgresql_dialect = {
   .writer_run = lm_pg_writer_run,
   .writer_close = lm_pg_writer_close,
   .offline_header_sql = "SET standard_conforming_strings = on",
+  .in_transaction = pg_in_transaction,
 };

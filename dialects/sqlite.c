@@ -252,6 +252,10 @@ static void sqlite_cursor_close(lm_cursor *cur) {
 
 /* ---- transactions ---------------------------------------------------- */
 
+static int sqlite_in_transaction(lm_conn *c) {
+  return !sqlite3_get_autocommit(c->db);
+}
+
 static int sqlite_begin(lm_conn *c, lm_err *err) {
   if (sqlite3_db_readonly(c->db, "main") == 1)
     return lm_err_set(err, "SQLite database %s is not writable", c->path);
@@ -484,4 +488,5 @@ const lm_dialect lm_sqlite_dialect = {
   .writer_close = lm_sqlite_writer_close,
   .introspect = lm_sqlite_introspect,
   .replay_sql = lm_sqlite_replay_sql,
+  .in_transaction = sqlite_in_transaction,
 };

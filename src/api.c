@@ -211,7 +211,11 @@ int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
     return leave(env, LM_ERROR);
   lm_strvec heads = LM_STRVEC_INIT;
   lm_plan plan = {0};
-  int rc = purge ? LM_OK : lm_read_heads(env, &heads);
+  int dirty = 0;
+  lm_buf why = LM_BUF_INIT;
+  int rc = lm_check_dirty(env, &dirty, &why);
+  lm_buf_free(&why);
+  if (rc == LM_OK && !purge) rc = lm_read_heads(env, &heads);
   if (rc == LM_OK)
     rc = lm_graph_plan_stamp(env->graph, revs, nrevs,
                              (const char *const *)heads.items, heads.n, purge,
@@ -223,6 +227,7 @@ int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
   if (rc == LM_OK && purge) rc = lm_purge_versions(env);
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, "stamp", NULL);
   else lm_tx_rollback(env);
+  if (rc == LM_OK && dirty) rc = lm_stamp_clear_dirty(env, plan.nsteps == 0);
   env->transaction_per_migration = tpm;
   lm_plan_free(&plan);
   lm_strvec_free(&heads);

@@ -34,6 +34,7 @@ static const char global_usage[] =
   "  upgrade TARGET [--sql]           apply migrations up to TARGET\n"
   "  downgrade TARGET [--sql]         revert migrations down to TARGET\n"
   "  stamp REV... [--purge] [--sql]   set the version table without migrating\n"
+  "  stamp --accept-checksums REV...  accept the edited scripts of applied REVs\n"
   "  current [-v] [--check-heads]     the revisions the database is at\n"
   "  heads [-v] [--resolve-dependencies]\n"
   "  branches [-v]                    branch points\n"
@@ -291,6 +292,14 @@ static int cmd_downgrade(lm_env *env, lm_args *a) {
 }
 
 static int cmd_stamp(lm_env *env, lm_args *a) {
+  if (a->given & LM_F_ACCEPT) {
+    int rc = a->sql || a->purge
+                 ? lm_err_usage(&env->err, "--accept-checksums takes neither "
+                                "--sql nor --purge")
+                 : lm_accept_checksums(env, (const char *const *)a->pos.items,
+                                       a->pos.n);
+    return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+  }
   if (a->sql) {
     if (a->pos.n != 1)
       return lm_cli_fail(env, lm_err_usage(&env->err, "stamp --sql takes "
@@ -632,10 +641,11 @@ static const cli_command commands[] = {
   {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
    "luamig downgrade TARGET [--sql | --json] [--strict]",
    "Revert migrations down to TARGET (with --sql: FROM:TO)."},
-  {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE | LM_F_JSON, 1, -1,
-   "luamig stamp REV... [--purge] [--sql | --json]",
+  {"stamp", cmd_stamp, LM_F_SQL | LM_F_PURGE | LM_F_JSON | LM_F_ACCEPT, 1, -1,
+   "luamig stamp REV... [--purge] [--sql | --json] | stamp --accept-checksums REV...",
    "Set the version table to REV without running migrations.  At a merge "
-   "point, naming its parents stamps down to them."},
+   "point, naming its parents stamps down to them.  --accept-checksums "
+   "records the current checksum of drifted scripts."},
   {"current", cmd_current, LM_F_VERBOSE | LM_F_CHECK_HEADS | LM_F_JSON, 0, 0,
    "luamig current [-v] [--check-heads] [--json]",
    "Show the revisions the database is at.  --check-heads: exit 1 unless "
@@ -688,6 +698,7 @@ static const flag flags[] = {
   {"--autogenerate", NULL, LM_F_AUTOGENERATE, 0},
   {"--json", NULL, LM_F_JSON, 0},
   {"--strict", NULL, LM_F_STRICT, 0},
+  {"--accept-checksums", NULL, LM_F_ACCEPT, 0},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {

@@ -29,7 +29,8 @@ enum {
   LM_F_DEPENDS_ON = 1u << 6, LM_F_REV_ID = 1u << 7, LM_F_RANGE = 1u << 8,
   LM_F_INDICATE = 1u << 9, LM_F_PURGE = 1u << 10, LM_F_CHECK_HEADS = 1u << 11,
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
-  LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15
+  LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
+  LM_F_ACCEPT = 1u << 16        /* stamp --accept-checksums (read from given) */
 };
 
 /* cli_revision.c: init, revision, merge, edit */

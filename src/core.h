@@ -74,7 +74,9 @@ struct lm_env {
   lm_conn *conn;
   int locked;
   int tx_open;                  /* a transaction is open (or, offline, written) */
-  lm_stmt *stmts[4];            /* the runner's prepared statements (runner.c) */
+  int tx_lost;                  /* the script's SQL ended it (lm_tx_check) */
+  lm_stmt *stmts[6];            /* the runner's prepared statements (runner.c) */
+  struct lm_nontx *nontx;       /* runner.c: the transactional = false script running */
 
   /* the executor of op.* calls */
   lm_exec_mode mode;
@@ -169,7 +171,24 @@ int lm_ensure_version_table(lm_env *env);
 int lm_begin_run(lm_env *env);
 int lm_tx_begin(lm_env *env);
 int lm_tx_commit(lm_env *env);
+/* A commit whose work a rerun resumes (a backfill's saved position), so a
+ * non-transactional script needs no dirty mark for it. */
+int lm_tx_commit_resumable(lm_env *env);
 void lm_tx_rollback(lm_env *env);
+/* LM_ERROR (message in err) when the transaction luamig opened is no
+ * longer open on the connection: the script's SQL ended it. */
+int lm_tx_check(lm_env *env, lm_err *err);
+/* Before a change a non-transactional script cannot undo: commit its
+ * "running" log row, so that a run killed from here on leaves it dirty. */
+int lm_nontx_mark(lm_env *env, lm_err *err);
+/* Append a log row of status ok that records a person's decision (a
+ * stamp that confirms the revision, an accepted checksum), inside the
+ * caller's transaction. */
+int lm_log_note(lm_env *env, const char *revision, const char *direction,
+                const char *checksum, const char *message, lm_err *err);
+/* After a stamp of a dirty database: log the revisions it is at (when the
+ * stamp changed nothing, its steps logged none) and say the mark is gone. */
+int lm_stamp_clear_dirty(lm_env *env, int log_heads);
 int lm_offline_preamble(lm_env *env, int from_base);
 int lm_purge_versions(lm_env *env);
 int lm_offline_drop_version_table(lm_env *env);
@@ -192,6 +211,9 @@ void lm_drift_free(lm_drift *d);
 int lm_check_drift(lm_env *env, lm_drift *out);
 /* The dirty mark, if any: *dirty set, description in out. */
 int lm_check_dirty(lm_env *env, int *dirty, lm_buf *out);
+/* stamp --accept-checksums: log the current checksum of each named
+ * applied revision whose script drifted, with who accepted it. */
+int lm_accept_checksums(lm_env *env, const char *const *revs, size_t nrevs);
 /* Before upgrade/downgrade: refuse when dirty; warn (or, strict, refuse)
  * when scripts drifted. */
 int lm_preflight(lm_env *env);

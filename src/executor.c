@@ -135,7 +135,20 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
     if (affected) *affected = 0;
     return LM_OK;
   }
-  return env->dialect->exec(env->conn, sql, nparams, params, affected, err);
+  /* Online, each statement of a migration checks that the transaction
+   * luamig opened is still there, before (a failure the script caught may
+   * have ended it) and after (the statement may end it).  Outside one, a
+   * non-transactional script's first change is preceded by its "running"
+   * log row.  Once SIGINT or SIGTERM arrived nothing more runs: outside
+   * a transaction, it would commit. */
+  if (lm_signal_received)
+    return lm_err_set(err, "interrupted by %s", lm_signal_received == SIGINT
+                                                    ? "SIGINT" : "SIGTERM");
+  if (lm_tx_check(env, err) != LM_OK) return LM_ERROR;
+  if (!env->tx_open && lm_nontx_mark(env, err) != LM_OK) return LM_ERROR;
+  int rc = env->dialect->exec(env->conn, sql, nparams, params, affected, err);
+  if (rc == LM_OK && lm_tx_check(env, err) != LM_OK) return LM_ERROR;
+  return rc;
 }
 
 /* Raw SQL offline: the dialect follows what it can on the model. */

@@ -284,7 +284,8 @@ static int state_ensure(backfill *b) {
     lm_tx_rollback(env);
     return LM_ERROR;
   }
-  if (lm_tx_commit(env) != LM_OK) {
+  /* Made if missing, so a rerun makes nothing twice. */
+  if (lm_tx_commit_resumable(env) != LM_OK) {
     lm_err_move(&b->err, &env->err);
     lm_tx_rollback(env);
     return LM_ERROR;
@@ -643,9 +644,13 @@ static int own_begin(backfill *b) {
   return LM_ERROR;
 }
 
-static int own_commit(backfill *b) {
+/* resumable: the commit holds the saved position of the rows it wrote,
+ * so a rerun goes on after them rather than doing them again. */
+static int own_commit(backfill *b, int resumable) {
   if (!b->own_tx || !b->env->tx_open) return LM_OK;
-  if (lm_tx_commit(b->env) == LM_OK) return LM_OK;
+  if ((resumable ? lm_tx_commit_resumable(b->env) : lm_tx_commit(b->env)) ==
+      LM_OK)
+    return LM_OK;
   lm_err_move(&b->err, &b->env->err);
   return LM_ERROR;
 }
@@ -816,7 +821,7 @@ static int backfill_body(lua_State *L) {
       write_start(b, cur);
       if (write_wait(b, cur) != LM_OK) return body_fail(L, b);
       if (b->commit_every && b->in_tx >= b->commit_every) {
-        if (state_save(b) != LM_OK || own_commit(b) != LM_OK)
+        if (state_save(b) != LM_OK || own_commit(b, 1) != LM_OK)
           return body_fail(L, b);
         b->in_tx = 0;
       }
@@ -834,7 +839,7 @@ static int backfill_body(lua_State *L) {
   }
   if (b->commit_every && (own_begin(b) != LM_OK || state_clear(b) != LM_OK))
     return body_fail(L, b);
-  if (own_commit(b) != LM_OK) return body_fail(L, b);
+  if (own_commit(b, 0) != LM_OK) return body_fail(L, b);
   return 0;
 }
 

@@ -237,7 +237,7 @@ int lm_read_heads(lm_env *env, lm_strvec *heads) {
 
 /* The statements every migration runs (version-table changes, the log
  * row) are prepared once per connection.  Offline they are written out. */
-enum { STMT_INSERT, STMT_DELETE, STMT_UPDATE, STMT_LOG };
+enum { STMT_INSERT, STMT_DELETE, STMT_UPDATE, STMT_LOG, STMT_LOG_END };
 
 static int exec_prepared(lm_env *env, int slot, const char *sql,
                          size_t nparams, const lm_value *params,
@@ -313,12 +313,16 @@ static const char *run_by(void) {
   return who;
 }
 
-/* One row of the log.  Offline scripts stamp the time the script runs. */
-/* What one log row says. */
+/* What one log row says.  Online, a script's row is written when it
+ * starts, with status "running", and ended ("ok" or "dirty") when it
+ * ends: inside the migration's transaction nobody sees it running;
+ * outside one (transactional = false) it is committed before the first
+ * change that cannot be undone, so that a run killed from there on leaves
+ * the database dirty. */
 typedef struct log_row {
   const char *revision, *direction, *checksum, *started_at;
   double duration;
-  const char *status;           /* "ok", or "dirty" for a failed run outside a transaction */
+  const char *status;           /* "running", "ok" or "dirty" */
   const char *message;          /* the error, for a dirty row */
 } log_row;
 
@@ -348,27 +352,81 @@ static int log_entry(lm_env *env, const log_row *row, lm_err *err) {
   return rc;
 }
 
-/* A script that ran outside a transaction failed part-way: nothing can be
- * rolled back, so leave a dirty mark (with the error) that upgrade and
- * downgrade refuse to pass until a person stamps the real revision. */
-static void mark_dirty(lm_env *env, const log_row *row) {
-  lm_err err;
-  lm_err_init(&err);
+/* End a "running" row (online): its status, duration and message.
+ * *found = 0 when no such row is committed or in this transaction. */
+static int log_end(lm_env *env, const log_row *row, int *found, lm_err *err) {
+  lm_buf sql = LM_BUF_INIT;
+  lm_buf_puts(&sql, "UPDATE ");
+  qualified(env, &sql, env->log_table);
+  lm_buf_puts(&sql, " SET status = $1, duration = $2, message = $3 WHERE "
+              "revision = $4 AND direction = $5 AND started_at = $6 AND "
+              "status = 'running'");
+  lm_value p[6] = {text_value(row->status),
+                   {.type = LM_V_FLOAT, .f = row->duration},
+                   text_value(row->message), text_value(row->revision),
+                   text_value(row->direction), text_value(row->started_at)};
+  int64_t affected = 0;
+  int rc = exec_prepared(env, STMT_LOG_END, lm_buf_str(&sql), 6, p, &affected,
+                         err);
+  lm_buf_free(&sql);
+  *found = affected > 0;
+  return rc;
+}
+
+int lm_log_note(lm_env *env, const char *revision, const char *direction,
+                const char *checksum, const char *message, lm_err *err) {
+  char now[32];
+  lm_utc_timestamp(now);
+  log_row row = {revision, direction, checksum, now, 0, "ok", message};
+  return log_entry(env, &row, err);
+}
+
+/* A failed script's "running" row becomes "dirty", with the error, in a
+ * transaction of its own.  *dirty = 1 when the row was committed (the
+ * database is dirty), 0 when it never was (nothing stays to mark). */
+static int mark_dirty(lm_env *env, const log_row *row, int *dirty,
+                      lm_err *err) {
+  *dirty = 0;
   lm_tx_rollback(env);
-  if (env->dialect->begin(env->conn, &err) == LM_OK) {
-    if (log_entry(env, row, &err) == LM_OK &&
-        env->dialect->commit(env->conn, &err) == LM_OK) {
-      lm_err_free(&err);
-      return;
-    }
+  if (env->dialect->begin(env->conn, err) != LM_OK) return LM_ERROR;
+  if (log_end(env, row, dirty, err) == LM_OK &&
+      env->dialect->commit(env->conn, err) == LM_OK)
+    return LM_OK;
+  lm_err err2;
+  lm_err_init(&err2);
+  env->dialect->rollback(env->conn, &err2);
+  lm_err_free(&err2);
+  return LM_ERROR;
+}
+
+/* The transactional = false script being run: its log row and whether it
+ * is committed. */
+struct lm_nontx {
+  log_row row;
+  int marked;                   /* the "running" row is committed */
+  int marking;                  /* being written: statements go straight on */
+  int resumable;                /* a backfill committed a saved position */
+};
+
+int lm_nontx_mark(lm_env *env, lm_err *err) {
+  struct lm_nontx *nt = env->nontx;
+  if (!nt || nt->marked || nt->marking || env->mode != LM_EXEC_ONLINE)
+    return LM_OK;
+  nt->marking = 1;
+  int rc = env->dialect->begin(env->conn, err);
+  if (rc == LM_OK) rc = log_entry(env, &nt->row, err);
+  if (rc == LM_OK) rc = env->dialect->commit(env->conn, err);
+  if (rc != LM_OK) {
     lm_err err2;
     lm_err_init(&err2);
     env->dialect->rollback(env->conn, &err2);
     lm_err_free(&err2);
+    lm_err_prefix(err, "cannot record that %s is running outside a "
+                  "transaction, so it does not start", nt->row.revision);
   }
-  lm_err_prefix(&env->err, "could not record the dirty state (%s)",
-                lm_err_msg(&err));
-  lm_err_free(&err);
+  nt->marking = 0;
+  nt->marked = rc == LM_OK;
+  return rc;
 }
 
 /* ---- running a plan ------------------------------------------------------ */
@@ -409,18 +467,75 @@ int lm_tx_begin(lm_env *env) {
     return LM_ERROR;
   }
   *open = 1;
+  env->tx_lost = 0;
   return LM_OK;
 }
 
-int lm_tx_commit(lm_env *env) {
-  int *open = &env->tx_open;
-  if (!*open) return LM_OK;
-  *open = 0;
-  if (env->mode == LM_EXEC_OFFLINE)
+/* Roll back a transaction open on the connection that luamig no longer
+ * counts as its own (one whose commit failed, one a script began). */
+static void end_open_tx(lm_env *env) {
+  const lm_dialect *d = env->dialect;
+  if (env->mode != LM_EXEC_ONLINE || !env->conn || d->version < 5 ||
+      !d->in_transaction || !d->in_transaction(env->conn))
+    return;
+  lm_err err;
+  lm_err_init(&err);
+  d->rollback(env->conn, &err);
+  lm_err_free(&err);
+}
+
+static const char *signal_name(void) {
+  return lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+int lm_tx_check(lm_env *env, lm_err *err) {
+  const lm_dialect *d = env->dialect;
+  /* Once lost, it stays lost until the next begin, even if the script
+   * caught the first error and went on. */
+  if (!env->tx_lost &&
+      (!env->tx_open || env->mode != LM_EXEC_ONLINE || !env->conn ||
+       d->version < 5 || !d->in_transaction || d->in_transaction(env->conn)))
+    return LM_OK;
+  env->tx_open = 0;
+  env->tx_lost = 1;
+  return lm_err_set(err, "the transaction luamig opened was ended by the "
+                    "script's own SQL (a COMMIT, ROLLBACK or END): luamig "
+                    "commits each migration itself; a script that controls "
+                    "transactions must say transactional = false");
+}
+
+/* Commit the open transaction.  A signal received since it began stops
+ * it here: a signalled run never commits (the caller rolls back).  In a
+ * non-transactional script, a commit a rerun cannot resume carries the
+ * script's "running" row with it. */
+static int tx_commit(lm_env *env, int resumable) {
+  if (env->tx_lost) return lm_tx_check(env, &env->err);
+  if (!env->tx_open) return LM_OK;
+  if (env->mode == LM_EXEC_OFFLINE) {
+    env->tx_open = 0;
     return lm_exec_sql(env, env->dialect->commit_sql, 0, NULL, NULL,
                        &env->err);
-  return env->dialect->commit(env->conn, &env->err);
+  }
+  if (lm_signal_received)
+    return lm_err_set(&env->err, "interrupted by %s: not committed",
+                      signal_name());
+  if (lm_tx_check(env, &env->err) != LM_OK) return LM_ERROR;
+  struct lm_nontx *nt = env->nontx;
+  int marking = nt && !nt->marked && !resumable;
+  if (marking && log_entry(env, &nt->row, &env->err) != LM_OK) return LM_ERROR;
+  env->tx_open = 0;
+  if (env->dialect->commit(env->conn, &env->err) != LM_OK) {
+    end_open_tx(env);   /* SQLite keeps one whose commit failed open */
+    return LM_ERROR;
+  }
+  if (marking) nt->marked = 1;
+  if (nt && resumable) nt->resumable = 1;
+  return LM_OK;
 }
+
+int lm_tx_commit(lm_env *env) { return tx_commit(env, 0); }
+
+int lm_tx_commit_resumable(lm_env *env) { return tx_commit(env, 1); }
 
 void lm_tx_rollback(lm_env *env) {
   int *open = &env->tx_open;
@@ -434,6 +549,58 @@ void lm_tx_rollback(lm_env *env) {
   env->dialect->rollback(env->conn, &err);
   lm_err_free(&err);
   *open = 0;
+}
+
+/* A script failed online: roll back what can be, and say what stays.  A
+ * "running" row that was committed (before a non-transactional change, or
+ * by the script's own COMMIT) becomes the dirty mark. */
+static void script_failed(lm_env *env, const lm_script *script,
+                          const char *command, log_row *row, int in_tx,
+                          const struct lm_nontx *nt) {
+  int lost = in_tx && env->tx_lost;   /* the script ended our transaction */
+  env->tx_lost = 0;
+  lm_tx_rollback(env);
+  end_open_tx(env);                   /* one the script began */
+  int committed = !in_tx && nt->marked, dirty = 0;
+  char *msg = lm_xstrdup(lm_err_msg(&env->err));
+  lm_err mark_err;
+  lm_err_init(&mark_err);
+  int marked = LM_ERROR;
+  if (committed || lost) {
+    row->status = "dirty";
+    row->message = msg;
+    marked = mark_dirty(env, row, &dirty, &mark_err);
+  }
+  if (marked != LM_OK) dirty = committed;
+  if (dirty && marked != LM_OK)
+    /* The committed "running" row keeps the database dirty. */
+    lm_err_prefix(&env->err, "%s %s (%s) failed outside a transaction; the "
+                  "database is marked dirty until `luamig stamp` says which "
+                  "revision it is at (the error itself could not be added "
+                  "to the mark: %s)", command, script->rev.id, script->path,
+                  lm_err_msg(&mark_err));
+  else if (dirty)
+    lm_err_prefix(&env->err, "%s %s (%s) failed %s; the database is marked "
+                  "dirty until `luamig stamp` says which revision it is at",
+                  command, script->rev.id, script->path,
+                  in_tx ? "after its own SQL committed part of it"
+                        : "outside a transaction");
+  else if (lost && marked != LM_OK)
+    lm_err_prefix(&env->err, "%s %s (%s) failed, and whether its own SQL "
+                  "committed part of it is unknown (%s): check the database",
+                  command, script->rev.id, script->path,
+                  lm_err_msg(&mark_err));
+  else if (!in_tx)
+    lm_err_prefix(&env->err, "%s %s (%s) failed outside a transaction before "
+                  "it changed anything a rerun would repeat%s; the database "
+                  "is not dirty", command, script->rev.id, script->path,
+                  nt->resumable ? " (a backfill resumes from its saved "
+                                  "position)" : "");
+  else
+    lm_err_prefix(&env->err, "%s %s (%s) failed and was rolled back",
+                  command, script->rev.id, script->path);
+  lm_err_free(&mark_err);
+  free(msg);
 }
 
 /* Run one step inside the caller's transaction handling. */
@@ -453,51 +620,59 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
     lm_emit(env, LM_EVENT_MIGRATION_START, script ? script->rev.id : NULL,
             "Running %s %s", direction, lm_buf_str(&what));
 
-  int rc = LM_OK;
-  /* A script marked transactional = false runs its statements outside a
-   * transaction (CREATE INDEX CONCURRENTLY); its version change still
-   * commits only after it succeeded. */
-  int in_tx = !script || script->transactional;
-  if (!in_tx && env->tx_open) rc = lm_tx_commit(env);
-  if (rc == LM_OK && in_tx) rc = lm_tx_begin(env);
-  if (rc == LM_OK && script)
-    rc = lm_script_checksum(script, checksum, &env->err);
-  if (rc == LM_OK && script) rc = lm_script_run(env, script, st->upgrade);
-  if (rc == LM_OK && !in_tx) rc = lm_tx_begin(env);
-  for (size_t i = 0; rc == LM_OK && i < st->nactions; i++)
-    rc = version_action(env, &st->actions[i], &env->err);
   const char *logged_rev = script ? script->rev.id
                            : st->nactions && st->actions[0].to
                                ? st->actions[0].to
                                : st->nactions ? st->actions[0].from : "";
   log_row row = {logged_rev, direction, script ? checksum : NULL, started_at,
-                 0, "ok", NULL};
+                 0, "running", NULL};
+  /* Online, a script's log row is written as it starts and ended when it
+   * ends (see log_row). */
+  int tracked = script && env->mode == LM_EXEC_ONLINE;
+  int rc = LM_OK;
+  /* A script marked transactional = false runs its statements outside a
+   * transaction (CREATE INDEX CONCURRENTLY); its version change still
+   * commits only after it succeeded. */
+  int in_tx = !script || script->transactional;
+  struct lm_nontx nt = {.row = row};
+  if (script) rc = lm_script_checksum(script, checksum, &env->err);
+  if (rc == LM_OK && !in_tx && env->tx_open) rc = lm_tx_commit(env);
+  if (rc == LM_OK && in_tx) rc = lm_tx_begin(env);
+  if (rc == LM_OK && tracked && in_tx) rc = log_entry(env, &row, &env->err);
+  if (rc == LM_OK && tracked && !in_tx) env->nontx = &nt;
+  if (rc == LM_OK && script) rc = lm_script_run(env, script, st->upgrade);
+  env->nontx = NULL;
+  if (rc == LM_OK && in_tx) rc = lm_tx_check(env, &env->err);
+  if (rc == LM_OK && !in_tx) rc = lm_tx_begin(env);
+  for (size_t i = 0; rc == LM_OK && i < st->nactions; i++)
+    rc = version_action(env, &st->actions[i], &env->err);
+  row.status = "ok";
   row.duration = lm_now() - t0;
-  if (rc == LM_OK) rc = log_entry(env, &row, &env->err);
+  if (rc == LM_OK && tracked && (in_tx || nt.marked)) {
+    int found = 0;
+    rc = log_end(env, &row, &found, &env->err);
+    if (rc == LM_OK && !found)
+      rc = lm_err_set(&env->err, "the log row of %s %s disappeared from %s "
+                      "while it ran", direction, row.revision,
+                      env->log_table);
+  } else if (rc == LM_OK) {
+    rc = log_entry(env, &row, &env->err);
+  }
   if (rc == LM_OK && (env->transaction_per_migration || !in_tx))
     rc = lm_tx_commit(env);
-  if (rc != LM_OK && lm_signal_received)
-    lm_err_prefix(&env->err, "interrupted by %s",
-                  lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM");
-  if (rc != LM_OK && !in_tx && script && env->mode == LM_EXEC_ONLINE) {
-    row.status = "dirty";
-    row.message = lm_err_msg(&env->err);
-    char *msg = lm_xstrdup(row.message);
-    row.message = msg;
-    mark_dirty(env, &row);
-    free(msg);
-    lm_err_prefix(&env->err, "%s %s (%s) failed outside a transaction; the "
-                  "database is marked dirty until `luamig stamp` says which "
-                  "revision it is at", command, script->rev.id, script->path);
+  if (rc != LM_OK && lm_signal_received &&
+      strncmp(lm_err_msg(&env->err), "interrupted by", 14) != 0)
+    lm_err_prefix(&env->err, "interrupted by %s", signal_name());
+  if (rc != LM_OK && tracked) {
+    script_failed(env, script, command, &row, in_tx, &nt);
     lm_buf_free(&what);
     return LM_ERROR;
   }
   if (rc != LM_OK) {
     lm_tx_rollback(env);
     if (script)
-      lm_err_prefix(&env->err, "%s %s (%s) failed%s", command,
-                    script->rev.id, script->path,
-                    env->mode == LM_EXEC_ONLINE ? " and was rolled back" : "");
+      lm_err_prefix(&env->err, "%s %s (%s) failed", command, script->rev.id,
+                    script->path);
     lm_buf_free(&what);
     return LM_ERROR;
   }
@@ -543,8 +718,7 @@ int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
     if (lm_signal_received) {
       lm_tx_rollback(env);
       return lm_err_set(&env->err, "interrupted by %s before %s %zu of %zu",
-                        lm_signal_received == SIGINT ? "SIGINT" : "SIGTERM",
-                        command, i + 1, plan->nsteps);
+                        signal_name(), command, i + 1, plan->nsteps);
     }
     if (!env->tx_open) uncommitted = i;
     if (run_step(env, st, command) != LM_OK) {
@@ -562,6 +736,30 @@ int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
     return LM_ERROR;
   }
   return LM_OK;
+}
+
+int lm_stamp_clear_dirty(lm_env *env, int log_heads) {
+  lm_strvec heads = LM_STRVEC_INIT;
+  int rc = lm_read_heads(env, &heads);
+  if (rc == LM_OK && log_heads) {
+    rc = lm_tx_begin(env);
+    for (size_t i = 0; rc == LM_OK && i < (heads.n ? heads.n : 1); i++)
+      rc = lm_log_note(env, heads.n ? heads.items[i] : "base", "stamp", NULL,
+                       "the database is at this revision, as a person "
+                       "confirmed", &env->err);
+    if (rc == LM_OK) rc = lm_tx_commit(env);
+    if (rc != LM_OK) lm_tx_rollback(env);
+  }
+  if (rc == LM_OK) {
+    lm_buf at = LM_BUF_INIT;
+    for (size_t i = 0; i < heads.n; i++)
+      lm_buf_printf(&at, "%s%s", i ? ", " : "", heads.items[i]);
+    lm_emit(env, LM_EVENT_INFO, NULL, "The dirty mark is cleared: the "
+            "database is recorded at %s.", heads.n ? lm_buf_str(&at) : "base");
+    lm_buf_free(&at);
+  }
+  lm_strvec_free(&heads);
+  return rc;
 }
 
 /* Connect, take the run lock and make sure the tables exist: what every

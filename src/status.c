@@ -58,8 +58,8 @@ static char *value_text(const lm_value *v) {
   return lm_xasprintf("%lld", (long long)v->i);
 }
 
-/* The latest dirty row after the latest stamp: a stamp is how a person
- * says "I looked; the database is at this revision". */
+/* The latest dirty or unfinished row after the latest stamp: a stamp is
+ * how a person says "I looked; the database is at this revision". */
 static int dirty_row(lm_env *env, const lm_value *row, void *payload) {
   (void)env;
   lm_buf *out = payload;
@@ -68,14 +68,22 @@ static int dirty_row(lm_env *env, const lm_value *row, void *payload) {
     lm_buf_reset(out);
     return LM_OK;
   }
-  if (row[1].type != LM_V_TEXT || row[1].len != 5 ||
-      memcmp(row[1].s, "dirty", 5) != 0)
-    return LM_OK;
+  int dirty = row[1].type == LM_V_TEXT && row[1].len == 5 &&
+              memcmp(row[1].s, "dirty", 5) == 0;
+  int running = row[1].type == LM_V_TEXT && row[1].len == 7 &&
+                memcmp(row[1].s, "running", 7) == 0;
+  if (!dirty && !running) return LM_OK;
   char *rev = value_text(&row[2]), *dir = value_text(&row[0]);
   char *when = value_text(&row[3]), *msg = value_text(&row[4]);
   lm_buf_reset(out);
-  lm_buf_printf(out, "%s of %s failed outside a transaction at %s UTC:\n  %s",
-                dir, rev, when, msg);
+  if (dirty)
+    lm_buf_printf(out, "%s of %s failed outside a transaction at %s UTC:\n  "
+                  "%s", dir, rev, when, msg);
+  else
+    lm_buf_printf(out, "%s of %s started outside a transaction at %s UTC "
+                  "and never finished: the run was killed or lost its "
+                  "connection (unless it is still running: see the lock)",
+                  dir, rev, when);
   free(rev);
   free(dir);
   free(when);
@@ -86,7 +94,7 @@ static int dirty_row(lm_env *env, const lm_value *row, void *payload) {
 int lm_check_dirty(lm_env *env, int *dirty, lm_buf *out) {
   lm_buf_reset(out);
   int rc = each_log_row(env, "direction, status, revision, started_at, message",
-                        "status = 'dirty' OR direction = 'stamp'", dirty_row,
+                        "status <> 'ok' OR direction = 'stamp'", dirty_row,
                         out);
   *dirty = rc == LM_OK && out->len > 0;
   return rc;
@@ -103,10 +111,21 @@ static int drift_row(lm_env *env, const lm_value *row, void *payload) {
   drift_state *st = payload;
   char *rev = value_text(&row[0]);
   char *dir = value_text(&row[1]), *sum = value_text(&row[2]);
+  void *slot = lm_map_get(&st->latest, rev);
+  /* An accepted checksum replaces the one logged, not the direction. */
+  if (strcmp(dir, "accept") == 0) {
+    free(dir);
+    if (!slot) {
+      free(sum);
+      free(rev);
+      return LM_OK;
+    }
+    const char *prev = st->rows.items[(size_t)(uintptr_t)slot - 1];
+    dir = lm_xstrndup(prev, strcspn(prev, "\t"));
+  }
   char *entry = lm_xasprintf("%s\t%s", dir, sum);
   free(dir);
   free(sum);
-  void *slot = lm_map_get(&st->latest, rev);
   if (slot) {
     size_t i = (size_t)(uintptr_t)slot - 1;
     free(st->rows.items[i]);
@@ -193,5 +212,67 @@ int lm_preflight(lm_env *env) {
   else if (msg.len)
     lm_emit(env, LM_EVENT_INFO, NULL, "warning: %s", lm_buf_str(&msg));
   lm_buf_free(&msg);
+  return rc;
+}
+
+/* stamp --accept-checksums REV...: a person looked at each edited script
+ * and says its present text is what the database has.  All the names are
+ * checked before anything is written; the rows commit together. */
+int lm_accept_checksums(lm_env *env, const char *const *revs, size_t nrevs) {
+  if (!nrevs)
+    return lm_err_usage(&env->err, "stamp --accept-checksums needs the "
+                        "revisions whose edited scripts to accept");
+  if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK) {
+    lm_disconnect(env);
+    return LM_ERROR;
+  }
+  lm_drift d = {0};
+  lm_strvec chosen = LM_STRVEC_INIT;   /* entries of d.drifted, borrowed */
+  int rc = lm_check_drift(env, &d);
+  for (size_t i = 0; rc == LM_OK && i < nrevs; i++) {
+    size_t idx;
+    if (lm_graph_lookup(env->graph, revs[i], &idx, &env->err) != LM_OK) {
+      rc = LM_ERROR;
+      break;
+    }
+    const char *id = lm_graph_rev(env->graph, idx)->id;
+    size_t len = strlen(id);
+    char *hit = NULL;
+    for (size_t k = 0; !hit && k < d.drifted.n; k++)
+      if (strncmp(d.drifted.items[k], id, len) == 0 &&
+          d.drifted.items[k][len] == '\t')
+        hit = d.drifted.items[k];
+    if (!hit)
+      rc = lm_err_set(&env->err, "nothing to accept for %s: it is not "
+                      "applied, or its script has not changed since it ran",
+                      id);
+    else
+      lm_strvec_push(&chosen, hit);
+  }
+  if (rc == LM_OK) rc = lm_tx_begin(env);
+  for (size_t i = 0; rc == LM_OK && i < chosen.n; i++) {
+    /* "rev\tpath\tlogged\tfile" */
+    char *rev = lm_xstrdup(chosen.items[i]);
+    char *path = strchr(rev, '\t');
+    *path++ = '\0';
+    char *logged = strchr(path, '\t');
+    *logged++ = '\0';
+    char *file = strchr(logged, '\t');
+    *file++ = '\0';
+    char *msg = lm_xasprintf("edited script %s accepted; it was %s", path,
+                             logged);
+    rc = lm_log_note(env, rev, "accept", file, msg, &env->err);
+    if (rc == LM_OK)
+      lm_emit(env, LM_EVENT_INFO, rev, "Accepted the edited script %s of %s "
+              "(checksum %.12s..., was %.12s...)", path, rev, file, logged);
+    free(msg);
+    free(rev);
+  }
+  if (rc == LM_OK) rc = lm_tx_commit(env);
+  if (rc != LM_OK) lm_tx_rollback(env);
+  chosen.n = 0;   /* borrowed */
+  lm_strvec_free(&chosen);
+  lm_drift_free(&d);
+  lm_disconnect(env);
   return rc;
 }
