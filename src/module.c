@@ -21,6 +21,8 @@
 #include <string.h>
 
 #include "core.h"
+#include "embedded.h"
+#include "op_data.h"
 
 #define RUNNER_META "luamig.Runner"
 
@@ -442,6 +444,215 @@ static int runner_history(lua_State *L) {
   return 1;
 }
 
+static int runner_show(lua_State *L) {
+  runner *r = check_runner(L, "show");
+  const char *rev = check_string(L, 2, "show", "the revision");
+  if (!r->busy) r->L = L;
+  nested n;
+  nested_start(r, &n);
+  lm_revlist l = {0};
+  int rc = lm_scripts_load(r->env);
+  if (rc == LM_OK)
+    rc = lm_graph_resolve(r->env->graph, rev, NULL, 0, &l, &r->env->err);
+  if (rc == LM_OK && l.n != 1)
+    rc = lm_err_set(&r->env->err, "%s names %zu revisions; show takes one",
+                    rev, l.n);
+  char *msg = nested_end(r, &n, rc);
+  if (rc != LM_OK) {
+    lm_revlist_free(&l);
+    return push_fail_msg(L, msg);
+  }
+  push_revision(L, r->env, l.idx[0]);
+  lm_revlist_free(&l);
+  return 1;
+}
+
+/* The name of the runner's dialect ("sqlite", "postgresql"), as op.dialect
+ * shows it: found from the URL, without connecting. */
+static int runner_dialect(lua_State *L) {
+  runner *r = check_runner(L, "dialect");
+  if (lm_pick_dialect(r->env) != LM_OK) return push_fail(L, r);
+  lua_pushstring(L, r->env->dialect->name);
+  return 1;
+}
+
+/* m:status(): the fields of `status --json`. */
+static int runner_status(lua_State *L) {
+  runner *r = check_idle(L, "status");
+  lm_env *env = r->env;
+  command_start(r, L, "status");
+  lm_strvec heads = LM_STRVEC_INIT;
+  lm_plan plan = {0};
+  lm_drift drift = {0};
+  lm_buf dirty = LM_BUF_INIT, lock = LM_BUF_INIT;
+  int is_dirty = 0, locked = 0;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_connect(env);
+  if (rc == LM_OK) rc = lm_read_heads(env, &heads);
+  if (rc == LM_OK) rc = lm_check_dirty(env, &is_dirty, &dirty);
+  if (rc == LM_OK) rc = lm_check_drift(env, &drift);
+  if (rc == LM_OK) rc = lm_lock_probe(env, &locked, &lock);
+  char *pending_error = NULL;
+  if (rc == LM_OK) {
+    lm_err perr;
+    lm_err_init(&perr);
+    if (lm_graph_plan_upgrade(env->graph, "heads",
+                              (const char *const *)heads.items, heads.n,
+                              &plan, &perr) != LM_OK)
+      pending_error = lm_xstrdup(lm_err_msg(&perr));
+    lm_err_free(&perr);
+  }
+  r->busy = NULL;
+  int nres;
+  if (rc != LM_OK) {
+    nres = push_fail(L, r);
+  } else {
+    nres = 1;
+    lua_createtable(L, 0, 7);
+    push_strings(L, (const char *const *)heads.items, heads.n);
+    lua_setfield(L, -2, "current");
+    lua_newtable(L);
+    for (size_t i = 0, k = 0; i < plan.nsteps; i++) {
+      if (plan.steps[i].rev < 0) continue;
+      lua_pushstring(L, lm_graph_rev(env->graph, (size_t)plan.steps[i].rev)->id);
+      lua_rawseti(L, -2, (lua_Integer)++k);
+    }
+    lua_setfield(L, -2, "pending");
+    if (pending_error) {
+      lua_pushstring(L, pending_error);
+      lua_setfield(L, -2, "pending_error");
+    }
+    lua_createtable(L, (int)drift.drifted.n, 0);
+    for (size_t i = 0; i < drift.drifted.n; i++) {
+      /* "rev\tpath\tlogged\tfile" */
+      static const char *const keys[] = {"revision", "path",
+                                         "logged_checksum", "file_checksum"};
+      const char *p = drift.drifted.items[i];
+      lua_createtable(L, 0, 4);
+      for (int f = 0; f < 4; f++) {
+        const char *tab = strchr(p, '\t');
+        size_t len = tab ? (size_t)(tab - p) : strlen(p);
+        lua_pushlstring(L, p, len);
+        lua_setfield(L, -2, keys[f]);
+        p = tab ? tab + 1 : p + len;
+      }
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "drifted");
+    push_strings(L, (const char *const *)drift.missing.items, drift.missing.n);
+    lua_setfield(L, -2, "missing");
+    if (is_dirty) {
+      lua_pushstring(L, lm_buf_str(&dirty));
+      lua_setfield(L, -2, "dirty");
+    }
+    if (locked) {
+      lua_pushstring(L, lm_buf_str(&lock));
+      lua_setfield(L, -2, "lock");
+    }
+  }
+  free(pending_error);
+  lm_strvec_free(&heads);
+  lm_plan_free(&plan);
+  lm_drift_free(&drift);
+  lm_buf_free(&dirty);
+  lm_buf_free(&lock);
+  return command_end(L, r, "status", rc, nres);
+}
+
+/* ---- SQL on the runner's connection (for tests and tools) -------------- */
+
+/* Parameters {p1, p2, ...} (n counts trailing nils, as table.pack does):
+ * checked, then bound without copying (the table keeps the strings). */
+static lm_value *sql_params(lua_State *L, int idx, const char *method,
+                            size_t *n) {
+  *n = 0;
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "luamig: m:%s(): the parameters must be a table (got %s)",
+               method, luaL_typename(L, idx));
+  lua_getfield(L, idx, "n");
+  lua_Integer count = lua_isinteger(L, -1) ? lua_tointeger(L, -1)
+                                           : (lua_Integer)lua_rawlen(L, idx);
+  lua_pop(L, 1);
+  if (count < 0 || count > 65535)
+    luaL_error(L, "luamig: m:%s(): bad parameter count %d", method,
+               (int)count);
+  for (lua_Integer i = 1; i <= count; i++) {
+    lm_value v;
+    lua_rawgeti(L, idx, i);
+    if (!lm_op_value(L, -1, &v) || lua_type(L, -1) == LUA_TTABLE)
+      luaL_error(L, "luamig: m:%s(): parameter %d must be nil, a boolean, "
+                 "number or string (got %s)", method, (int)i,
+                 luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lm_value *params = lua_newuserdatauv(L, (size_t)(count ? count : 1) *
+                                       sizeof *params, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    lua_rawgeti(L, idx, i);
+    lm_op_value(L, -1, &params[i - 1]);
+    lua_pop(L, 1);   /* the string stays referenced by the table */
+  }
+  *n = (size_t)count;
+  return params;
+}
+
+/* m:execute(sql, params): one statement (or several, without params) on
+ * the runner's connection, outside any migration; the rows changed. */
+static int runner_execute(lua_State *L) {
+  runner *r = check_idle(L, "execute");
+  const char *sql = check_string(L, 2, "execute", "the SQL");
+  size_t n;
+  lm_value *params = sql_params(L, 3, "execute", &n);
+  lm_env *env = r->env;
+  int64_t affected = 0;
+  int rc = lm_connect(env);
+  if (rc == LM_OK)
+    rc = env->dialect->exec(env->conn, sql, n, params, &affected, &env->err);
+  if (rc != LM_OK) return push_fail(L, r);
+  lua_pushinteger(L, (lua_Integer)affected);
+  return 1;
+}
+
+/* m:query(sql, params): the rows, each a table keyed by column name (a
+ * NULL is absent) and by position. */
+static int runner_query(lua_State *L) {
+  runner *r = check_idle(L, "query");
+  const char *sql = check_string(L, 2, "query", "the SQL");
+  size_t n;
+  lm_value *params = sql_params(L, 3, "query", &n);
+  lm_env *env = r->env;
+  const lm_dialect *d;
+  lm_cursor *cur = NULL;
+  int rc = lm_connect(env);
+  if (rc == LM_OK) {
+    d = env->dialect;
+    rc = d->query(env->conn, sql, n, params, &cur, &env->err);
+  }
+  if (rc != LM_OK) return push_fail(L, r);
+  lua_newtable(L);
+  lua_Integer nrows = 0;
+  int more;
+  /* Growing the result can only fail by running out of memory, which
+   * raises past the cursor: make room first, and close it either way. */
+  while ((more = d->cursor_next(cur, &env->err)) > 0 && lua_checkstack(L, 4)) {
+    size_t ncols = d->cursor_ncols(cur);
+    lua_createtable(L, (int)ncols, (int)ncols);
+    for (size_t i = 0; i < ncols; i++) {
+      const lm_value *v = d->cursor_value(cur, i);
+      if (v->type == LM_V_NULL) continue;
+      lm_data_push(L, v, 0);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, d->cursor_colname(cur, i));
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_rawseti(L, -2, ++nrows);
+  }
+  d->cursor_close(cur);
+  if (more < 0) return push_fail(L, r);
+  return 1;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 /* close, __close and __gc (which cannot run while a command does: the
@@ -480,6 +691,11 @@ static const luaL_Reg runner_methods[] = {
   {"history", runner_history},
   {"sql", runner_sql},
   {"stamp", runner_stamp},
+  {"show", runner_show},
+  {"status", runner_status},
+  {"dialect", runner_dialect},
+  {"execute", runner_execute},
+  {"query", runner_query},
   {"close", runner_close},
   {NULL, NULL}};
 
@@ -496,6 +712,7 @@ static const luaL_Reg module_functions[] = {
 
 int luaopen_luamig_core(lua_State *L);
 int luaopen_luamig(lua_State *L);
+int luaopen_luamig_testing(lua_State *L);
 
 /* require "luamig.core": the installed luamig.lua returns this, and Lua's
  * all-in-one loader finds it in luamig.so. */
@@ -514,4 +731,20 @@ int luaopen_luamig_core(lua_State *L) {
 /* require "luamig" straight from luamig.so on LUA_CPATH, as before. */
 int luaopen_luamig(lua_State *L) {
   return luaopen_luamig_core(L);
+}
+
+/* require "luamig.testing": Lua's all-in-one C loader finds it in
+ * luamig.so (no file luamig/testing.lua needs to be installed); the
+ * source is lua/testing.lua, compiled in. */
+int luaopen_luamig_testing(lua_State *L) {
+  for (const lm_embedded *e = lm_embedded_files; e->module; e++) {
+    if (strcmp(e->module, "luamig.testing") != 0) continue;
+    if (luaL_loadbufferx(L, e->source, e->len, "=luamig.testing", "t") !=
+        LUA_OK)
+      return lua_error(L);
+    lua_pushliteral(L, "luamig.testing");
+    lua_call(L, 1, 1);
+    return 1;
+  }
+  return luaL_error(L, "luamig.testing is not compiled into this luamig");
 }
