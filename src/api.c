@@ -304,3 +304,22 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   lm_buf_free(&out);
   return leave(env, rc);
 }
+
+int lm_heads(lm_env *env, char ***out) {
+  *out = NULL;
+  lm_revlist l = {0};
+  lm_strvec ids = LM_STRVEC_INIT;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_graph_heads(env->graph, &l);
+  if (rc == LM_OK) {
+    lm_ids(env, &l, &ids);
+    *out = to_list(&ids);
+  }
+  lm_revlist_free(&l);
+  lm_strvec_free(&ids);
+  return rc;
+}
+
+const char *lm_version(void) {
+  return LUAMIG_VERSION;
+}

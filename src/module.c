@@ -710,9 +710,9 @@ static const luaL_Reg module_functions[] = {
   {"open", runner_open},
   {NULL, NULL}};
 
-int luaopen_luamig_core(lua_State *L);
-int luaopen_luamig(lua_State *L);
-int luaopen_luamig_testing(lua_State *L);
+LUAMIG_API int luaopen_luamig_core(lua_State *L);
+LUAMIG_API int luaopen_luamig(lua_State *L);
+LUAMIG_API int luaopen_luamig_testing(lua_State *L);
 
 /* require "luamig.core": the installed luamig.lua returns this, and Lua's
  * all-in-one loader finds it in luamig.so. */
@@ -722,6 +722,14 @@ int luaopen_luamig_core(lua_State *L) {
   luaL_newlib(L, runner_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  /* require "luamig.testing" then finds the helper whatever the paths. */
+  int top = lua_gettop(L);
+  if (lua_getglobal(L, "package") == LUA_TTABLE &&
+      lua_getfield(L, -1, "preload") == LUA_TTABLE) {
+    lua_pushcfunction(L, luaopen_luamig_testing);
+    lua_setfield(L, -2, "luamig.testing");
+  }
+  lua_settop(L, top);
   luaL_newlib(L, module_functions);
   lua_pushliteral(L, LUAMIG_VERSION);
   lua_setfield(L, -2, "version");
