@@ -179,12 +179,14 @@ install: all install-lua
 	install -m 644 src/luamig.h $(DESTDIR)$(INCLUDEDIR)/luamig.h
 	install -m 644 doc/luamig.1 $(DESTDIR)$(MANDIR)/man1/luamig.1
 	install -m 644 completion/luamig.bash $(DESTDIR)$(BASHCOMPDIR)/luamig
-	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
-	  'includedir=$(INCLUDEDIR)' '' 'Name: luamig' \
+	printf '%s\n' 'prefix=$(PREFIX)' \
+	  'libdir=$(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))' \
+	  'includedir=$(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))' \
+	  '' 'Name: luamig' \
 	  'Description: database schema migrations in Lua (PostgreSQL, SQLite)' \
 	  'Version: $(shell sed -n 's/^#define LUAMIG_VERSION "\(.*\)"/\1/p' src/luamig.h)' \
-	  'Requires.private: lua5.4 sqlite3' \
-	  'Libs: -L$${libdir} -lluamig' 'Libs.private: -ldl -lm -pthread' \
+	  'Libs: -L$${libdir} -lluamig' \
+	  'Libs.private: $(filter -l% -pthread,$(LDLIBS_ALL))' \
 	  'Cflags: -I$${includedir}' > $(DESTDIR)$(LIBDIR)/pkgconfig/luamig.pc
 
 # The Lua module alone (what the rockspec installs).
