@@ -32,6 +32,7 @@ typedef struct runner {
   int on_event;                 /* registry ref to the callback, or LUA_NOREF */
   const char *busy;             /* the method whose command runs, or NULL */
   int event_error;              /* registry ref to on_event's first error, or LUA_NOREF */
+  double step_started;          /* lm_now() at the last migration_start */
 } runner;
 
 /* ---- checks ------------------------------------------------------------ */
@@ -93,6 +94,13 @@ static int call_on_event(lua_State *L) {
   }
   lua_pushstring(L, ev->message);
   lua_setfield(L, -2, "message");
+  if (ev->kind == LM_EVENT_MIGRATION_START) {
+    r->step_started = lm_now();
+  } else if (ev->kind == LM_EVENT_MIGRATION_DONE && r->step_started > 0) {
+    lua_pushnumber(L, lm_now() - r->step_started);
+    lua_setfield(L, -2, "duration");
+    r->step_started = 0;
+  }
   if (lua_pcall(L, 1, 0, 0) != LUA_OK && r->event_error == LUA_NOREF)
     r->event_error = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
@@ -289,6 +297,7 @@ static int runner_open(lua_State *L) {
   r->on_event = LUA_NOREF;
   r->busy = NULL;
   r->event_error = LUA_NOREF;
+  r->step_started = 0;
   luaL_setmetatable(L, RUNNER_META);
   if (lua_isfunction(L, on_event_idx)) {
     lua_pushvalue(L, on_event_idx);

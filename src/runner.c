@@ -438,6 +438,12 @@ static int run_step(lm_env *env, const lm_step *st, const char *command) {
   if (env->mode == LM_EXEC_OFFLINE)
     lm_buf_printf(env->sql_out, "-- Running %s %s\n\n", direction,
                   lm_buf_str(&what));
+  /* To the callback only: the command line prints the step when done. */
+  if (env->mode == LM_EXEC_ONLINE && env->on_event) {
+    lm_event ev = {LM_EVENT_MIGRATION_START, script ? script->rev.id : NULL,
+                   lm_buf_str(&what)};
+    env->on_event(&ev, env->event_payload);
+  }
 
   int rc = LM_OK;
   /* A script marked transactional = false runs its statements outside a
