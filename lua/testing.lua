@@ -83,7 +83,11 @@ local function scratch_url(opts)
   local admin, err = luamig.open{url = url, config = opts.config,
                                  script_location = opts.script_location}
   if not admin then return nil, err end
-  local dialect = admin:dialect()
+  local dialect, derr = admin:dialect()
+  if not dialect then
+    admin:close()
+    return nil, derr
+  end
   local q = catalog[dialect]
   if not (q and q.create_database) then
     admin:close()
