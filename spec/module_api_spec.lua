@@ -119,6 +119,39 @@ insulate("the luamig module's methods", function()
     raises("m:query%(%): the runner is closed", function() m:query("SELECT 1") end)
   end)
 
+  it("write a new revision script with revision{}, as the command does", function()
+    local dir = H.project("sqlite:///" .. H.tempdir() .. "/r.db", chain)
+    local m <close> = assert(luamig.open{config = dir .. "/luamig.lua"})
+    local r = assert(m:revision{message = "add index", branch_labels = {"ix"}})
+    assert.matches("^%x%x%x%x%x%x%x%x%x%x%x%x$", r.revision)
+    assert.are.same({"bbbbbbbbbbb2"}, r.down_revisions)
+    assert.are.same({"ix"}, r.branch_labels)
+    assert.are.equal("add index", r.message)
+    assert.matches("/migrations/" .. r.revision .. "_add_index%.lua$", r.path)
+    assert.is_truthy(H.read(r.path))
+    assert.are.same({r.revision}, m:heads())
+    local r2 = assert(m:revision{message = "on a", head = "aaaaaaaaaaa1", splice = true,
+                                 rev_id = "ccccccccccc3", depends_on = "bbbb"})
+    assert.are.equal("ccccccccccc3", r2.revision)
+    assert.are.same({"aaaaaaaaaaa1"}, r2.down_revisions)
+    assert.are.same({"bbbbbbbbbbb2"}, r2.depends_on)
+    local ok, err = m:revision{message = "again", rev_id = "ccccccccccc3", head = "ix@head"}
+    assert.is_nil(ok)
+    assert.matches("ccccccccccc3 already exists", err)
+    ok, err = m:revision{autogenerate = true}
+    assert.is_nil(ok)
+    assert.matches("not available yet", err)
+    assert.has_error(function() m:revision("msg") end,
+                     "luamig: m:revision(): the options must be a table (got string)")
+    assert.has_error(function() m:revision{depends_on = {true}} end,
+                     "luamig: m:revision(): depends_on[1] must be a string (got boolean)")
+    -- The command line sees the same scripts.
+    local code, out = H.run({"-c", dir .. "/luamig.lua", "heads"})
+    assert.are.equal(0, code)
+    assert.matches(r.revision, out)
+    assert.matches("ccccccccccc3", out)
+  end)
+
   it("keep several runners on different databases in one state", function()
     local path = H.tempdir() .. "/a.db"
     local pg_url, pg_query = H.dialects[2].fresh()

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "core.h"
 #include "embedded.h"
 #include "op_data.h"
@@ -568,6 +569,128 @@ static int runner_status(lua_State *L) {
   return command_end(L, r, "status", rc, nres);
 }
 
+/* ---- revision{} -------------------------------------------------------- */
+
+/* An optional string field of the options at idx (borrowed: the table
+ * keeps it). */
+static const char *rev_string(lua_State *L, int idx, const char *key) {
+  lua_getfield(L, idx, key);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "luamig: m:revision(): %s must be a string (got %s)", key,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+/* A string or a list of strings (checked by rev_check), appended to out
+ * (borrowed). */
+static void rev_strings(lua_State *L, int idx, const char *key,
+                        lm_strvec *out) {
+  lua_getfield(L, idx, key);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lm_strvec_push(out, (char *)lua_tostring(L, -1));
+  } else if (lua_istable(L, -1)) {
+    for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+      lua_rawgeti(L, -1, i);
+      lm_strvec_push(out, (char *)lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* The fields of the revision{} options, checked before anything is
+ * allocated so that a raise leaks nothing. */
+static void rev_check(lua_State *L) {
+  if (!lua_istable(L, 2))
+    luaL_error(L, "luamig: m:revision(): the options must be a table (got "
+               "%s)", luaL_typename(L, 2));
+  static const char *const strings[] = {"message", "head", "rev_id"};
+  for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+    rev_string(L, 2, strings[i]);
+  static const char *const lists[] = {"branch_labels", "depends_on"};
+  for (size_t i = 0; i < 2; i++) {
+    lua_getfield(L, 2, lists[i]);
+    int t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, -1); k++) {
+        if (lua_rawgeti(L, -1, k) != LUA_TSTRING)
+          luaL_error(L, "luamig: m:revision(): %s[%d] must be a string "
+                     "(got %s)", lists[i], (int)k, luaL_typename(L, -1));
+        lua_pop(L, 1);
+      }
+    } else if (t != LUA_TNIL && t != LUA_TSTRING) {
+      luaL_error(L, "luamig: m:revision(): %s must be a string or a list of "
+                 "strings (got %s)", lists[i], luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* m:revision{message =, head =, splice =, branch_labels =, depends_on =,
+ * rev_id =, autogenerate =}: writes a new script as `luamig revision`
+ * does and returns it as history() lists it. */
+static int runner_revision(lua_State *L) {
+  runner *r = check_idle(L, "revision");
+  rev_check(L);
+  lm_env *env = r->env;
+  lm_args a;
+  memset(&a, 0, sizeof a);
+  a.silent = 1;
+  a.message = rev_string(L, 2, "message");
+  a.head = rev_string(L, 2, "head");
+  a.rev_id = rev_string(L, 2, "rev_id");
+  lua_getfield(L, 2, "splice");
+  a.splice = lua_toboolean(L, -1);
+  lua_getfield(L, 2, "autogenerate");
+  a.autogenerate = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  rev_strings(L, 2, "branch_labels", &a.branch_labels);
+  rev_strings(L, 2, "depends_on", &a.depends_on);
+
+  command_start(r, L, "revision");
+  /* The ids there are before, to find the new one after. */
+  lm_strvec before = LM_STRVEC_INIT;
+  lm_map known;
+  lm_map_init(&known);
+  int rc = lm_scripts_load(env);
+  for (size_t i = 0; rc == LM_OK && i < lm_graph_size(env->graph); i++)
+    lm_strvec_push(&before, lm_xstrdup(lm_graph_rev(env->graph, i)->id));
+  for (size_t i = 0; i < before.n; i++)
+    lm_map_put(&known, before.items[i], before.items[i]);
+  if (rc == LM_OK) rc = lm_cmd_revision(env, &a);
+  /* The graph is read again, new script included. */
+  if (rc == LM_OK) {
+    lm_scripts_free(env);
+    rc = lm_scripts_load(env);
+  }
+  r->busy = NULL;
+  free(a.branch_labels.items);
+  free(a.depends_on.items);
+  int nres;
+  if (rc != LM_OK) {
+    nres = push_fail(L, r);
+  } else {
+    size_t n = lm_graph_size(env->graph), idx = n;
+    for (size_t i = 0; i < n && idx == n; i++)
+      if (!lm_map_get(&known, lm_graph_rev(env->graph, i)->id)) idx = i;
+    if (idx < n) {
+      push_revision(L, env, idx);
+      nres = 1;
+    } else {
+      luaL_pushfail(L);
+      lua_pushliteral(L, "the new revision script was written but does not "
+                      "load as a revision");
+      nres = 2;
+    }
+  }
+  lm_map_free(&known);
+  lm_strvec_free(&before);
+  return command_end(L, r, "revision", rc, nres);
+}
+
 /* ---- SQL on the runner's connection (for tests and tools) -------------- */
 
 /* Parameters {p1, p2, ...} (n counts trailing nils, as table.pack does):
@@ -701,6 +824,7 @@ static const luaL_Reg runner_methods[] = {
   {"sql", runner_sql},
   {"stamp", runner_stamp},
   {"show", runner_show},
+  {"revision", runner_revision},
   {"status", runner_status},
   {"dialect", runner_dialect},
   {"execute", runner_execute},
