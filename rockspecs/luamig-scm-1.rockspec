@@ -1,10 +1,12 @@
 -- The Lua module of luamig, built with the project's Makefile:
---   luarocks make rockspecs/luamig-scm-1.rockspec
+--   luarocks --lua-version 5.4 make rockspecs/luamig-scm-1.rockspec
 -- installs luamig.so (require "luamig", "luamig.core", "luamig.testing")
 -- and the luamig.lua that loads it into the rocks tree.
 rockspec_format = "3.0"
 package = "luamig"
 version = "scm-1"
+-- luarocks make builds the checkout it runs in; source is what a packed
+-- rock would fetch.
 source = {
   url = "git+https://example.invalid/luamig.git",
 }

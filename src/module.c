@@ -765,9 +765,11 @@ static int runner_query(lua_State *L) {
   lua_newtable(L);
   lua_Integer nrows = 0;
   int more;
-  /* Growing the result can only fail by running out of memory, which
-   * raises past the cursor: make room first, and close it either way. */
-  while ((more = d->cursor_next(cur, &env->err)) > 0 && lua_checkstack(L, 4)) {
+  while ((more = d->cursor_next(cur, &env->err)) > 0) {
+    if (!lua_checkstack(L, 4)) {
+      more = lm_err_set(&env->err, "m:query(): out of Lua stack");
+      break;
+    }
     size_t ncols = d->cursor_ncols(cur);
     lua_createtable(L, (int)ncols, (int)ncols);
     for (size_t i = 0; i < ncols; i++) {
