@@ -119,6 +119,27 @@ insulate("the luamig module's methods", function()
     raises("m:query%(%): the runner is closed", function() m:query("SELECT 1") end)
   end)
 
+  for _, d in ipairs(H.dialects) do
+    it("report each statement to on_event when asked, on " .. d.name, function()
+      local url = d.fresh()
+      local dir = H.project(url, chain)
+      local stmts, plain = {}, {}
+      local m <close> = assert(luamig.open{config = dir .. "/luamig.lua", statements = true,
+        on_event = function(e) if e.kind == "statement" then stmts[#stmts + 1] = e end end})
+      local n <close> = assert(luamig.open{config = H.project(d.fresh(), chain) .. "/luamig.lua",
+        on_event = function(e) plain[#plain + 1] = e.kind end})
+      assert(m:upgrade("+1"))
+      assert(n:upgrade("+1"))
+      local found
+      for _, e in ipairs(stmts) do
+        if e.message:match("CREATE TABLE t") then found = e end
+      end
+      assert.is_truthy(found)
+      assert.are.equal("aaaaaaaaaaa1", found.revision)
+      for _, kind in ipairs(plain) do assert.are_not.equal("statement", kind) end
+    end)
+  end
+
   it("write a new revision script with revision{}, as the command does", function()
     local dir = H.project("sqlite:///" .. H.tempdir() .. "/r.db", chain)
     local m <close> = assert(luamig.open{config = dir .. "/luamig.lua"})

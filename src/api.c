@@ -64,6 +64,7 @@ int lm_open(lm_env **out, const lm_options *opts) {
   lm_arena_init(&env->script_arena);
   env->on_event = opts->on_event;
   env->event_payload = opts->event_payload;
+  env->statements = opts->statements;
   env->L = lm_lua_newstate(&env->lua_heap);
   if (!env->L) return lm_err_set(&env->err, "cannot create a Lua state");
   luaL_openlibs(env->L);

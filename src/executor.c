@@ -135,6 +135,10 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
     if (affected) *affected = 0;
     return LM_OK;
   }
+  if (env->statements && env->on_event) {
+    lm_event ev = {LM_EVENT_STATEMENT, running_revision(env), sql};
+    env->on_event(&ev, env->event_payload);
+  }
   return env->dialect->exec(env->conn, sql, nparams, params, affected, err);
 }
 

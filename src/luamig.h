@@ -43,7 +43,8 @@ typedef enum lm_event_kind {
   LM_EVENT_MIGRATION_START,     /* a migration begins (revision set) */
   LM_EVENT_MIGRATION_DONE,      /* a migration committed */
   LM_EVENT_LOCK_WAIT,           /* waiting for another runner */
-  LM_EVENT_PROGRESS             /* rows done in a long operation */
+  LM_EVENT_PROGRESS,            /* rows done in a long operation */
+  LM_EVENT_STATEMENT            /* SQL about to run (lm_options.statements) */
 } lm_event_kind;
 
 typedef struct lm_event {
@@ -64,6 +65,7 @@ typedef struct lm_options {
   int quiet;                    /* no progress on stderr */
   lm_event_fn on_event;
   void *event_payload;
+  int statements;               /* also LM_EVENT_STATEMENT for each statement */
 } lm_options;
 
 /* Open an environment.  *out is set even on failure (so lm_errmsg works)

@@ -82,7 +82,7 @@ static const char *check_string(lua_State *L, int idx, const char *method,
 static int call_on_event(lua_State *L) {
   static const char *const kinds[] = {"info", "migration_start",
                                       "migration_done", "lock_wait",
-                                      "progress"};
+                                      "progress", "statement"};
   const lm_event *ev = lua_touserdata(L, 1);
   runner *r = lua_touserdata(L, 2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_event);
@@ -265,7 +265,9 @@ static int runner_open(lua_State *L) {
   opts.version_table = opt_field(L, "version_table");
   lua_getfield(L, 1, "quiet");
   opts.quiet = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  lua_getfield(L, 1, "statements");
+  opts.statements = lua_toboolean(L, -1);
+  lua_pop(L, 2);
   lua_getfield(L, 1, "on_event");   /* stays on the stack until ref'd */
   if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
     return luaL_error(L, "luamig.open: on_event must be a function (got %s)",
