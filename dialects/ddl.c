@@ -39,6 +39,9 @@ lm_autoinc lm_ddl_column_autoinc(const lm_op *op, const lm_column *col) {
   if (col->autoincrement == LM_AUTO_FALSE || !col->primary_key ||
       !is_integer_type(&col->type))
     return LM_AUTO_FALSE;
+  /* Asked for explicitly: even a column of a composite key, as
+   * SQLAlchemy does. */
+  if (col->autoincrement == LM_AUTO_TRUE) return LM_AUTO_TRUE;
   size_t pk_cols = 0;
   for (size_t i = 0; i < op->ncolumns; i++)
     if (op->columns[i].primary_key) pk_cols++;
@@ -53,8 +56,7 @@ lm_autoinc lm_ddl_column_autoinc(const lm_op *op, const lm_column *col) {
  * for ADD COLUMN they are inline, the only place ALTER TABLE allows them. */
 int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
                   const lm_column *col, int in_create_table, lm_err *err) {
-  lm_autoinc autoinc = in_create_table ? lm_ddl_column_autoinc(op, col)
-                                       : LM_AUTO_FALSE;
+  lm_autoinc autoinc = lm_ddl_column_autoinc(op, col);
   t->quote_ident(out, col->name);
   lm_buf_putc(out, ' ');
   if (t->render_type(out, &col->type, autoinc, err) != LM_OK) {
@@ -74,12 +76,14 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
     }
   }
   if (!col->nullable || col->primary_key) lm_buf_puts(out, " NOT NULL");
-  if (!in_create_table) {
+  if (!in_create_table && !t->add_column_keys_apart) {
     if (col->primary_key) lm_buf_puts(out, " PRIMARY KEY");
     if (col->unique) lm_buf_puts(out, " UNIQUE");
     if (col->ref_table) {
       lm_buf_puts(out, " REFERENCES ");
-      t->quote_ident(out, col->ref_table);
+      lm_ddl_qualified(t, out, t->references_unqualified ? NULL
+                                                          : col->ref_schema,
+                       col->ref_table);
       lm_buf_puts(out, " (");
       t->quote_ident(out, col->ref_column);
       lm_buf_putc(out, ')');
@@ -88,6 +92,19 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
     }
   }
   return LM_OK;
+}
+
+lm_constraint lm_ddl_column_fk(const lm_column *col) {
+  return (lm_constraint){.kind = LM_CON_FOREIGN_KEY,
+                         .columns = &col->name,
+                         .ncolumns = 1,
+                         .ref_schema = col->ref_schema,
+                         .ref_table = col->ref_table,
+                         .ref_columns = &col->ref_column,
+                         .nref_columns = 1,
+                         .ondelete = col->ondelete,
+                         .onupdate = col->onupdate,
+                         .deferrable = -1};
 }
 
 /* A table-level constraint clause. */
@@ -116,7 +133,9 @@ void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
     lm_buf_puts(out, "FOREIGN KEY(");
     ident_list(t, out, con->columns, con->ncolumns);
     lm_buf_puts(out, ") REFERENCES ");
-    lm_ddl_qualified(t, out, con->ref_schema, con->ref_table);
+    lm_ddl_qualified(t, out, t->references_unqualified ? NULL
+                                                      : con->ref_schema,
+                     con->ref_table);
     lm_buf_puts(out, " (");
     ident_list(t, out, con->ref_columns, con->nref_columns);
     lm_buf_putc(out, ')');
@@ -234,15 +253,7 @@ static int create_table(const lm_ddl_traits *t, const lm_op *op,
   for (size_t i = 0; i < op->ncolumns; i++) {
     const lm_column *col = &op->columns[i];
     if (!col->ref_table) continue;
-    lm_constraint fk = {.kind = LM_CON_FOREIGN_KEY,
-                        .columns = &col->name,
-                        .ncolumns = 1,
-                        .ref_table = col->ref_table,
-                        .ref_columns = &col->ref_column,
-                        .nref_columns = 1,
-                        .ondelete = col->ondelete,
-                        .onupdate = col->onupdate,
-                        .deferrable = -1};
+    lm_constraint fk = lm_ddl_column_fk(col);
     lm_buf_puts(&b, sep);
     lm_ddl_constraint(t, &b, &fk);
   }
@@ -278,6 +289,26 @@ static int add_column(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
     return LM_ERROR;
   }
   lm_strvec_push(out, lm_buf_detach(&b));
+  if (t->add_column_keys_apart) {
+    lm_constraint keys[3];
+    size_t n = 0;
+    if (col->primary_key)
+      keys[n++] = (lm_constraint){.kind = LM_CON_PRIMARY_KEY,
+                                  .columns = &col->name, .ncolumns = 1,
+                                  .deferrable = -1};
+    if (col->unique && !col->index)
+      keys[n++] = (lm_constraint){.kind = LM_CON_UNIQUE,
+                                  .columns = &col->name, .ncolumns = 1,
+                                  .deferrable = -1};
+    if (col->ref_table) keys[n++] = lm_ddl_column_fk(col);
+    for (size_t i = 0; i < n; i++) {
+      lm_buf_puts(&b, "ALTER TABLE ");
+      lm_ddl_qualified(t, &b, op->schema, op->table);
+      lm_buf_puts(&b, " ADD ");
+      lm_ddl_constraint(t, &b, &keys[i]);
+      lm_strvec_push(out, lm_buf_detach(&b));
+    }
+  }
   if (col->index) column_index(t, op, col, out);
   if (t->supports_comments && col->comment)
     comment_on(t, op, col->name, col->comment, out);

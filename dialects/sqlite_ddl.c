@@ -201,6 +201,7 @@ const lm_ddl_traits lm_sqlite_traits = {
   .identity_clause = NULL,
   .supports_comments = 0,
   .onupdate_trigger = sqlite_onupdate_trigger,
+  .references_unqualified = 1,
 };
 
 /* ---- indexes ---------------------------------------------------------- */
@@ -478,9 +479,76 @@ static int check_onupdate_rowid(const lm_compile_ctx *ctx, const lm_op *op,
   return rc;
 }
 
+/* A foreign key's referent in another schema (another attached database):
+ * SQLite cannot reference it, so refuse rather than drop the key, as
+ * SQLAlchemy's SQLite dialect does. */
+static int check_ref_schema(const lm_op *op, const char *ref_schema,
+                            lm_err *err) {
+  if (!ref_schema || (op->schema && strcmp(op->schema, ref_schema) == 0))
+    return LM_OK;
+  return lm_err_set(err, "%s: a foreign key references a table in schema "
+                    "%s, but SQLite can only reference a table in the same "
+                    "database (%s)", op->table, ref_schema,
+                    op->schema ? op->schema : "main");
+}
+
+/* An autoincrementing column asked for explicitly: SQLite has it only as
+ * the rowid, a table's one INTEGER PRIMARY KEY. */
+static int check_autoinc(const lm_op *op, const lm_column *col, lm_err *err) {
+  if (col->autoincrement != LM_AUTO_TRUE &&
+      col->autoincrement != LM_AUTO_IDENTITY)
+    return LM_OK;
+  size_t pk = 0;
+  for (size_t i = 0; i < op->ncolumns; i++) pk += op->columns[i].primary_key;
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_PRIMARY_KEY)
+      pk += op->constraints[i].ncolumns;
+  if (col->primary_key && pk == 1 && col->type.kind == LM_T_INTEGER)
+    return LM_OK;
+  return lm_err_set(err, "%s.%s: autoincrement = %s: SQLite autoincrements "
+                    "only a table's one INTEGER PRIMARY KEY (the rowid)",
+                    op->table, col->name,
+                    col->autoincrement == LM_AUTO_TRUE ? "true"
+                                                       : "\"identity\"");
+}
+
+/* What SQLite has no way to honour is refused, never dropped. */
+static int check_supported(const lm_op *op, lm_err *err) {
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (check_autoinc(op, &op->columns[i], err) != LM_OK) return LM_ERROR;
+  if (op->kind == LM_OP_ALTER_COLUMN && op->alter.using_expr)
+    return lm_err_set(err, "alter_column %s.%s: using is PostgreSQL's; a "
+                      "SQLite rebuild copies the values as they are (give "
+                      "postgresql_using for a PostgreSQL-only USING)",
+                      op->table, op->name);
+  if ((op->kind == LM_OP_CREATE_INDEX || op->kind == LM_OP_DROP_INDEX) &&
+      op->index.concurrently)
+    return lm_err_set(err, "%s %s: SQLite has no CONCURRENTLY (give "
+                      "postgresql_concurrently for a PostgreSQL-only option)",
+                      op->kind == LM_OP_CREATE_INDEX ? "create_index"
+                                                     : "drop_index",
+                      op->name);
+  return LM_OK;
+}
+
+static int check_op(const lm_op *op, lm_err *err) {
+  if (check_supported(op, err) != LM_OK) return LM_ERROR;
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (check_ref_schema(op, op->columns[i].ref_schema, err) != LM_OK)
+      return LM_ERROR;
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_FOREIGN_KEY &&
+        check_ref_schema(op, op->constraints[i].ref_schema, err) != LM_OK)
+      return LM_ERROR;
+  for (size_t i = 0; op->kind == LM_OP_BATCH && i < op->nops; i++)
+    if (check_op(&op->ops[i], err) != LM_OK) return LM_ERROR;
+  return LM_OK;
+}
+
 int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
                       lm_strvec *out, lm_err *err) {
   if (check_onupdate_rowid(ctx, op, err) != LM_OK) return LM_ERROR;
+  if (check_op(op, err) != LM_OK) return LM_ERROR;
   switch (op->kind) {
   case LM_OP_BATCH:
     return batch(ctx, op, out, err);

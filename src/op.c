@@ -417,14 +417,37 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   lua_pop(L, 1);
   const char *ref = lm_op_opt_string(L, a, idx, "references", op);
   if (ref) {
+    /* "table.column" or "schema.table.column", as SQLAlchemy's
+     * ForeignKey reads it: the schema is all before the table. */
     const char *dot = strrchr(ref, '.');
     if (!dot || dot == ref || !dot[1])
-      luaL_error(L, "%s: references must be \"table.column\", not \"%s\"", op,
-                 ref);
-    c->ref_table = lm_arena_strndup(a, ref, (size_t)(dot - ref));
+      luaL_error(L, "%s: references must be \"table.column\" or "
+                 "\"schema.table.column\", not \"%s\"", op, ref);
+    const char *start = ref;      /* the table's first character */
+    for (const char *p = dot; p-- > ref;)
+      if (*p == '.') {
+        start = p + 1;
+        break;
+      }
+    if (start == dot || start == ref + 1)
+      luaL_error(L, "%s: references must be \"table.column\" or "
+                 "\"schema.table.column\", not \"%s\"", op, ref);
+    if (start != ref)
+      c->ref_schema = lm_arena_strndup(a, ref, (size_t)(start - 1 - ref));
+    c->ref_table = lm_arena_strndup(a, start, (size_t)(dot - start));
     c->ref_column = dot + 1;
   }
   c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
+  if (c->ondelete && !c->ref_table)
+    luaL_error(L, "%s: column %s: ondelete = \"%s\" is a foreign key's ON "
+               "DELETE action, but the column has no references", op, c->name,
+               c->ondelete);
+  if (c->autoincrement == LM_AUTO_TRUE &&
+      (!c->primary_key || !(c->type.kind == LM_T_INTEGER ||
+                            c->type.kind == LM_T_BIGINT ||
+                            c->type.kind == LM_T_SMALLINT)))
+    luaL_error(L, "%s: column %s: autoincrement = true needs an integer "
+               "primary key column", op, c->name);
   lua_getfield(L, idx, "onupdate");
   parse_onupdate(L, a, lua_gettop(L), op, c);
   lua_pop(L, 1);

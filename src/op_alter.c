@@ -32,6 +32,16 @@ static const char *opt_name(lua_State *L, lm_arena *a, int idx, const char *op,
   return lm_arena_strdup(a, lm_op_check_name(L, idx, op, what));
 }
 
+/* Is `key` a per-dialect option (postgresql_where, sqlite_where, ...)
+ * naming the dialect the migration runs on?  Such an option applies there
+ * only, as Alembic's dialect keyword arguments do. */
+static int own_dialect(lua_State *L, const char *key) {
+  lm_env *env = lm_op_get_env(L);
+  const char *d = env->dialect ? env->dialect->name : NULL;
+  size_t n = d ? strlen(d) : 0;
+  return n && strncmp(key, d, n) == 0 && key[n] == '_';
+}
+
 /* ---- the builders ----------------------------------------------------- */
 
 static void b_add_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -124,8 +134,9 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   }
   lua_pop(L, 1);
   al->using_expr = lm_op_opt_string(L, a, o, "using", name);
-  if (!al->using_expr)
-    al->using_expr = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  const char *pg_using = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  if (!al->using_expr && own_dialect(L, "postgresql_using"))
+    al->using_expr = pg_using;
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
 }
 
@@ -203,13 +214,16 @@ static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
   lm_op_check_opts(L, o, name, keys);
   op->index.unique = lm_op_opt_bool(L, o, "unique", name, 0);
   op->index.where = opt_sql(L, a, o, "where", name);
-  if (!op->index.where) op->index.where = opt_sql(L, a, o, "postgresql_where",
-                                                  name);
-  if (!op->index.where) op->index.where = opt_sql(L, a, o, "sqlite_where",
-                                                  name);
-  op->index.concurrently =
-      lm_op_opt_bool(L, o, "concurrently", name, 0) ||
-      lm_op_opt_bool(L, o, "postgresql_concurrently", name, 0);
+  static const char *const wheres[] = {"postgresql_where", "sqlite_where"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *w = opt_sql(L, a, o, wheres[i], name);
+    if (w && !op->index.where && own_dialect(L, wheres[i]))
+      op->index.where = w;
+  }
+  op->index.concurrently = lm_op_opt_bool(L, o, "concurrently", name, 0);
+  if (lm_op_opt_bool(L, o, "postgresql_concurrently", name, 0) &&
+      own_dialect(L, "postgresql_concurrently"))
+    op->index.concurrently = 1;
   op->if_not_exists = lm_op_opt_bool(L, o, "if_not_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
 }
@@ -224,9 +238,10 @@ static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                                  "the index name"));
   lm_op_check_opts(L, at.rest, name, keys);
   op->if_exists = lm_op_opt_bool(L, at.rest, "if_exists", name, 0);
-  op->index.concurrently =
-      lm_op_opt_bool(L, at.rest, "concurrently", name, 0) ||
-      lm_op_opt_bool(L, at.rest, "postgresql_concurrently", name, 0);
+  op->index.concurrently = lm_op_opt_bool(L, at.rest, "concurrently", name, 0);
+  if (lm_op_opt_bool(L, at.rest, "postgresql_concurrently", name, 0) &&
+      own_dialect(L, "postgresql_concurrently"))
+    op->index.concurrently = 1;
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
 }
 

@@ -100,6 +100,7 @@ typedef struct lm_column {
   int index;
   lm_default server_default;
   lm_autoinc autoincrement;
+  const char *ref_schema;       /* references = "schema.table.column" */
   const char *ref_table;        /* references = "table.column" */
   const char *ref_column;
   const char *ondelete;

@@ -37,7 +37,8 @@ static int has_name(const char *const *list, size_t n, const char *name) {
 
 /* A PRIMARY KEY / UNIQUE / FOREIGN KEY over the given columns. */
 static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
-                    const char *column, const char *ref_table,
+                    const char *column, const char *ref_schema,
+                    const char *ref_table,
                     const char *ref_column, const char *ondelete,
                     const char *onupdate) {
   lm_mconstraint *c = lm_mtable_add_constraint(s, t);
@@ -49,6 +50,7 @@ static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
   if (kind == LM_CON_FOREIGN_KEY) {
     const char **rc = lm_arena_alloc(&s->arena, sizeof *rc);
     rc[0] = lm_schema_str(s, ref_column);
+    c->con.ref_schema = lm_schema_str(s, ref_schema);
     c->con.ref_table = lm_schema_str(s, ref_table);
     c->con.ref_columns = rc;
     c->con.nref_columns = 1;
@@ -96,12 +98,12 @@ static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
     add_onupdate_trigger(s, t, col);
   if (!with_keys) return;
   if (col->primary_key)
-    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL, NULL);
   if (col->unique && !col->index)
-    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL, NULL);
   if (col->ref_table)
-    add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_table,
-            col->ref_column, col->ondelete, col->onupdate);
+    add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
+            col->ref_table, col->ref_column, col->ondelete, col->onupdate);
   if (col->index) add_column_index(s, t, col);
 }
 
@@ -127,12 +129,13 @@ static void create_table(lm_schema *s, const lm_op *op) {
   }
   for (size_t i = 0; i < op->ncolumns; i++)
     if (op->columns[i].unique && !op->columns[i].index)
-      add_key(s, t, LM_CON_UNIQUE, op->columns[i].name, NULL, NULL, NULL, NULL);
+      add_key(s, t, LM_CON_UNIQUE, op->columns[i].name, NULL, NULL, NULL, NULL,
+              NULL);
   for (size_t i = 0; i < op->ncolumns; i++) {
     const lm_column *col = &op->columns[i];
     if (col->ref_table)
-      add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_table,
-              col->ref_column, col->ondelete, col->onupdate);
+      add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
+              col->ref_table, col->ref_column, col->ondelete, col->onupdate);
   }
   for (size_t i = 0; i < op->nconstraints; i++) {
     lm_mconstraint *c = lm_mtable_add_constraint(s, t);
