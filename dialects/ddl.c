@@ -80,6 +80,10 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
     if (col->primary_key) lm_buf_puts(out, " PRIMARY KEY");
     if (col->unique) lm_buf_puts(out, " UNIQUE");
     if (col->ref_table) {
+      if (col->fk_name) {
+        lm_buf_puts(out, " CONSTRAINT ");
+        t->quote_ident(out, col->fk_name);
+      }
       lm_buf_puts(out, " REFERENCES ");
       lm_ddl_qualified(t, out, t->references_unqualified ? NULL
                                                           : col->ref_schema,
@@ -96,6 +100,7 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
 
 lm_constraint lm_ddl_column_fk(const lm_column *col) {
   return (lm_constraint){.kind = LM_CON_FOREIGN_KEY,
+                         .name = col->fk_name,
                          .columns = &col->name,
                          .ncolumns = 1,
                          .ref_schema = col->ref_schema,
@@ -166,7 +171,8 @@ char *lm_ddl_index_name(const char *table, const char *column) {
 static void column_index(const lm_ddl_traits *t, const lm_op *op,
                          const lm_column *col, lm_strvec *out) {
   lm_buf b = LM_BUF_INIT;
-  char *name = lm_ddl_index_name(op->table, col->name);
+  char *name = col->index_name ? lm_xstrdup(col->index_name)
+                               : lm_ddl_index_name(op->table, col->name);
   lm_buf_puts(&b, col->unique ? "CREATE UNIQUE INDEX " : "CREATE INDEX ");
   t->quote_ident(&b, name);
   lm_buf_puts(&b, " ON ");
@@ -232,6 +238,11 @@ static int create_table(const lm_ddl_traits *t, const lm_op *op,
     if (op->columns[i].primary_key) npk++;
   if (npk) {
     lm_buf_puts(&b, sep);
+    if (op->pk_name) {
+      lm_buf_puts(&b, "CONSTRAINT ");
+      t->quote_ident(&b, op->pk_name);
+      lm_buf_putc(&b, ' ');
+    }
     lm_buf_puts(&b, "PRIMARY KEY (");
     size_t k = 0;
     for (size_t i = 0; i < op->ncolumns; i++)
@@ -244,10 +255,11 @@ static int create_table(const lm_ddl_traits *t, const lm_op *op,
   for (size_t i = 0; i < op->ncolumns; i++) {
     const lm_column *col = &op->columns[i];
     if (col->unique && !col->index) {
+      lm_constraint uq = {.kind = LM_CON_UNIQUE, .name = col->unique_name,
+                          .columns = &col->name, .ncolumns = 1,
+                          .deferrable = -1};
       lm_buf_puts(&b, sep);
-      lm_buf_puts(&b, "UNIQUE (");
-      t->quote_ident(&b, col->name);
-      lm_buf_putc(&b, ')');
+      lm_ddl_constraint(t, &b, &uq);
     }
   }
   for (size_t i = 0; i < op->ncolumns; i++) {
@@ -294,13 +306,15 @@ static int add_column(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
     size_t n = 0;
     if (col->primary_key)
       keys[n++] = (lm_constraint){.kind = LM_CON_PRIMARY_KEY,
-                                  .columns = &col->name, .ncolumns = 1,
-                                  .deferrable = -1};
-    if (col->unique && !col->index)
-      keys[n++] = (lm_constraint){.kind = LM_CON_UNIQUE,
+                                  .name = op->pk_name,
                                   .columns = &col->name, .ncolumns = 1,
                                   .deferrable = -1};
     if (col->ref_table) keys[n++] = lm_ddl_column_fk(col);
+    if (col->unique && !col->index)
+      keys[n++] = (lm_constraint){.kind = LM_CON_UNIQUE,
+                                  .name = col->unique_name,
+                                  .columns = &col->name, .ncolumns = 1,
+                                  .deferrable = -1};
     for (size_t i = 0; i < n; i++) {
       lm_buf_puts(&b, "ALTER TABLE ");
       lm_ddl_qualified(t, &b, op->schema, op->table);

@@ -10,11 +10,12 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "op_internal.h"
 
 static const char *const known_keys[] = {
   "url", "script_location", "version_table", "version_table_schema",
   "log_table", "transaction_per_migration", "lock_timeout", "models",
-  "strict_checksums", NULL};
+  "strict_checksums", "naming_convention", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -58,7 +59,8 @@ static int check_keys(lua_State *L, lm_env *env) {
       lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
                  "script_location, version_table, version_table_schema, "
                  "log_table, transaction_per_migration, lock_timeout, models, "
-                 "strict_checksums)", env->config_path, key);
+                 "strict_checksums, naming_convention)", env->config_path,
+                 key);
       lua_pop(L, 1);
       return LM_ERROR;
     }
@@ -107,6 +109,11 @@ static int read_file_config(lm_env *env) {
     else if (!lua_isnil(L, -1))
       rc = lm_err_set(&env->err, "%s: strict_checksums must be a boolean",
                       env->config_path);
+    lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
+    lua_getfield(L, -1, "naming_convention");
+    rc = lm_naming_check(L, -1, env->config_path, &env->err);
     lua_pop(L, 1);
   }
   if (rc == LM_OK) {

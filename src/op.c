@@ -589,6 +589,7 @@ static int op_create_table(lua_State *L) {
   op.schema = lm_op_opt_string(L, a, 3, "schema", name);
   op.comment = lm_op_opt_string(L, a, 3, "comment", name);
   op.if_not_exists = lm_op_opt_bool(L, 3, "if_not_exists", name, 0);
+  lm_naming_columns(L, a, name, &op);
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
@@ -637,6 +638,7 @@ static int op_add_column(lua_State *L) {
   lm_op_parse_column(L, a, 2, "add_column", &op.columns[0]);
   lm_op_check_opts(L, 3, "add_column", keys);
   op.schema = lm_op_opt_string(L, a, 3, "schema", "add_column");
+  lm_naming_columns(L, a, "add_column", &op);
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
@@ -881,6 +883,7 @@ void lm_op_push_table(lm_env *env) {
   }
   lua_setfield(L, -2, "x");
   lm_op_alter_register(L);
+  lm_naming_register(L);
   lm_op_data_register(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");

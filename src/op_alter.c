@@ -52,6 +52,7 @@ static void b_add_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   lm_op_parse_column(L, a, at.rest, "add_column", &op->columns[0]);
   lm_op_check_opts(L, at.rest + 1, "add_column", keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", "add_column");
+  lm_naming_columns(L, a, "add_column", op);
 }
 
 static void b_drop_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -206,11 +207,17 @@ static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
   const char *name = "create_index";
   int o = at.rest + 1;
   op->kind = LM_OP_CREATE_INDEX;
-  op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, name,
-                                                 "the index name"));
+  op->name = opt_name(L, a, at.name, name, "the index name");
   if (lua_isnoneornil(L, at.rest))
     luaL_error(L, "create_index: the columns are missing");
   index_columns(L, a, at.rest, &op->index);
+  lm_naming n = {.table = op->table, .name = op->name,
+                 .columns = op->index.columns,
+                 .ncolumns = op->index.ncolumns};
+  op->name = lm_naming_name(L, a, name, "ix", &n);
+  if (!op->name)
+    luaL_error(L, "create_index: the index name must be a string (nil "
+               "needs a naming_convention with ix)");
   lm_op_check_opts(L, o, name, keys);
   op->index.unique = lm_op_opt_bool(L, o, "unique", name, 0);
   op->index.where = opt_sql(L, a, o, "where", name);
@@ -266,6 +273,7 @@ static void b_create_unique(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                   &c->ncolumns);
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_primary(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -277,6 +285,7 @@ static void b_create_primary(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                   &c->ncolumns);
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -295,6 +304,7 @@ static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
                "a %s", name, luaL_typename(L, at.rest));
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -324,6 +334,7 @@ static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   const char *schema = lm_op_opt_string(L, a, o, "source_schema", name);
   if (!schema) schema = lm_op_opt_string(L, a, o, "schema", name);
   if (schema) op->schema = schema;
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -346,6 +357,15 @@ static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
   }
   op->if_exists = lm_op_opt_bool(L, at.rest, "if_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
+  if (op->constraint_type) {
+    /* An explicit name a %(constraint_name)s template turns into the full
+     * one, as the constraint's creation did. */
+    static const char *const kinds[] = {"fk", "uq", "ck", "pk"};
+    size_t k = 0;
+    while (strcmp(types[k], op->constraint_type) != 0) k++;
+    lm_naming n = {.table = op->table, .name = op->name};
+    op->name = lm_naming_name(L, a, name, kinds[k], &n);
+  }
 }
 
 /* ---- the op.* forms ---------------------------------------------------- */

@@ -47,6 +47,34 @@ int lm_op_is_fragment(lua_State *L, int idx, const char **kind,
 void lm_op_apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
                           lm_arena *a);
 
+/* op_naming.c: the naming convention.  What a constraint or index is
+ * named after. */
+typedef struct lm_naming {
+  const char *table;
+  const char *name;             /* the name given, or NULL */
+  const char *const *columns;
+  size_t ncolumns;
+  const char *ref_table;
+  const char *const *ref_columns;
+  size_t nref_columns;
+} lm_naming;
+
+/* Check the configuration's naming_convention (the value at idx, nil for
+ * none) and keep it for the ops; where names the configuration file. */
+int lm_naming_check(lua_State *L, int idx, const char *where, lm_err *err);
+/* The name of a constraint or index of `kind` (ix, uq, ck, fk, pk): the
+ * given one, or the convention's; NULL leaves naming to the database.
+ * A name the convention cannot make raises an error naming `op`. */
+const char *lm_naming_name(lua_State *L, lm_arena *a, const char *op,
+                           const char *kind, const lm_naming *n);
+/* op.f, added to the op table on top of the stack. */
+void lm_naming_register(lua_State *L);
+/* Name the unnamed keys and indexes of a column (create_table,
+ * add_column), and the constraints of create_table. */
+void lm_naming_columns(lua_State *L, lm_arena *a, const char *op, lm_op *o);
+void lm_naming_constraint(lua_State *L, lm_arena *a, const char *op,
+                          const char *table, lm_constraint *c);
+
 /* op_alter.c: alter_column, indexes, constraints and batch_alter_table,
  * added to the op table on top of the stack. */
 void lm_op_alter_register(lua_State *L);

@@ -110,6 +110,8 @@ typedef struct lm_column {
    * every UPDATE of its row that leaves it unchanged (a trigger);
    * LM_DEF_NONE when not given. */
   lm_default onupdate_value;
+  /* Names from the naming convention (NULL: the database's own). */
+  const char *unique_name, *fk_name, *index_name;
 } lm_column;
 
 typedef enum lm_constraint_kind {
@@ -187,6 +189,8 @@ typedef struct lm_op {
   const char *constraint_type;  /* drop_constraint type_ */
   int if_not_exists, if_exists;
   const char *comment;          /* create_table */
+  const char *pk_name;          /* create_table, add_column: the primary
+                                   key the columns declare */
   const char *sql;              /* execute */
   const lm_value *params;
   size_t nparams;

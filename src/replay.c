@@ -36,8 +36,9 @@ static int has_name(const char *const *list, size_t n, const char *name) {
 }
 
 /* A PRIMARY KEY / UNIQUE / FOREIGN KEY over the given columns. */
-static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
-                    const char *column, const char *ref_schema,
+static lm_mconstraint *add_key(lm_schema *s, lm_mtable *t,
+                               lm_constraint_kind kind, const char *column,
+                               const char *ref_schema,
                     const char *ref_table,
                     const char *ref_column, const char *ondelete,
                     const char *onupdate) {
@@ -57,13 +58,15 @@ static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
     c->con.ondelete = lm_schema_str(s, ondelete);
     c->con.onupdate = lm_schema_str(s, onupdate);
   }
+  return c;
 }
 
 /* index = true on a column: ix_<table>_<column>, unique if the column is. */
 static void add_column_index(lm_schema *s, lm_mtable *t, const lm_column *col) {
   lm_mindex *ix = lm_mtable_add_index(s, t);
   lm_buf name = LM_BUF_INIT;
-  lm_buf_printf(&name, "ix_%s_%s", t->name, col->name);
+  if (col->index_name) lm_buf_puts(&name, col->index_name);
+  else lm_buf_printf(&name, "ix_%s_%s", t->name, col->name);
   ix->name = lm_schema_str(s, lm_buf_str(&name));
   lm_buf_free(&name);
   const char **cols = lm_arena_alloc(&s->arena, sizeof *cols);
@@ -86,7 +89,8 @@ static void add_onupdate_trigger(lm_schema *s, lm_mtable *t,
 }
 
 /* One column of create_table or add_column, with its keys. */
-static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
+static void add_column(lm_schema *s, lm_mtable *t, const char *pk_name,
+                       const lm_column *col,
                        int with_keys) {
   lm_mcolumn *c = lm_mtable_add_column(s, t);
   c->name = lm_schema_str(s, col->name);
@@ -98,12 +102,15 @@ static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
     add_onupdate_trigger(s, t, col);
   if (!with_keys) return;
   if (col->primary_key)
-    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL, NULL)
+        ->con.name = lm_schema_str(s, pk_name);
   if (col->unique && !col->index)
-    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL, NULL)
+        ->con.name = lm_schema_str(s, col->unique_name);
   if (col->ref_table)
     add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
-            col->ref_table, col->ref_column, col->ondelete, col->onupdate);
+            col->ref_table, col->ref_column, col->ondelete, col->onupdate)
+        ->con.name = lm_schema_str(s, col->fk_name);
   if (col->index) add_column_index(s, t, col);
 }
 
@@ -111,7 +118,7 @@ static void create_table(lm_schema *s, const lm_op *op) {
   if (op->if_not_exists && lm_schema_table(s, op->schema, op->table)) return;
   lm_mtable *t = lm_schema_add_table(s, op->schema, op->table);
   for (size_t i = 0; i < op->ncolumns; i++)
-    add_column(s, t, &op->columns[i], 0);
+    add_column(s, t, NULL, &op->columns[i], 0);
   /* Keys in the order create_table writes them: the primary key, unique
    * columns, references, then the listed constraints. */
   size_t npk = 0;
@@ -124,18 +131,20 @@ static void create_table(lm_schema *s, const lm_op *op) {
       if (op->columns[i].primary_key)
         cols[k++] = lm_schema_str(s, op->columns[i].name);
     c->con.kind = LM_CON_PRIMARY_KEY;
+    c->con.name = lm_schema_str(s, op->pk_name);
     c->con.columns = cols;
     c->con.ncolumns = npk;
   }
   for (size_t i = 0; i < op->ncolumns; i++)
     if (op->columns[i].unique && !op->columns[i].index)
       add_key(s, t, LM_CON_UNIQUE, op->columns[i].name, NULL, NULL, NULL, NULL,
-              NULL);
+              NULL)->con.name = lm_schema_str(s, op->columns[i].unique_name);
   for (size_t i = 0; i < op->ncolumns; i++) {
     const lm_column *col = &op->columns[i];
     if (col->ref_table)
       add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
-              col->ref_table, col->ref_column, col->ondelete, col->onupdate);
+              col->ref_table, col->ref_column, col->ondelete, col->onupdate)
+          ->con.name = lm_schema_str(s, col->fk_name);
   }
   for (size_t i = 0; i < op->nconstraints; i++) {
     lm_mconstraint *c = lm_mtable_add_constraint(s, t);
@@ -307,7 +316,7 @@ int lm_mtable_apply(lm_schema *s, lm_mtable *t, const lm_op *op,
     if (lm_mtable_column(t, op->columns[0].name))
       return lm_err_set(err, "table %s already has a column %s", t->name,
                         op->columns[0].name);
-    add_column(s, t, &op->columns[0], 1);
+    add_column(s, t, op->pk_name, &op->columns[0], 1);
     return LM_OK;
   case LM_OP_DROP_COLUMN:
     return drop_column(t, op->name, err);

@@ -1,0 +1,159 @@
+-- op_more_spec.lua - the parts of Alembic's op API luamig adds: each
+-- operation's --sql text compared with the statements the installed
+-- Alembic writes for it, then the migration applied to real databases of
+-- both dialects and the result read back from their catalogs.
+local H = require "helpers"
+local P = require "alembic_peer"
+
+local function statements(text)
+  local out = {}
+  for stmt in ((text or "") .. "\n\n"):gmatch("(.-);\n\n") do
+    stmt = stmt:gsub("%-%-[^\n]*\n", ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+    stmt = stmt:gsub("%( ", "("):gsub(" %)", ")")
+    if stmt ~= "" and not stmt:find("luamig_", 1, true) and stmt ~= "BEGIN" and stmt ~= "COMMIT" then
+      out[#out + 1] = stmt
+    end
+  end
+  return out
+end
+
+-- Alembic offline; `naming` (Python dict source) becomes the metadata's
+-- naming convention.
+local driver = [[
+import io, sys
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import *
+from sqlalchemy.dialects import postgresql
+buf = io.StringIO()
+nc = eval(sys.argv[2]) if len(sys.argv) > 2 else None
+opts = {"as_sql": True, "output_buffer": buf}
+if nc: opts["target_metadata"] = MetaData(naming_convention=nc)
+ctx = MigrationContext.configure(dialect_name=sys.argv[1], opts=opts)
+op = Operations(ctx)
+exec(sys.stdin.read())
+sys.stdout.write(buf.getvalue())
+]]
+
+local function alembic(dialect, py, naming)
+  local python = P.require_alembic()
+  local dir = H.tempdir()
+  H.write(dir .. "/driver.py", driver)
+  H.write(dir .. "/ops.py", py)
+  local f = H.popen(H.quote(python) .. " " .. H.quote(dir .. "/driver.py") .. " " .. dialect ..
+                    (naming and (" " .. H.quote(naming)) or "") ..
+                    " <" .. H.quote(dir .. "/ops.py") .. " 2>&1")
+  local out = f:read("a")
+  f:close()
+  return statements(out), out
+end
+
+local function luamig_sql(url, up, config)
+  local dir = H.project(url, {{rev = "aaaaaaaaaaa1", up = up}}, config)
+  local code, out, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
+  assert.are.equal(0, code, err)
+  return statements(out)
+end
+
+local function assert_same_statements(ours, theirs, raw)
+  assert.is_true(#theirs > 0, raw)
+  local at = 1
+  for _, stmt in ipairs(theirs) do
+    local found
+    for i = at, #ours do
+      if ours[i] == stmt then found = i break end
+    end
+    assert(found, "Alembic writes\n  " .. stmt .. "\nluamig wrote\n  " .. table.concat(ours, "\n  "))
+    at = found + 1
+  end
+end
+
+local function migrate(d, revisions, config)
+  local url, query = d.fresh()
+  local dir = H.project(url, revisions, config)
+  local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+  return code, err, query, dir
+end
+
+local naming_lua = [[
+  naming_convention = {ix = "ix_%(column_0_label)s", uq = "uq_%(table_name)s_%(column_0_name)s",
+                       ck = "ck_%(table_name)s_%(constraint_name)s",
+                       fk = "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+                       pk = "pk_%(table_name)s"},
+]]
+local naming_py = [[{"ix": "ix_%(column_0_label)s", "uq": "uq_%(table_name)s_%(column_0_name)s",
+ "ck": "ck_%(table_name)s_%(constraint_name)s",
+ "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}]]
+
+describe("naming_convention", function()
+  local up = [[
+    op.create_table("p", {{"id", "integer", primary_key = true}, {"a", "integer"}},
+                    {constraints = {{"check", "a > 0", name = "pos"}}})
+    op.create_table("t", {{"id", "integer", primary_key = true}, {"e", "string", unique = true, index = true},
+                          {"u", "integer", unique = true}, {"p", "integer", references = "p.id"}, {"a", "integer"}})
+    op.create_check_constraint("positive", "t", "a > 1")
+    op.create_unique_constraint(nil, "t", {"a", "u"})
+    op.create_index(nil, "t", {"a"})
+    op.create_check_constraint(op.f("ck_final"), "t", "a > 2")
+    op.add_column("t", {"z", "integer", references = "p.id"})
+  ]]
+
+  it("names what Alembic names, as Alembic does", function()
+    local theirs, raw = alembic("postgresql", [[
+op.create_table("p", Column("id", Integer, primary_key=True), Column("a", Integer), CheckConstraint("a > 0", name="pos"))
+op.create_table("t", Column("id", Integer, primary_key=True), Column("e", String, unique=True, index=True),
+                Column("u", Integer, unique=True), Column("p", Integer, ForeignKey("p.id")), Column("a", Integer))
+op.create_check_constraint("positive", "t", "a > 1")
+op.create_unique_constraint(None, "t", ["a", "u"])
+op.create_index(None, "t", ["a"])
+op.create_check_constraint(op.f("ck_final"), "t", "a > 2")
+op.add_column("t", Column("z", Integer, ForeignKey("p.id")))
+]], naming_py)
+    assert_same_statements(luamig_sql("postgresql://offline/db", up, naming_lua), theirs, raw)
+  end)
+
+  for _, d in ipairs(H.dialects) do
+    it("gives the names on " .. d.name .. ", and drops by them", function()
+      local code, err, query = migrate(d, {
+        {rev = "aaaaaaaaaaa1", up = up},
+        {rev = "aaaaaaaaaaa2", down = "aaaaaaaaaaa1", up = [[
+          op.drop_constraint("positive", "t", {type_ = "check"})
+          op.drop_constraint("uq_t_a", "t", {type_ = "unique"})]]},
+      }, naming_lua)
+      assert.are.equal(0, code, err)
+      if d.name == "sqlite" then
+        local sql = query("SELECT sql FROM sqlite_schema WHERE tbl_name = 't' ORDER BY type DESC, name")
+        for _, name in ipairs({"pk_t", "uq_t_u", "fk_t_p_p", "ck_final", "fk_t_z_p", "ix_t_e", "ix_t_a"}) do
+          assert.matches(name, sql, 1, true)
+        end
+        assert.matches("CONSTRAINT ck_p_pos CHECK", query("SELECT sql FROM sqlite_schema WHERE name = 'p'"), 1, true)
+        assert.is_nil(sql:find("ck_t_positive", 1, true))
+        assert.is_nil(sql:find("uq_t_a", 1, true))
+      else
+        assert.are.equal("ck_final\nfk_t_p_p\nfk_t_z_p\npk_t\nuq_t_u\n",
+          query("SELECT conname FROM pg_constraint WHERE conrelid = 't'::regclass ORDER BY 1"))
+        assert.are.equal("ck_p_pos\npk_p\n", query("SELECT conname FROM pg_constraint WHERE conrelid = 'p'::regclass ORDER BY 1"))
+        assert.are.equal("ix_t_a\nix_t_e\npk_t\nuq_t_u\n",
+          query("SELECT indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1"))
+      end
+    end)
+  end
+
+  it("refuses an unnamed CHECK when the template needs %(constraint_name)s", function()
+    local code, err, query = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer"}}, {constraints = {{"check", "a > 0"}}})]]}}, naming_lua)
+    assert.are.equal(1, code)
+    assert.matches("create_table: naming_convention.ck uses %(constraint_name)s, so the constraint on t needs a name", err, 1, true)
+    assert.are.equal("", query("SELECT name FROM sqlite_schema WHERE name = 't'"))
+  end)
+
+  it("refuses an unknown token and an unknown kind, naming them", function()
+    local code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer", unique = true}})]]}}, [[naming_convention = {uq = "uq_%(colour)s"},]])
+    assert.are.equal(1, code)
+    assert.matches("naming_convention.uq: %(colour)s is not a token", err, 1, true)
+    code, err = migrate(H.dialects[1], {}, [[naming_convention = {xx = "a"},]])
+    assert.are.equal(1, code)
+    assert.matches("naming_convention: unknown kind 'xx'", err, 1, true)
+  end)
+end)
