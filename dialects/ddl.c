@@ -75,7 +75,25 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
       return LM_ERROR;
     }
   }
+  if (col->computed) {
+    if (t->computed_stored_only && col->persisted == 0)
+      return lm_err_set(err, "column %s: persisted = false (VIRTUAL): the "
+                        "%s dialect computes columns STORED only", col->name,
+                        t->dialect);
+    lm_buf_printf(out, " GENERATED ALWAYS AS (%s)", col->computed);
+    if (col->persisted == 1 || t->computed_stored_only)
+      lm_buf_puts(out, " STORED");
+    else if (col->persisted == 0)
+      lm_buf_puts(out, " VIRTUAL");
+  }
   if (!col->nullable || col->primary_key) lm_buf_puts(out, " NOT NULL");
+  if (col->check) {
+    if (col->check_name) {
+      lm_buf_puts(out, " CONSTRAINT ");
+      t->quote_ident(out, col->check_name);
+    }
+    lm_buf_printf(out, " CHECK (%s)", col->check);
+  }
   if (!in_create_table && !t->add_column_keys_apart) {
     if (col->primary_key) lm_buf_puts(out, " PRIMARY KEY");
     if (col->unique) lm_buf_puts(out, " UNIQUE");

@@ -39,6 +39,9 @@ typedef struct lm_ddl_traits {
   /* A foreign key names its referent without a schema: SQLite's can only
    * reference a table in the same database (the dialect checks that). */
   int references_unqualified;
+  /* Computed columns are STORED only (PostgreSQL): persisted = false is
+   * refused, and STORED is written when persisted is not said. */
+  int computed_stored_only;
 } lm_ddl_traits;
 
 int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,

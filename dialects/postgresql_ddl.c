@@ -269,6 +269,7 @@ const lm_ddl_traits lm_pg_traits = {
   .supports_comments = 1,
   .onupdate_trigger = pg_onupdate_trigger,
   .add_column_keys_apart = 1,
+  .computed_stored_only = 1,
 };
 
 /* An onupdate trigger a table has: the trigger's name (quoted), its

@@ -275,6 +275,7 @@ static int load_table(const lm_compile_ctx *ctx, lm_schema *tmp,
  * defaults that are not constants. */
 static int add_needs_rebuild(const lm_column *c) {
   lm_default_kind d = c->server_default.kind;
+  if (c->computed) return c->persisted == 1 || c->primary_key || c->unique;
   return c->primary_key || c->unique || d == LM_DEF_SQL || d == LM_DEF_FUNC ||
          (!c->nullable && d == LM_DEF_NONE);
 }

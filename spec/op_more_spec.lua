@@ -157,3 +157,66 @@ op.add_column("t", Column("z", Integer, ForeignKey("p.id")))
     assert.matches("naming_convention: unknown kind 'xx'", err, 1, true)
   end)
 end)
+
+describe("column CHECK and computed columns", function()
+  local up = [[
+    op.create_table("t", {{"price", "integer"}, {"qty", "integer"},
+                          {"total", "integer", computed = "price * qty"},
+                          {"t2", "integer", computed = op.text("price * 2"), persisted = true},
+                          {"age", "integer", check = "age >= 0"},
+                          {"a2", "integer", check = {"a2 >= 0", name = "ck_a2"}}})
+    op.add_column("t", {"c", "integer", computed = "price + 1"})
+  ]]
+  local py = [[
+op.create_table("t", Column("price", Integer), Column("qty", Integer),
+                Column("total", Integer, Computed("price * qty")),
+                Column("t2", Integer, Computed("price * 2", persisted=True)),
+                Column("age", Integer, CheckConstraint("age >= 0")),
+                Column("a2", Integer, CheckConstraint("a2 >= 0", name="ck_a2")))
+op.add_column("t", Column("c", Integer, Computed("price + 1")))
+]]
+  local urls = {sqlite = "sqlite:///offline.db", postgresql = "postgresql://offline/db"}
+
+  for _, d in ipairs(H.dialects) do
+    it("write what Alembic writes on " .. d.name, function()
+      local theirs, raw = alembic(d.name, py)
+      assert_same_statements(luamig_sql(urls[d.name], up), theirs, raw)
+    end)
+
+    it("compute and check on " .. d.name .. ", through a rebuild too", function()
+      local code, err, query = migrate(d, {
+        {rev = "aaaaaaaaaaa1", up = up},
+        {rev = "aaaaaaaaaaa2", down = "aaaaaaaaaaa1", up = [[
+          op.execute("INSERT INTO t (price, qty, age, a2) VALUES (3, 4, 1, 2)")
+          op.add_column("t", {"d", "integer", computed = "price + 2", persisted = true})
+          op.alter_column("t", "qty", {nullable = false})]]},
+      })
+      assert.are.equal(0, code, err)
+      assert.are.equal("12|6|4|5\n", query("SELECT total, t2, c, d FROM t"))
+      assert.is_nil((query("INSERT INTO t (price, qty, age) VALUES (1, 1, -1)")))
+      assert.is_nil((query("INSERT INTO t (price, qty, a2) VALUES (1, 1, -1)")))
+      assert.is_nil((query("INSERT INTO t (price, qty, total) VALUES (1, 1, 5)")))
+      assert.are.equal("1\n", query("SELECT count(*) FROM t"))
+      if d.name == "postgresql" then
+        assert.are.equal("ck_a2\nt_age_check\n", query("SELECT conname FROM pg_constraint WHERE contype = 'c' AND conrelid = 't'::regclass ORDER BY 1"))
+      end
+    end)
+
+    it("refuse altering a column to computed on " .. d.name, function()
+      local code, err = migrate(d, {{rev = "aaaaaaaaaaa1", up = [[
+        op.create_table("t", {{"a", "integer"}})
+        op.alter_column("t", "a", {computed = "1"})]]}})
+      assert.are.equal(1, code)
+      assert.matches("alter_column: adding or removing computed (GENERATED ALWAYS AS) on an existing column is not supported", err, 1, true)
+    end)
+  end
+
+  it("refuses persisted = false on PostgreSQL and writes VIRTUAL on SQLite", function()
+    local code, err = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("u", {{"v", "integer", computed = "1", persisted = false}})]]}})
+    assert.are.equal(1, code)
+    assert.matches("column v: persisted = false (VIRTUAL): the postgresql dialect computes columns STORED only", err, 1, true)
+    local theirs, raw = alembic("sqlite", [[op.create_table("u", Column("v", Integer, Computed("1", persisted=False)))]])
+    assert_same_statements(luamig_sql("sqlite:///x.db", [[op.create_table("u", {{"v", "integer", computed = "1", persisted = false}})]]), theirs, raw)
+  end)
+end)

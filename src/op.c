@@ -355,7 +355,58 @@ static void parse_onupdate(lua_State *L, lm_arena *a, int idx, const char *op,
 
 static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
-  "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
+  "autoincrement", "references", "ondelete", "onupdate", "comment", "check",
+  "computed", "persisted", NULL};
+
+/* SQL given as a string or op.text(...), copied; NULL when nil. */
+static const char *sql_field(lua_State *L, lm_arena *a, int idx,
+                             const char *op, const char *col,
+                             const char *key) {
+  const char *kind, *sql;
+  if (lua_type(L, idx) == LUA_TSTRING && *lua_tostring(L, idx))
+    return lm_arena_strdup(a, lm_op_tostring(L, idx, op, key));
+  if (lm_op_is_fragment(L, idx, &kind, &sql) && strcmp(kind, "text") == 0)
+    return lm_arena_strdup(a, sql);
+  if (!lua_isnil(L, idx))
+    luaL_error(L, "%s: column %s: %s must be SQL (a string or op.text), not "
+               "a %s", op, col, key, luaL_typename(L, idx));
+  return NULL;
+}
+
+/* check = SQL or {SQL, name = ...}; computed = SQL, persisted = bool. */
+static void parse_check_computed(lua_State *L, lm_arena *a, int idx,
+                                 const char *op, lm_column *c) {
+  const char *kind, *sql;
+  lua_getfield(L, idx, "check");
+  if (lua_istable(L, -1) && !lm_op_is_fragment(L, -1, &kind, &sql)) {
+    int t = lua_gettop(L);
+    c->check_name = lm_op_opt_string(L, a, t, "name", op);
+    lua_geti(L, t, 1);
+    c->check = sql_field(L, a, lua_gettop(L), op, c->name, "check");
+    if (!c->check)
+      luaL_error(L, "%s: column %s: check = {sql, name = ...} needs its SQL",
+                 op, c->name);
+    lua_pop(L, 1);
+  } else {
+    c->check = sql_field(L, a, lua_gettop(L), op, c->name, "check");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "computed");
+  c->computed = sql_field(L, a, lua_gettop(L), op, c->name, "computed");
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "persisted");
+  c->persisted = -1;
+  if (lua_isboolean(L, -1)) c->persisted = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: column %s: persisted must be a boolean", op, c->name);
+  lua_pop(L, 1);
+  if (c->persisted >= 0 && !c->computed)
+    luaL_error(L, "%s: column %s: persisted goes with computed = SQL", op,
+               c->name);
+  if (c->computed && c->server_default.kind != LM_DEF_NONE)
+    luaL_error(L, "%s: column %s: a computed column has no server_default",
+               op, c->name);
+}
 
 void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
                          lm_column *c) {
@@ -452,6 +503,7 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   parse_onupdate(L, a, lua_gettop(L), op, c);
   lua_pop(L, 1);
   c->comment = lm_op_opt_string(L, a, idx, "comment", op);
+  parse_check_computed(L, a, idx, op, c);
 }
 
 static const char *const constraint_keys[] = {

@@ -103,13 +103,18 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
     "nullable", "type", "type_", "new_column_name", "server_default",
     "comment", "existing_type", "existing_nullable",
     "existing_server_default", "existing_comment", "using",
-    "postgresql_using", "schema", NULL};
+    "postgresql_using", "schema", "computed", NULL};
   const char *name = "alter_column";
   int o = at.rest;
   op->kind = LM_OP_ALTER_COLUMN;
   op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, name,
                                                  "the column name"));
   lm_op_check_opts(L, o, name, keys);
+  if (field(L, o, "computed") != LUA_TNIL)
+    luaL_error(L, "%s: adding or removing computed (GENERATED ALWAYS AS) on "
+               "an existing column is not supported: add a new column and "
+               "drop the old one", name);
+  lua_pop(L, 1);
   lm_alter *al = &op->alter;
   al->set_nullable = tri_bool(L, o, "nullable", name);
   al->existing_nullable = tri_bool(L, o, "existing_nullable", name);

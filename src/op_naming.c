@@ -221,6 +221,11 @@ void lm_naming_columns(lua_State *L, lm_arena *a, const char *op, lm_op *o) {
     } else if (c->unique) {
       c->unique_name = lm_naming_name(L, a, op, "uq", &n);
     }
+    if (c->check) {
+      lm_naming ck = {.table = o->table, .name = c->check_name,
+                      .columns = &c->name, .ncolumns = 1};
+      c->check_name = lm_naming_name(L, a, op, "ck", &ck);
+    }
     if (c->ref_table) {
       n.ref_table = c->ref_table;
       n.ref_columns = &c->ref_column;

@@ -112,6 +112,10 @@ typedef struct lm_column {
   lm_default onupdate_value;
   /* Names from the naming convention (NULL: the database's own). */
   const char *unique_name, *fk_name, *index_name;
+  const char *check;            /* check = SQL: a CHECK on the column */
+  const char *check_name;
+  const char *computed;         /* computed = SQL: GENERATED ALWAYS AS */
+  int persisted;                /* computed: -1 not said, 0 VIRTUAL, 1 STORED */
 } lm_column;
 
 typedef enum lm_constraint_kind {

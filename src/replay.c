@@ -90,14 +90,31 @@ static void add_onupdate_trigger(lm_schema *s, lm_mtable *t,
 
 /* One column of create_table or add_column, with its keys. */
 static void add_column(lm_schema *s, lm_mtable *t, const char *pk_name,
-                       const lm_column *col,
-                       int with_keys) {
+                       const lm_column *col, int with_keys) {
   lm_mcolumn *c = lm_mtable_add_column(s, t);
   c->name = lm_schema_str(s, col->name);
   lm_schema_copy_type(s, &c->type, &col->type);
   c->nullable = col->nullable && !col->primary_key;
   lm_schema_copy_default(s, &c->server_default, &col->server_default);
   c->comment = lm_schema_str(s, col->comment);
+  if (col->computed) {
+    /* Kept as SQLite's rebuild writes it back (PostgreSQL never does). */
+    lm_buf g = LM_BUF_INIT;
+    lm_buf_printf(&g, "GENERATED ALWAYS AS (%s)%s", col->computed,
+                  col->persisted == 1 ? " STORED"
+                  : col->persisted == 0 ? " VIRTUAL" : "");
+    c->extra = lm_schema_str(s, lm_buf_str(&g));
+    c->generated = 1;
+    lm_buf_free(&g);
+  }
+  if (col->check) {
+    /* A column's CHECK, inline on it, like the ones a database holds. */
+    lm_mconstraint *mc = lm_mtable_add_constraint(s, t);
+    mc->con.kind = LM_CON_CHECK;
+    mc->con.name = lm_schema_str(s, col->check_name);
+    mc->con.condition = lm_schema_str(s, col->check);
+    mc->column = c->name;
+  }
   if (col->onupdate_value.kind != LM_DEF_NONE)
     add_onupdate_trigger(s, t, col);
   if (!with_keys) return;
