@@ -56,6 +56,9 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
                   const lm_column *col, int in_create_table, lm_err *err);
 void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
                        const lm_constraint *con);
+/* " (INCREMENT BY n START WITH n ...)" for the options given, in
+ * SQLAlchemy's order; nothing when none is. */
+void lm_ddl_identity_options(lm_buf *out, const lm_identity *id);
 /* The FOREIGN KEY a column's references = ... declares. */
 lm_constraint lm_ddl_column_fk(const lm_column *col);
 /* Append text between `mark` characters, a mark inside doubled: "name"

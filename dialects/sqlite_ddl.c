@@ -499,6 +499,13 @@ static int check_autoinc(const lm_op *op, const lm_column *col, lm_err *err) {
   if (col->autoincrement != LM_AUTO_TRUE &&
       col->autoincrement != LM_AUTO_IDENTITY)
     return LM_OK;
+  const lm_identity *id = &col->identity;
+  if (id->always_given || id->has_start || id->has_increment ||
+      id->has_minvalue || id->has_maxvalue || id->has_cache || id->cycle >= 0)
+    return lm_err_set(err, "%s.%s: identity options: SQLite has no identity "
+                      "columns (a lone INTEGER PRIMARY KEY is the rowid, "
+                      "which autoincrements without options)", op->table,
+                      col->name);
   size_t pk = 0;
   for (size_t i = 0; i < op->ncolumns; i++) pk += op->columns[i].primary_key;
   for (size_t i = 0; i < op->nconstraints; i++)
@@ -517,6 +524,10 @@ static int check_autoinc(const lm_op *op, const lm_column *col, lm_err *err) {
 static int check_supported(const lm_op *op, lm_err *err) {
   for (size_t i = 0; i < op->ncolumns; i++)
     if (check_autoinc(op, &op->columns[i], err) != LM_OK) return LM_ERROR;
+  if (op->kind == LM_OP_ALTER_COLUMN &&
+      (op->alter.identity.given || op->alter.identity_drop))
+    return lm_err_set(err, "alter_column %s.%s: SQLite has no identity "
+                      "columns", op->table, op->name);
   if (op->kind == LM_OP_ALTER_COLUMN && op->alter.using_expr)
     return lm_err_set(err, "alter_column %s.%s: using is PostgreSQL's; a "
                       "SQLite rebuild copies the values as they are (give "

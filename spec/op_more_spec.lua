@@ -220,3 +220,57 @@ op.add_column("t", Column("c", Integer, Computed("price + 1")))
     assert_same_statements(luamig_sql("sqlite:///x.db", [[op.create_table("u", {{"v", "integer", computed = "1", persisted = false}})]]), theirs, raw)
   end)
 end)
+
+describe("identity options", function()
+  it("write what Alembic writes on PostgreSQL", function()
+    local theirs, raw = alembic("postgresql", [[
+op.create_table("t", Column("id", Integer, Identity(always=True, start=2, increment=3, minvalue=1, maxvalue=100, cycle=True, cache=5)))
+op.add_column("t", Column("x", Integer, Identity()))
+op.alter_column("t", "x", server_default=Identity(start=4, always=True), existing_server_default=Identity(start=3))
+op.alter_column("t", "x", server_default=None, existing_server_default=Identity())
+]])
+    assert_same_statements(luamig_sql("postgresql://offline/db", [[
+      op.create_table("t", {{"id", "integer", identity = {always = true, start = 2, increment = 3, minvalue = 1,
+                                                          maxvalue = 100, cycle = true, cache = 5}}})
+      op.add_column("t", {"x", "integer", identity = true})
+      op.alter_column("t", "x", {identity = {start = 4, always = true}, existing_identity = {start = 3}})
+      op.alter_column("t", "x", {identity = false})]]), theirs, raw)
+  end)
+
+  it("add, change and drop identity on PostgreSQL", function()
+    local code, err, query = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"id", "integer", identity = {always = true, start = 10, increment = 5}}, {"n", "integer", nullable = false}})
+      op.execute("INSERT INTO t (n) VALUES (1), (2)")
+      op.alter_column("t", "n", {identity = {start = 100}})
+      op.execute("INSERT INTO t DEFAULT VALUES")
+      op.alter_column("t", "n", {identity = {always = true, increment = 10}, existing_identity = {start = 100}})
+      op.execute("INSERT INTO t DEFAULT VALUES")]]}})
+    assert.are.equal(0, code, err)
+    assert.are.equal("10|1\n15|2\n20|100\n25|110\n", query("SELECT id, n FROM t ORDER BY id"))
+    assert.are.equal("id|a\nn|a\n", query("SELECT attname, attidentity FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 ORDER BY 1"))
+    code, err, query = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"id", "integer", identity = true}})
+      op.alter_column("t", "id", {identity = false})]]}})
+    assert.are.equal(0, code, err)
+    assert.are.equal("\n", query("SELECT attidentity FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'id'"))
+  end)
+
+  it("are refused on SQLite, naming the column", function()
+    local code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"id", "integer", primary_key = true, identity = {start = 5}}})]]}})
+    assert.are.equal(1, code)
+    assert.matches("t.id: identity options: SQLite has no identity columns", err, 1, true)
+    code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"id", "integer", primary_key = true, identity = true}, {"n", "integer"}})
+      op.alter_column("t", "n", {identity = true})]]}})
+    assert.are.equal(1, code)
+    assert.matches("alter_column t.n: SQLite has no identity columns", err, 1, true)
+  end)
+
+  it("refuses an unknown identity option", function()
+    local code, err = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"id", "integer", identity = {begin = 5}}})]]}})
+    assert.are.equal(1, code)
+    assert.matches("create_table: unknown identity option 'begin'", err, 1, true)
+  end)
+end)

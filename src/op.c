@@ -356,7 +356,7 @@ static void parse_onupdate(lua_State *L, lm_arena *a, int idx, const char *op,
 static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
   "autoincrement", "references", "ondelete", "onupdate", "comment", "check",
-  "computed", "persisted", NULL};
+  "computed", "persisted", "identity", NULL};
 
 /* SQL given as a string or op.text(...), copied; NULL when nil. */
 static const char *sql_field(lua_State *L, lm_arena *a, int idx,
@@ -371,6 +371,59 @@ static const char *sql_field(lua_State *L, lm_arena *a, int idx,
     luaL_error(L, "%s: column %s: %s must be SQL (a string or op.text), not "
                "a %s", op, col, key, luaL_typename(L, idx));
   return NULL;
+}
+
+void lm_op_parse_identity(lua_State *L, int idx, const char *op,
+                          const char *key, lm_identity *id) {
+  static const char *const keys[] = {"always", "start", "increment",
+                                     "minvalue", "maxvalue", "cycle",
+                                     "cache", NULL};
+  idx = lua_absindex(L, idx);
+  memset(id, 0, sizeof *id);
+  id->cycle = -1;
+  if (lua_isnil(L, idx)) return;
+  if (lua_isboolean(L, idx) && lua_toboolean(L, idx)) {
+    id->given = 1;
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: %s must be true or a table of identity options "
+               "(always, start, increment, minvalue, maxvalue, cycle, "
+               "cache), not a %s", op, key, luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    int ok = 0;
+    for (size_t i = 0; keys[i]; i++) ok |= strcmp(keys[i], k) == 0;
+    if (!ok) luaL_error(L, "%s: unknown %s option '%s'", op, key, k);
+  }
+  id->given = 1;
+  struct { const char *name; int64_t *v; int *has; } nums[] = {
+    {"start", &id->start, &id->has_start},
+    {"increment", &id->increment, &id->has_increment},
+    {"minvalue", &id->minvalue, &id->has_minvalue},
+    {"maxvalue", &id->maxvalue, &id->has_maxvalue},
+    {"cache", &id->cache, &id->has_cache}};
+  for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+    lua_getfield(L, idx, nums[i].name);
+    if (lua_isinteger(L, -1)) {
+      *nums[i].v = lua_tointeger(L, -1);
+      *nums[i].has = 1;
+    } else if (!lua_isnil(L, -1)) {
+      luaL_error(L, "%s: %s.%s must be an integer", op, key, nums[i].name);
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, idx, "always");
+  id->always_given = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  id->always = lm_op_opt_bool(L, idx, "always", op, 0);
+  lua_getfield(L, idx, "cycle");
+  if (lua_isboolean(L, -1)) id->cycle = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s.cycle must be a boolean", op, key);
+  lua_pop(L, 1);
 }
 
 /* check = SQL or {SQL, name = ...}; computed = SQL, persisted = bool. */
@@ -504,6 +557,16 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   lua_pop(L, 1);
   c->comment = lm_op_opt_string(L, a, idx, "comment", op);
   parse_check_computed(L, a, idx, op, c);
+  lua_getfield(L, idx, "identity");
+  lm_op_parse_identity(L, -1, op, "identity", &c->identity);
+  lua_pop(L, 1);
+  if (c->identity.given) {
+    if (c->autoincrement == LM_AUTO_FALSE || c->autoincrement == LM_AUTO_TRUE)
+      luaL_error(L, "%s: column %s: identity and autoincrement = %s "
+                 "contradict each other", op, c->name,
+                 c->autoincrement == LM_AUTO_TRUE ? "true" : "false");
+    c->autoincrement = LM_AUTO_IDENTITY;
+  }
 }
 
 static const char *const constraint_keys[] = {

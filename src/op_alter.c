@@ -103,7 +103,8 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
     "nullable", "type", "type_", "new_column_name", "server_default",
     "comment", "existing_type", "existing_nullable",
     "existing_server_default", "existing_comment", "using",
-    "postgresql_using", "schema", "computed", NULL};
+    "postgresql_using", "schema", "computed", "identity",
+    "existing_identity", NULL};
   const char *name = "alter_column";
   int o = at.rest;
   op->kind = LM_OP_ALTER_COLUMN;
@@ -144,6 +145,15 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   if (!al->using_expr && own_dialect(L, "postgresql_using"))
     al->using_expr = pg_using;
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  if (field(L, o, "identity") == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    al->identity_drop = 1;
+  else
+    lm_op_parse_identity(L, -1, name, "identity", &al->identity);
+  lua_pop(L, 1);
+  field(L, o, "existing_identity");
+  lm_op_parse_identity(L, -1, name, "existing_identity",
+                       &al->existing_identity);
+  lua_pop(L, 1);
 }
 
 /* Index columns: names, or op.text("expr") for expressions. */

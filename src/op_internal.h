@@ -40,6 +40,10 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
                         lm_column *c);
 void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
                             const char *op, lm_constraint *c);
+/* identity = true or {always, start, increment, minvalue, maxvalue,
+ * cycle, cache} at idx, into id (id->given stays 0 for nil). */
+void lm_op_parse_identity(lua_State *L, int idx, const char *op,
+                          const char *key, lm_identity *id);
 /* An op.text / op.func / op.literal fragment: its kind and SQL. */
 int lm_op_is_fragment(lua_State *L, int idx, const char **kind,
                       const char **sql);
