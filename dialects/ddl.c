@@ -179,6 +179,7 @@ void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
     lm_buf_puts(out, " (");
     ident_list(t, out, con->ref_columns, con->nref_columns);
     lm_buf_putc(out, ')');
+    if (con->match) lm_buf_printf(out, " MATCH %s", con->match);
     if (con->ondelete) lm_buf_printf(out, " ON DELETE %s", con->ondelete);
     if (con->onupdate) lm_buf_printf(out, " ON UPDATE %s", con->onupdate);
     if (con->deferrable == 1) lm_buf_puts(out, " DEFERRABLE");

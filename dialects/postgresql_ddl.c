@@ -576,6 +576,7 @@ static void create_index(const lm_op *op, lm_strvec *out) {
   lm_pg_quote_ident(&b, op->name);
   lm_buf_puts(&b, " ON ");
   lm_ddl_qualified(&lm_pg_traits, &b, op->schema, op->table);
+  if (ix->method) lm_buf_printf(&b, " USING %s", ix->method);
   lm_buf_puts(&b, " (");
   for (size_t i = 0; i < ix->ncolumns; i++) {
     if (i) lm_buf_puts(&b, ", ");
@@ -585,6 +586,14 @@ static void create_index(const lm_op *op, lm_strvec *out) {
     else lm_pg_quote_ident(&b, ix->columns[i]);
   }
   lm_buf_putc(&b, ')');
+  if (ix->ninclude) {
+    lm_buf_puts(&b, " INCLUDE (");
+    for (size_t i = 0; i < ix->ninclude; i++) {
+      if (i) lm_buf_puts(&b, ", ");
+      lm_pg_quote_ident(&b, ix->include[i]);
+    }
+    lm_buf_putc(&b, ')');
+  }
   if (ix->where) lm_buf_printf(&b, " WHERE %s", ix->where);
   lm_strvec_push(out, lm_buf_detach(&b));
 }
@@ -653,6 +662,16 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
     return drop_with_onupdate(ctx, op, out, err);
   case LM_OP_EXECUTE:
     return lm_err_set(err, "execute is run by the core, not compiled");
+  case LM_OP_TABLE_COMMENT: {
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_puts(&b, "COMMENT ON TABLE ");
+    lm_ddl_qualified(&lm_pg_traits, &b, op->schema, op->table);
+    lm_buf_puts(&b, " IS ");
+    if (op->comment) quote_string(&b, op->comment, strlen(op->comment));
+    else lm_buf_puts(&b, "NULL");
+    lm_strvec_push(out, lm_buf_detach(&b));
+    return LM_OK;
+  }
   default:
     return lm_ddl_compile(&lm_pg_traits, op, out, err);
   }

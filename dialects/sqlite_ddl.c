@@ -533,6 +533,15 @@ static int check_supported(const lm_op *op, lm_err *err) {
                       "SQLite rebuild copies the values as they are (give "
                       "postgresql_using for a PostgreSQL-only USING)",
                       op->table, op->name);
+  if (op->kind == LM_OP_TABLE_COMMENT)
+    return lm_err_set(err, "%s_table_comment %s: SQLite keeps no comments",
+                      op->comment ? "create" : "drop", op->table);
+  if (op->kind == LM_OP_CREATE_INDEX && (op->index.ninclude ||
+                                         op->index.method))
+    return lm_err_set(err, "create_index %s: SQLite has no %s (give "
+                      "postgresql_%s for a PostgreSQL-only option)", op->name,
+                      op->index.ninclude ? "INCLUDE" : "index methods (USING)",
+                      op->index.ninclude ? "include" : "using");
   if ((op->kind == LM_OP_CREATE_INDEX || op->kind == LM_OP_DROP_INDEX) &&
       op->index.concurrently)
     return lm_err_set(err, "%s %s: SQLite has no CONCURRENTLY (give "

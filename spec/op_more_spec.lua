@@ -274,3 +274,60 @@ op.alter_column("t", "x", server_default=None, existing_server_default=Identity(
     assert.matches("create_table: unknown identity option 'begin'", err, 1, true)
   end)
 end)
+
+describe("index include and using, foreign key match, table comments", function()
+  local up = [[
+    op.create_index("i", "t", {"a"}, {postgresql_using = "gin", postgresql_include = {"b", "c"}, postgresql_where = op.text("a > 1")})
+    op.create_foreign_key("fk", "t", "p", {"a"}, {"id"}, {match = "FULL", ondelete = "CASCADE", deferrable = true, initially = "DEFERRED"})
+    op.create_table_comment("t", "hello 'x'")
+    op.drop_table_comment("t", {existing_comment = "x"})
+  ]]
+
+  it("write what Alembic writes on PostgreSQL", function()
+    local theirs, raw = alembic("postgresql", [[
+op.create_index("i", "t", ["a"], postgresql_using="gin", postgresql_include=["b", "c"], postgresql_where=text("a > 1"))
+op.create_foreign_key("fk", "t", "p", ["a"], ["id"], match="FULL", ondelete="CASCADE", deferrable=True, initially="DEFERRED")
+op.create_table_comment("t", "hello 'x'")
+op.drop_table_comment("t", existing_comment="x")
+]])
+    assert_same_statements(luamig_sql("postgresql://offline/db", up), theirs, raw)
+  end)
+
+  it("apply on PostgreSQL", function()
+    local code, err, query = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("p", {{"id", "integer", primary_key = true}})
+      op.create_table("t", {{"a", "integer"}, {"b", "integer"}, {"c", "integer"}, {"tags", "jsonb"}})
+      op.create_index("ix_t_a", "t", {"a"}, {include = {"b", "c"}, where = "a > 1"})
+      op.create_index("ix_t_tags", "t", {"tags"}, {using = "gin"})
+      op.create_foreign_key("fk", "t", "p", {"a"}, {"id"}, {match = "FULL"})
+      op.create_table_comment("t", "hello 'x'")]]}})
+    assert.are.equal(0, code, err)
+    assert.are.equal("CREATE INDEX ix_t_a ON public.t USING btree (a) INCLUDE (b, c) WHERE (a > 1)\n" ..
+                     "CREATE INDEX ix_t_tags ON public.t USING gin (tags)\n",
+      query("SELECT indexdef FROM pg_indexes WHERE tablename = 't' ORDER BY 1"))
+    assert.are.equal("f\n", query("SELECT confmatchtype FROM pg_constraint WHERE conname = 'fk'"))
+    assert.are.equal("hello 'x'\n", query("SELECT obj_description('t'::regclass, 'pg_class')"))
+  end)
+
+  it("on SQLite: MATCH is kept, PostgreSQL's options are not used, the rest refused", function()
+    local code, err, query = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("p", {{"id", "integer", primary_key = true}})
+      op.create_table("t", {{"a", "integer"}, {"b", "integer"}})
+      op.create_index("ix_t_a", "t", {"a"}, {postgresql_using = "gin", postgresql_include = {"b"}})
+      op.create_foreign_key("fk", "t", "p", {"a"}, {"id"}, {match = "FULL"})]]}})
+    assert.are.equal(0, code, err)
+    assert.are.equal("CREATE INDEX ix_t_a ON t (a)\n", query("SELECT sql FROM sqlite_schema WHERE name = 'ix_t_a'"))
+    assert.matches("REFERENCES p (id) MATCH FULL", query("SELECT sql FROM sqlite_schema WHERE name = 't'"), 1, true)
+    for _, case in ipairs({
+      {[[op.create_index("ix_t_b", "t", {"b"}, {include = {"a"}})]], "create_index ix_t_b: SQLite has no INCLUDE"},
+      {[[op.create_index("ix_t_b", "t", {"b"}, {using = "gin"})]], "create_index ix_t_b: SQLite has no index methods (USING)"},
+      {[[op.create_table_comment("t", "x")]], "create_table_comment t: SQLite keeps no comments"},
+      {[[op.drop_table_comment("t")]], "drop_table_comment t: SQLite keeps no comments"},
+    }) do
+      local c2, e2 = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+        op.create_table("t", {{"a", "integer"}, {"b", "integer"}})]] .. case[1]}})
+      assert.are.equal(1, c2)
+      assert.matches(case[2], e2, 1, true)
+    end
+  end)
+end)

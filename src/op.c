@@ -570,7 +570,8 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
 }
 
 static const char *const constraint_keys[] = {
-  "name", "ondelete", "onupdate", "deferrable", "initially", "schema", NULL};
+  "name", "ondelete", "onupdate", "deferrable", "initially", "schema", "match",
+  NULL};
 
 void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
                              const char *op, lm_constraint *c) {
@@ -636,6 +637,7 @@ void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
     c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
     c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
     c->initially = lm_op_opt_string(L, a, idx, "initially", op);
+    c->match = lm_op_opt_string(L, a, idx, "match", op);
     lua_getfield(L, idx, "deferrable");
     if (lua_isboolean(L, -1)) c->deferrable = lua_toboolean(L, -1);
     lua_pop(L, 1);

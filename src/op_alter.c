@@ -218,7 +218,8 @@ static const char *opt_sql(lua_State *L, lm_arena *a, int o, const char *key,
 static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "unique", "where", "postgresql_where", "sqlite_where", "if_not_exists",
-    "concurrently", "postgresql_concurrently", "schema", NULL};
+    "concurrently", "postgresql_concurrently", "schema", "include",
+    "postgresql_include", "using", "postgresql_using", NULL};
   const char *name = "create_index";
   int o = at.rest + 1;
   op->kind = LM_OP_CREATE_INDEX;
@@ -248,6 +249,42 @@ static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
     op->index.concurrently = 1;
   op->if_not_exists = lm_op_opt_bool(L, o, "if_not_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  static const char *const includes[] = {"include", "postgresql_include"};
+  for (size_t i = 0; i < 2; i++) {
+    if (field(L, o, includes[i]) != LUA_TNIL && (i == 0 ||
+        own_dialect(L, includes[i])) && !op->index.include)
+      op->index.include = lm_op_string_array(L, a, -1, name, includes[i],
+                                             &op->index.ninclude);
+    lua_pop(L, 1);
+  }
+  op->index.method = lm_op_opt_string(L, a, o, "using", name);
+  const char *pg_method = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  if (!op->index.method && own_dialect(L, "postgresql_using"))
+    op->index.method = pg_method;
+}
+
+/* op.create_table_comment(table, comment, opts) and
+ * op.drop_table_comment(table, opts). */
+static void b_table_comment(lua_State *L, lm_arena *a, args at, lm_op *op) {
+  static const char *const keys[] = {"schema", "existing_comment", NULL};
+  const char *name = "create_table_comment";
+  op->kind = LM_OP_TABLE_COMMENT;
+  if (lua_type(L, at.rest) != LUA_TSTRING)
+    luaL_error(L, "%s: the comment must be a string, not a %s", name,
+               luaL_typename(L, at.rest));
+  op->comment = lm_arena_strdup(a, lm_op_tostring(L, at.rest, name,
+                                                  "the comment"));
+  lm_op_check_opts(L, at.rest + 1, name, keys);
+  op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+}
+
+static void b_drop_table_comment(lua_State *L, lm_arena *a, args at,
+                                 lm_op *op) {
+  static const char *const keys[] = {"schema", "existing_comment", NULL};
+  const char *name = "drop_table_comment";
+  op->kind = LM_OP_TABLE_COMMENT;
+  lm_op_check_opts(L, at.rest, name, keys);
+  op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
 }
 
 static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -325,7 +362,7 @@ static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
 static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "ondelete", "onupdate", "deferrable", "initially", "source_schema",
-    "referent_schema", "schema", NULL};
+    "referent_schema", "schema", "match", NULL};
   const char *name = "create_foreign_key";
   int o = at.rest + 3;
   lm_constraint *c = one_constraint(a, op, LM_CON_FOREIGN_KEY);
@@ -343,6 +380,7 @@ static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   c->ondelete = lm_op_opt_string(L, a, o, "ondelete", name);
   c->onupdate = lm_op_opt_string(L, a, o, "onupdate", name);
   c->initially = lm_op_opt_string(L, a, o, "initially", name);
+  c->match = lm_op_opt_string(L, a, o, "match", name);
   c->ref_schema = lm_op_opt_string(L, a, o, "referent_schema", name);
   int d = tri_bool(L, o, "deferrable", name);
   c->deferrable = d;
@@ -423,6 +461,13 @@ static int op_create_primary(lua_State *L) {
 }
 static int op_create_foreign(lua_State *L) {
   return run(L, b_create_foreign, "create_foreign_key", 6, 2, (args){1, 3});
+}
+static int op_table_comment(lua_State *L) {
+  return run(L, b_table_comment, "create_table_comment", 3, 1, (args){0, 2});
+}
+static int op_drop_table_comment(lua_State *L) {
+  return run(L, b_drop_table_comment, "drop_table_comment", 2, 1,
+             (args){0, 2});
 }
 static int op_drop_constraint(lua_State *L) {
   return run(L, b_drop_constraint, "drop_constraint", 3, 2, (args){1, 3});
@@ -556,6 +601,8 @@ static const luaL_Reg alter_functions[] = {
   {"create_primary_key", op_create_primary},
   {"create_foreign_key", op_create_foreign},
   {"drop_constraint", op_drop_constraint},
+  {"create_table_comment", op_table_comment},
+  {"drop_table_comment", op_drop_table_comment},
   {"batch_alter_table", op_batch_alter_table},
   {NULL, NULL}};
 

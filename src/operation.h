@@ -151,6 +151,7 @@ typedef struct lm_constraint {
   const char *ondelete, *onupdate;
   int deferrable;               /* -1 not given, 0 NOT DEFERRABLE, 1 DEFERRABLE */
   const char *initially;        /* DEFERRED / IMMEDIATE */
+  const char *match;            /* MATCH FULL / PARTIAL / SIMPLE */
 } lm_constraint;
 
 typedef enum lm_op_kind {
@@ -165,7 +166,8 @@ typedef enum lm_op_kind {
   LM_OP_ADD_CONSTRAINT,
   LM_OP_DROP_CONSTRAINT,
   LM_OP_EXECUTE,
-  LM_OP_BATCH           /* batch_alter_table: ops on one table, together */
+  LM_OP_BATCH,          /* batch_alter_table: ops on one table, together */
+  LM_OP_TABLE_COMMENT   /* create_table_comment (comment NULL: drop it) */
 } lm_op_kind;
 
 /* alter_column: what changes and what the column was. */
@@ -193,6 +195,9 @@ typedef struct lm_index {
   int unique;
   const char *where;
   int concurrently;
+  const char *const *include;   /* INCLUDE (cols) */
+  size_t ninclude;
+  const char *method;           /* USING gin / gist / ... */
 } lm_index;
 
 typedef struct lm_op {

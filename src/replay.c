@@ -414,6 +414,10 @@ int lm_schema_apply(lm_schema *s, const lm_op *op, lm_err *err) {
     return LM_OK;
   case LM_OP_EXECUTE:
     return LM_OK;         /* raw SQL: the dialect reads it, if it can */
+  case LM_OP_TABLE_COMMENT:
+    t = lm_schema_table(s, op->schema, op->table);
+    if (t) t->comment = lm_schema_str(s, op->comment);
+    return LM_OK;
   case LM_OP_DROP_INDEX:
     t = index_owner(s, op, &at);
     if (t) drop_index_in(t, op->name);

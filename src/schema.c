@@ -169,6 +169,7 @@ void lm_schema_copy_constraint(lm_schema *s, lm_constraint *dst,
   dst->ondelete = lm_schema_str(s, src->ondelete);
   dst->onupdate = lm_schema_str(s, src->onupdate);
   dst->initially = lm_schema_str(s, src->initially);
+  dst->match = lm_schema_str(s, src->match);
 }
 
 void lm_schema_copy_index(lm_schema *s, lm_index *dst, const lm_index *src) {
@@ -180,6 +181,8 @@ void lm_schema_copy_index(lm_schema *s, lm_index *dst, const lm_index *src) {
     dst->is_expr = e;
   }
   dst->where = lm_schema_str(s, src->where);
+  dst->include = copy_list(s, src->include, src->ninclude);
+  dst->method = lm_schema_str(s, src->method);
 }
 
 lm_mtable *lm_schema_copy_table(lm_schema *s, const lm_mtable *t) {
