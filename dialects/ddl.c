@@ -169,6 +169,23 @@ void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
   case LM_CON_CHECK:
     lm_buf_printf(out, "CHECK (%s)", con->condition);
     break;
+  case LM_CON_EXCLUDE:
+    lm_buf_printf(out, "EXCLUDE USING %s (", con->method ? con->method
+                                                         : "gist");
+    for (size_t i = 0; i < con->ncolumns; i++) {
+      if (i) lm_buf_puts(out, ", ");
+      if (con->is_expr && con->is_expr[i])
+        lm_buf_printf(out, "(%s)", con->columns[i]);
+      else
+        t->quote_ident(out, con->columns[i]);
+      lm_buf_printf(out, " WITH %s", con->operators[i]);
+    }
+    lm_buf_putc(out, ')');
+    if (con->condition) lm_buf_printf(out, " WHERE (%s)", con->condition);
+    if (con->deferrable == 1) lm_buf_puts(out, " DEFERRABLE");
+    if (con->deferrable == 0) lm_buf_puts(out, " NOT DEFERRABLE");
+    if (con->initially) lm_buf_printf(out, " INITIALLY %s", con->initially);
+    break;
   case LM_CON_FOREIGN_KEY:
     lm_buf_puts(out, "FOREIGN KEY(");
     ident_list(t, out, con->columns, con->ncolumns);

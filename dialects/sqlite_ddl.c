@@ -533,6 +533,10 @@ static int check_supported(const lm_op *op, lm_err *err) {
                       "SQLite rebuild copies the values as they are (give "
                       "postgresql_using for a PostgreSQL-only USING)",
                       op->table, op->name);
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_EXCLUDE)
+      return lm_err_set(err, "create_exclude_constraint %s: SQLite has no "
+                        "exclusion constraints", op->constraints[i].name);
   if (op->kind == LM_OP_TABLE_COMMENT)
     return lm_err_set(err, "%s_table_comment %s: SQLite keeps no comments",
                       op->comment ? "create" : "drop", op->table);

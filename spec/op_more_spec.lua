@@ -331,3 +331,40 @@ op.drop_table_comment("t", existing_comment="x")
     end
   end)
 end)
+
+describe("create_exclude_constraint", function()
+  it("writes what Alembic writes on PostgreSQL", function()
+    local theirs, raw = alembic("postgresql", [[
+op.create_exclude_constraint("ex", "t", ("col", "="), ("period", "&&"), using="gist", where="col > 0")
+]])
+    assert_same_statements(luamig_sql("postgresql://offline/db", [[
+      op.create_exclude_constraint("ex", "t", {{"col", "="}, {"period", "&&"}}, {using = "gist", where = "col > 0"})]]),
+      theirs, raw)
+  end)
+
+  it("keeps overlapping ranges out on PostgreSQL, expressions too, and drops by name", function()
+    local code, err, query = migrate(H.dialects[2], {
+      {rev = "aaaaaaaaaaa1", up = [[
+        op.create_table("booking", {{"a", "datetime"}, {"b", "datetime"}, {"during", "tsrange"}})
+        op.create_exclude_constraint("no_overlap", "booking", {{op.text("tsrange(a, b)"), "&&"}})
+        op.batch_alter_table("booking", function(batch)
+          batch.create_exclude_constraint("no_overlap2", {{"during", "&&"}}, {where = "a IS NOT NULL"})
+        end)
+        op.execute("INSERT INTO booking (a, b) VALUES ('2026-01-01 10:00', '2026-01-01 11:00')")]]},
+    })
+    assert.are.equal(0, code, err)
+    assert.is_nil((query("INSERT INTO booking (a, b) VALUES ('2026-01-01 10:30', '2026-01-01 12:00')")))
+    assert.truthy(query("INSERT INTO booking (a, b) VALUES ('2026-01-01 11:00', '2026-01-01 12:00')"))
+    assert.are.equal("no_overlap|x\nno_overlap2|x\n", query("SELECT conname, contype FROM pg_constraint WHERE conrelid = 'booking'::regclass ORDER BY 1"))
+    assert.matches("EXCLUDE USING gist (during WITH &&) WHERE ((a IS NOT NULL))",
+      query("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'no_overlap2'"), 1, true)
+  end)
+
+  it("is refused on SQLite", function()
+    local code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer"}})
+      op.create_exclude_constraint("ex", "t", {{"a", "="}})]]}})
+    assert.are.equal(1, code)
+    assert.matches("create_exclude_constraint ex: SQLite has no exclusion constraints", err, 1, true)
+  end)
+end)

@@ -390,6 +390,61 @@ static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   lm_naming_constraint(L, a, name, op->table, c);
 }
 
+/* create_exclude_constraint(name, table, {{"col", "="},
+ * {op.text("expr"), "&&"}}, {using = "gist", where = ...}). */
+static void b_create_exclude(lua_State *L, lm_arena *a, args at, lm_op *op) {
+  static const char *const keys[] = {"using", "where", "schema",
+                                     "deferrable", "initially", NULL};
+  const char *name = "create_exclude_constraint";
+  const char *kind, *sql;
+  lm_constraint *c = one_constraint(a, op, LM_CON_EXCLUDE);
+  c->name = opt_name(L, a, at.name, name, "the constraint name");
+  int el = at.rest;
+  if (!lua_istable(L, el) || !luaL_len(L, el))
+    luaL_error(L, "%s: the elements must be a list of {column or "
+               "op.text(expr), operator} pairs", name);
+  size_t n = (size_t)luaL_len(L, el);
+  const char **cols = lm_arena_alloc(a, n * sizeof *cols);
+  const char **ops = lm_arena_alloc(a, n * sizeof *ops);
+  int *expr = lm_arena_alloc(a, n * sizeof *expr);
+  for (size_t i = 0; i < n; i++) {
+    lua_geti(L, el, (lua_Integer)i + 1);
+    int e = lua_gettop(L);
+    if (!lua_istable(L, e) || lm_op_is_fragment(L, e, &kind, &sql))
+      luaL_error(L, "%s: element %d must be {column or op.text(expr), "
+                 "operator}", name, (int)i + 1);
+    lua_geti(L, e, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && *lua_tostring(L, -1)) {
+      cols[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, name, "a column"));
+    } else if (lm_op_is_fragment(L, lua_gettop(L), &kind, &sql)) {
+      cols[i] = lm_arena_strdup(a, sql);
+      expr[i] = 1;
+    } else {
+      luaL_error(L, "%s: element %d starts with a column name or "
+                 "op.text(expr)", name, (int)i + 1);
+    }
+    lua_geti(L, e, 2);
+    if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
+      luaL_error(L, "%s: element %d needs its operator (\"=\", \"&&\")",
+                 name, (int)i + 1);
+    ops[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, name, "an operator"));
+    lua_pop(L, 3);
+  }
+  c->columns = cols;
+  c->ncolumns = n;
+  c->operators = ops;
+  c->is_expr = expr;
+  int o = at.rest + 1;
+  lm_op_check_opts(L, o, name, keys);
+  c->method = lm_op_opt_string(L, a, o, "using", name);
+  c->condition = opt_sql(L, a, o, "where", name);
+  c->initially = lm_op_opt_string(L, a, o, "initially", name);
+  c->deferrable = tri_bool(L, o, "deferrable", name);
+  op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  if (!c->name)
+    luaL_error(L, "%s: the constraint name must be a string", name);
+}
+
 static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {"type_", "schema", "if_exists", NULL};
   static const char *const types[] = {"foreignkey", "unique", "check",
@@ -469,6 +524,10 @@ static int op_drop_table_comment(lua_State *L) {
   return run(L, b_drop_table_comment, "drop_table_comment", 2, 1,
              (args){0, 2});
 }
+static int op_create_exclude(lua_State *L) {
+  return run(L, b_create_exclude, "create_exclude_constraint", 4, 2,
+             (args){1, 3});
+}
 static int op_drop_constraint(lua_State *L) {
   return run(L, b_drop_constraint, "drop_constraint", 3, 2, (args){1, 3});
 }
@@ -505,6 +564,7 @@ static const struct {
   {"create_primary_key", b_create_primary, 1},
   {"create_foreign_key", b_create_foreign, 1},
   {"drop_constraint", b_drop_constraint, 1},
+  {"create_exclude_constraint", b_create_exclude, 1},
 };
 
 /* batch.NAME(...): build into the batch; upvalues: the batch and the
@@ -601,6 +661,7 @@ static const luaL_Reg alter_functions[] = {
   {"create_primary_key", op_create_primary},
   {"create_foreign_key", op_create_foreign},
   {"drop_constraint", op_drop_constraint},
+  {"create_exclude_constraint", op_create_exclude},
   {"create_table_comment", op_table_comment},
   {"drop_table_comment", op_drop_table_comment},
   {"batch_alter_table", op_batch_alter_table},

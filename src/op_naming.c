@@ -195,6 +195,7 @@ static const char *const con_kinds[] = {"pk", "uq", "ck", "fk"};
 
 void lm_naming_constraint(lua_State *L, lm_arena *a, const char *op,
                           const char *table, lm_constraint *c) {
+  if ((size_t)c->kind >= sizeof con_kinds / sizeof *con_kinds) return;
   lm_naming n = {.table = table, .name = c->name, .columns = c->columns,
                  .ncolumns = c->ncolumns, .ref_table = c->ref_table,
                  .ref_columns = c->ref_columns,

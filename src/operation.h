@@ -135,7 +135,8 @@ typedef enum lm_constraint_kind {
   LM_CON_PRIMARY_KEY,
   LM_CON_UNIQUE,
   LM_CON_CHECK,
-  LM_CON_FOREIGN_KEY
+  LM_CON_FOREIGN_KEY,
+  LM_CON_EXCLUDE                /* PostgreSQL's EXCLUDE USING method (...) */
 } lm_constraint_kind;
 
 typedef struct lm_constraint {
@@ -152,6 +153,11 @@ typedef struct lm_constraint {
   int deferrable;               /* -1 not given, 0 NOT DEFERRABLE, 1 DEFERRABLE */
   const char *initially;        /* DEFERRED / IMMEDIATE */
   const char *match;            /* MATCH FULL / PARTIAL / SIMPLE */
+  /* EXCLUDE: columns[i] (SQL when is_expr[i]) WITH operators[i], the
+   * index method, and condition as its WHERE. */
+  const char *const *operators;
+  const int *is_expr;
+  const char *method;
 } lm_constraint;
 
 typedef enum lm_op_kind {

@@ -300,6 +300,7 @@ static const char *kind_word(lm_constraint_kind k) {
   case LM_CON_UNIQUE: return "unique";
   case LM_CON_CHECK: return "check";
   case LM_CON_FOREIGN_KEY: return "foreignkey";
+  case LM_CON_EXCLUDE: return "exclude";
   }
   return "";
 }

@@ -170,6 +170,14 @@ void lm_schema_copy_constraint(lm_schema *s, lm_constraint *dst,
   dst->onupdate = lm_schema_str(s, src->onupdate);
   dst->initially = lm_schema_str(s, src->initially);
   dst->match = lm_schema_str(s, src->match);
+  dst->method = lm_schema_str(s, src->method);
+  if (src->operators)
+    dst->operators = copy_list(s, src->operators, src->ncolumns);
+  if (src->is_expr && src->ncolumns) {
+    int *e = lm_arena_alloc(&s->arena, src->ncolumns * sizeof *e);
+    memcpy(e, src->is_expr, src->ncolumns * sizeof *e);
+    dst->is_expr = e;
+  }
 }
 
 void lm_schema_copy_index(lm_schema *s, lm_index *dst, const lm_index *src) {
