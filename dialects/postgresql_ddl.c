@@ -655,6 +655,13 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
                         "rebuilds a table on SQLite only; PostgreSQL alters "
                         "it in place", op->table);
     for (size_t i = 0; i < op->nops; i++)
+      if (op->ops[i].insert_before || op->ops[i].insert_after)
+        return lm_err_set(err, "batch_alter_table %s: add_column %s: "
+                          "PostgreSQL adds a column at the end; "
+                          "insert_before / insert_after place it only in a "
+                          "SQLite rebuild", op->table,
+                          op->ops[i].columns[0].name);
+    for (size_t i = 0; i < op->nops; i++)
       if (lm_pg_compile(ctx, &op->ops[i], out, err) != LM_OK) return LM_ERROR;
     return LM_OK;
   case LM_OP_DROP_COLUMN:

@@ -312,7 +312,9 @@ static int alter_needs_rebuild(const lm_alter *a) {
 /* Does this op need a rebuild on the table's current shape t? */
 static int needs_rebuild(const lm_mtable *t, const lm_op *op) {
   switch (op->kind) {
-  case LM_OP_ADD_COLUMN: return add_needs_rebuild(&op->columns[0]);
+  case LM_OP_ADD_COLUMN:
+    return op->insert_before || op->insert_after ||
+           add_needs_rebuild(&op->columns[0]);
   case LM_OP_DROP_COLUMN: return t && drop_needs_rebuild(t, op->name);
   case LM_OP_ALTER_COLUMN: return alter_needs_rebuild(&op->alter);
   case LM_OP_ADD_CONSTRAINT:

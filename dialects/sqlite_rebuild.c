@@ -192,6 +192,27 @@ static const char *sql_before_renames(lm_schema *s, const renames *r,
   return text;
 }
 
+/* Move the column add_column appended (the last) before or after the one
+ * the op names. */
+static int place_column(lm_mtable *nt, const renames *r, const lm_op *op,
+                        lm_err *err) {
+  const char *anchor = old_name(r, op->insert_before ? op->insert_before
+                                                     : op->insert_after);
+  long at = lm_mtable_column_pos(nt, anchor);
+  if (at < 0)
+    return lm_err_set(err, "add_column %s: %s names no column %s",
+                      op->columns[0].name,
+                      op->insert_before ? "insert_before" : "insert_after",
+                      anchor);
+  size_t to = (size_t)at + (op->insert_after ? 1 : 0);
+  size_t last = nt->ncolumns - 1;
+  lm_mcolumn moved = nt->columns[last];
+  memmove(&nt->columns[to + 1], &nt->columns[to],
+          (last - to) * sizeof *nt->columns);
+  nt->columns[to] = moved;
+  return LM_OK;
+}
+
 /* Apply one op to the new shape, with names as they are before renames. */
 static int apply(lm_schema *s, lm_mtable *nt, renames *r, const lm_op *src,
                  lm_err *err) {
@@ -227,6 +248,8 @@ static int apply(lm_schema *s, lm_mtable *nt, renames *r, const lm_op *src,
     }
   }
   if (lm_mtable_apply(s, nt, &op, err) != LM_OK) return LM_ERROR;
+  if (op.kind == LM_OP_ADD_COLUMN && (op.insert_before || op.insert_after))
+    return place_column(nt, r, &op, err);
   return LM_OK;
 }
 

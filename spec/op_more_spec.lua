@@ -368,3 +368,37 @@ op.create_exclude_constraint("ex", "t", ("col", "="), ("period", "&&"), using="g
     assert.matches("create_exclude_constraint ex: SQLite has no exclusion constraints", err, 1, true)
   end)
 end)
+
+describe("insert_before / insert_after in a batch", function()
+  it("place columns in a SQLite rebuild, rows kept", function()
+    local code, err, query = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer"}, {"c", "integer"}})
+      op.execute("INSERT INTO t (a, c) VALUES (1, 3)")
+      op.batch_alter_table("t", function(batch)
+        batch.alter_column("c", {new_column_name = "cc"})
+        batch.add_column({"b", "integer"}, {insert_before = "cc"})
+        batch.add_column({"z", "integer"}, {insert_after = "a"})
+        batch.add_column({"first", "integer"}, {insert_before = "a"})
+      end)]]}})
+    assert.are.equal(0, code, err)
+    assert.are.equal("first,a,z,b,cc\n", query("SELECT group_concat(name) FROM pragma_table_info('t')"))
+    assert.are.equal("|1|||3\n", query("SELECT * FROM t"))
+  end)
+
+  it("refuse a column that is not there", function()
+    local code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer"}})
+      op.batch_alter_table("t", function(batch) batch.add_column({"b", "integer"}, {insert_after = "nope"}) end)]]}})
+    assert.are.equal(1, code)
+    assert.matches("add_column b: insert_after names no column nope", err, 1, true)
+  end)
+
+  it("are refused on PostgreSQL, which adds at the end", function()
+    local code, err, query = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"a", "integer"}})
+      op.batch_alter_table("t", function(batch) batch.add_column({"b", "integer"}, {insert_before = "a"}) end)]]}})
+    assert.are.equal(1, code)
+    assert.matches("batch_alter_table t: add_column b: PostgreSQL adds a column at the end", err, 1, true)
+    assert.are.equal("", query("SELECT relname FROM pg_class WHERE relname = 't'"))
+  end)
+end)

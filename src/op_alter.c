@@ -44,14 +44,22 @@ static int own_dialect(lua_State *L, const char *key) {
 
 /* ---- the builders ----------------------------------------------------- */
 
+/* batch.add_column(colspec, opts): opts may place the column. */
 static void b_add_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "insert_before",
+                                     "insert_after", NULL};
   op->kind = LM_OP_ADD_COLUMN;
   op->columns = lm_arena_alloc(a, sizeof *op->columns);
   op->ncolumns = 1;
   lm_op_parse_column(L, a, at.rest, "add_column", &op->columns[0]);
   lm_op_check_opts(L, at.rest + 1, "add_column", keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", "add_column");
+  op->insert_before = lm_op_opt_string(L, a, at.rest + 1, "insert_before",
+                                       "add_column");
+  op->insert_after = lm_op_opt_string(L, a, at.rest + 1, "insert_after",
+                                      "add_column");
+  if (op->insert_before && op->insert_after)
+    luaL_error(L, "add_column: give insert_before or insert_after, not both");
   lm_naming_columns(L, a, "add_column", op);
 }
 

@@ -228,6 +228,9 @@ typedef struct lm_op {
   const struct lm_op *ops;      /* batch: the ops, each naming the table */
   size_t nops;
   int recreate;                 /* batch: 0 auto, 1 always, -1 never */
+  /* batch add_column: the column goes before / after this one (a SQLite
+   * rebuild places it); NULL: at the end. */
+  const char *insert_before, *insert_after;
 } lm_op;
 
 /* The native type string a type has on a dialect named `dialect` when it is
