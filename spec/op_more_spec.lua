@@ -402,3 +402,56 @@ describe("insert_before / insert_after in a batch", function()
     assert.are.equal("", query("SELECT relname FROM pg_class WHERE relname = 't'"))
   end)
 end)
+
+describe("user-defined ops (ops = \"ops.lua\")", function()
+  local ops_file = [[
+return {
+  add_timestamps = function(op, table_name, opts)
+    op.add_column(table_name, {"created_at", "datetime", server_default = op.func.now(), nullable = false}, opts)
+    op.add_column(table_name, {"updated_at", "datetime", onupdate = op.func.now()}, opts)
+    return "done"
+  end,
+}
+]]
+  local revs = {{rev = "aaaaaaaaaaa1", up = [[
+    op.create_table("t", {{"id", "integer", primary_key = true}})
+    assert(op.add_timestamps("t") == "done")]],
+    down_code = [[op.drop_table("t")]]}}
+
+  for _, d in ipairs(H.dialects) do
+    it("are op functions built from the ops, online and offline, on " .. d.name, function()
+      local url, query = d.fresh()
+      local dir = H.project(url, revs, [[  ops = "ops.lua",]] .. "\n")
+      H.write(dir .. "/ops.lua", ops_file)
+      local code, out, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      assert.matches("created_at " .. (d.name == "sqlite" and "DATETIME" or "TIMESTAMP"), out, 1, true)
+      assert.matches("updated_at", out, 1, true)
+      code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      local cols = d.name == "sqlite" and "SELECT group_concat(name) FROM pragma_table_info('t')"
+                   or "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 't'"
+      assert.are.equal("id,created_at,updated_at\n", query(cols))
+    end)
+  end
+
+  it("refuses a name an op has, a value that is not a function, and a missing file", function()
+    local url = H.dialects[1].fresh()
+    for _, case in ipairs({
+      {[[return {add_column = function() end}]], "ops: " , "ops.lua: add_column is an op already"},
+      {[[return {x2 = 5}]], "ops: ", "ops.lua: x2 must be a function, not a number"},
+      {[[return 5]], "ops: ", "must return a table of functions, not a number"},
+    }) do
+      local dir = H.project(url, revs, [[  ops = "ops.lua",]] .. "\n")
+      H.write(dir .. "/ops.lua", case[1])
+      local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+      assert.are.equal(1, code)
+      assert.matches(case[2], err, 1, true)
+      assert.matches(case[3], err, 1, true)
+    end
+    local dir = H.project(url, revs, [[  ops = "missing.lua",]] .. "\n")
+    local code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+    assert.are.equal(1, code)
+    assert.matches("missing.lua", err, 1, true)
+  end)
+end)

@@ -15,7 +15,7 @@
 static const char *const known_keys[] = {
   "url", "script_location", "version_table", "version_table_schema",
   "log_table", "transaction_per_migration", "lock_timeout", "models",
-  "strict_checksums", "naming_convention", NULL};
+  "strict_checksums", "naming_convention", "ops", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -59,7 +59,7 @@ static int check_keys(lua_State *L, lm_env *env) {
       lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
                  "script_location, version_table, version_table_schema, "
                  "log_table, transaction_per_migration, lock_timeout, models, "
-                 "strict_checksums, naming_convention)", env->config_path,
+                 "strict_checksums, naming_convention, ops)", env->config_path,
                  key);
       lua_pop(L, 1);
       return LM_ERROR;
@@ -115,6 +115,20 @@ static int read_file_config(lm_env *env) {
     lua_getfield(L, -1, "naming_convention");
     rc = lm_naming_check(L, -1, env->config_path, &env->err);
     lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
+    /* ops = "ops.lua": user-defined ops, relative to the config file. */
+    char *ops = NULL;
+    rc = string_field(L, env, "ops", &ops);
+    if (rc == LM_OK && ops) {
+      char *dir = dir_of(env->config_path);
+      char *path = ops[0] == '/' ? lm_xstrdup(ops)
+                                 : lm_xasprintf("%s/%s", dir, ops);
+      rc = lm_op_user_load(L, path, &env->err);
+      free(path);
+      free(dir);
+    }
+    free(ops);
   }
   if (rc == LM_OK) {
     lua_getfield(L, -1, "lock_timeout");

@@ -945,6 +945,10 @@ static const luaL_Reg op_functions[] = {
   {"literal", op_literal},
   {NULL, NULL}};
 
+void lm_op_register_core(lua_State *L) {
+  luaL_setfuncs(L, op_functions, 0);
+}
+
 /* Build the op table once per environment and cache it in the registry. */
 void lm_op_push_table(lm_env *env) {
   lua_State *L = env->L;
@@ -966,7 +970,8 @@ void lm_op_push_table(lm_env *env) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  luaL_newlib(L, op_functions);
+  lua_newtable(L);
+  lm_op_register_core(L);
   lua_newtable(L);                       /* op.func */
   lua_newtable(L);
   lua_pushcfunction(L, func_index);
@@ -1002,6 +1007,7 @@ void lm_op_push_table(lm_env *env) {
   lm_op_alter_register(L);
   lm_naming_register(L);
   lm_op_data_register(L);
+  lm_op_user_register(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");
 }

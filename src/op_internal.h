@@ -79,6 +79,13 @@ void lm_naming_columns(lua_State *L, lm_arena *a, const char *op, lm_op *o);
 void lm_naming_constraint(lua_State *L, lm_arena *a, const char *op,
                           const char *table, lm_constraint *c);
 
+/* op.c: the ops op.c itself defines, added to the table on top. */
+void lm_op_register_core(lua_State *L);
+/* op_user.c: load and check the configuration's ops file (names clashing
+ * with an op are refused), then add its functions to each op table. */
+int lm_op_user_load(lua_State *L, const char *path, lm_err *err);
+void lm_op_user_register(lua_State *L);
+
 /* op_alter.c: alter_column, indexes, constraints and batch_alter_table,
  * added to the op table on top of the stack. */
 void lm_op_alter_register(lua_State *L);
