@@ -88,6 +88,8 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
       lm_buf_puts(out, " VIRTUAL");
   }
   if (!col->nullable || col->primary_key) lm_buf_puts(out, " NOT NULL");
+  if (col->type.kind == LM_T_ENUM && t->enum_check)
+    t->enum_check(out, col->name, &col->type);
   if (col->check) {
     if (col->check_name) {
       lm_buf_puts(out, " CONSTRAINT ");

@@ -42,6 +42,9 @@ typedef struct lm_ddl_traits {
   /* Computed columns are STORED only (PostgreSQL): persisted = false is
    * refused, and STORED is written when persisted is not said. */
   int computed_stored_only;
+  /* Append " CHECK (...)" keeping an enum column's values, for a dialect
+   * without enum types; NULL when the type holds them. */
+  void (*enum_check)(lm_buf *out, const char *column, const lm_type *type);
 } lm_ddl_traits;
 
 int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,

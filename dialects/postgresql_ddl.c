@@ -12,6 +12,7 @@
 #include "../src/schema.h"
 #include "ddl.h"
 #include "postgresql.h"
+#include "postgresql_enum.h"
 
 
 /* ---- identifiers ----------------------------------------------------- */
@@ -163,6 +164,7 @@ static int pg_render_type(lm_buf *out, const lm_type *type, lm_autoinc autoinc,
     lm_buf_puts(out, raw);
     break;
   }
+  case LM_T_ENUM: lm_pg_quote_ident(out, type->enum_name); break;
   case LM_T_NONE: return lm_err_set(err, "no type given");
   }
   return LM_OK;
@@ -399,7 +401,10 @@ static const onupdate *column_onupdate(const onupdates *list,
 static int drop_with_onupdate(const lm_compile_ctx *ctx, const lm_op *op,
                               lm_strvec *out, lm_err *err) {
   onupdates list = {0};
+  lm_strvec enums = {0};
   int rc = table_onupdates(ctx, op, &list, err);
+  if (rc == LM_OK && op->kind == LM_OP_DROP_TABLE)
+    rc = lm_pg_enum_unused(ctx, op, &enums, err);
   if (rc == LM_OK && op->kind == LM_OP_DROP_COLUMN) {
     const onupdate *u = column_onupdate(&list, op->name);
     if (u) {
@@ -414,6 +419,11 @@ static int drop_with_onupdate(const lm_compile_ctx *ctx, const lm_op *op,
   for (size_t i = 0; rc == LM_OK && op->kind == LM_OP_DROP_TABLE &&
                      i < list.n; i++)
     lm_strvec_pushf(out, "DROP FUNCTION %s", list.items[i].function);
+  /* The enum types only this table used go with it, as SQLAlchemy's
+   * drop of the table drops its Enum types. */
+  for (size_t i = 0; rc == LM_OK && i < enums.n; i++)
+    lm_strvec_pushf(out, "DROP TYPE %s", enums.items[i]);
+  lm_strvec_free(&enums);
   onupdates_free(&list);
   return rc;
 }
@@ -499,7 +509,9 @@ static int alter_column(const lm_compile_ctx *ctx, const lm_op *op,
   if (a->using_expr && a->type.kind == LM_T_NONE)
     return lm_err_set(err, "alter_column %s.%s: using needs a type",
                       op->table, op->name);
-  if (a->type.kind != LM_T_NONE) {
+  if (a->type.kind == LM_T_ENUM) {
+    if (lm_pg_enum_alter(ctx, op, out, err) != LM_OK) return LM_ERROR;
+  } else if (a->type.kind != LM_T_NONE) {
     alter_column_head(&b, op);
     lm_buf_puts(&b, "TYPE ");
     if (pg_render_type(&b, &a->type, LM_AUTO_FALSE, err) != LM_OK) {
@@ -669,6 +681,10 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
     return drop_with_onupdate(ctx, op, out, err);
   case LM_OP_EXECUTE:
     return lm_err_set(err, "execute is run by the core, not compiled");
+  case LM_OP_CREATE_TABLE:
+  case LM_OP_ADD_COLUMN:
+    if (lm_pg_enum_create(ctx, op, out, err) != LM_OK) return LM_ERROR;
+    return lm_ddl_compile(&lm_pg_traits, op, out, err);
   case LM_OP_TABLE_COMMENT: {
     lm_buf b = LM_BUF_INIT;
     lm_buf_puts(&b, "COMMENT ON TABLE ");

@@ -112,9 +112,30 @@ static int sqlite_render_type(lm_buf *out, const lm_type *type,
     lm_buf_puts(out, raw);
     break;
   }
+  case LM_T_ENUM:
+    lm_buf_printf(out, "VARCHAR(%zu)", lm_type_enum_width(type));
+    break;
   case LM_T_NONE: return lm_err_set(err, "no type given");
   }
   return LM_OK;
+}
+
+void lm_sqlite_enum_check(lm_buf *out, const char *column,
+                          const lm_type *type) {
+  lm_buf_puts(out, "CHECK (");
+  lm_sqlite_quote_ident(out, column);
+  lm_buf_puts(out, " IN (");
+  for (size_t i = 0; i < type->nenum_values; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    quote_string(out, type->enum_values[i], strlen(type->enum_values[i]));
+  }
+  lm_buf_puts(out, "))");
+}
+
+static void sqlite_enum_check(lm_buf *out, const char *column,
+                              const lm_type *type) {
+  lm_buf_putc(out, ' ');
+  lm_sqlite_enum_check(out, column, type);
 }
 
 static int sqlite_render_default(lm_buf *out, const lm_default *def,
@@ -202,6 +223,7 @@ const lm_ddl_traits lm_sqlite_traits = {
   .supports_comments = 0,
   .onupdate_trigger = sqlite_onupdate_trigger,
   .references_unqualified = 1,
+  .enum_check = sqlite_enum_check,
 };
 
 /* ---- indexes ---------------------------------------------------------- */

@@ -64,6 +64,10 @@ static int column_sql(lm_buf *b, const lm_mtable *t, const lm_mcolumn *c,
       return LM_ERROR;
   }
   if (!c->nullable) lm_buf_puts(b, " NOT NULL");
+  if (c->type.kind == LM_T_ENUM) {
+    lm_buf_putc(b, ' ');
+    lm_sqlite_enum_check(b, c->name, &c->type);
+  }
   for (size_t i = 0; i < t->nconstraints; i++) {
     const lm_mconstraint *mc = &t->constraints[i];
     if (!mc->column || strcmp(mc->column, c->name) != 0) continue;

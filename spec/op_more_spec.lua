@@ -455,3 +455,88 @@ return {
     assert.matches("missing.lua", err, 1, true)
   end)
 end)
+
+describe("enum types", function()
+  local status = [[{enum = {"draft", "sent"}, name = "status_t"}]]
+  local status3 = [[{enum = {"draft", "sent", "gone"}, name = "status_t"}]]
+
+  it("create the type with the table on PostgreSQL, as Alembic writes it", function()
+    local theirs, raw = alembic("postgresql", [[
+op.create_table("t", Column("id", Integer, primary_key=True), Column("status", Enum("draft", "sent", name="status_t")))
+]])
+    assert_same_statements(luamig_sql("postgresql://offline/db", [[
+      op.create_table("t", {{"id", "integer", primary_key = true}, {"status", ]] .. status .. [[}})]]), theirs, raw)
+  end)
+
+  it("are created, shared, extended and dropped with their last table on PostgreSQL", function()
+    local revs = {
+      {rev = "aaaaaaaaaaa1", up = [[
+        op.create_table("t", {{"id", "integer", primary_key = true}, {"status", ]] .. status .. [[}})
+        op.create_table("u", {{"s", ]] .. status .. [[}, {"k", "string"}})
+        op.execute("INSERT INTO t (id, status) VALUES (1, 'sent')")]]},
+      {rev = "aaaaaaaaaaa2", down = "aaaaaaaaaaa1", up = [[
+        op.alter_column("t", "status", {type = ]] .. status3 .. [[})
+        op.execute("INSERT INTO u (k) VALUES ('x')")
+        op.alter_column("u", "k", {type = {enum = {"x", "y"}, name = "kind_t"}})]]},
+      {rev = "aaaaaaaaaaa3", down = "aaaaaaaaaaa2", up = [[op.drop_table("t")]]},
+      {rev = "aaaaaaaaaaa4", down = "aaaaaaaaaaa3", up = [[op.drop_table("u")]]},
+    }
+    local url, query = H.dialects[2].fresh()
+    local dir = H.project(url, revs)
+    -- the offline script runs as it is, through psql
+    local code, out, err = H.run({"upgrade", "aaaaaaaaaaa2", "--sql"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.matches("CREATE TYPE status_t AS ENUM ('draft', 'sent');", out, 1, true)
+    assert.are.equal(1, select(2, out:gsub("CREATE TYPE status_t", "")))
+    assert.matches("ALTER TYPE status_t ADD VALUE 'gone' AFTER 'sent';", out, 1, true)
+    code, _, err = H.run({"upgrade", "aaaaaaaaaaa2"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.are.equal("draft\nsent\ngone\n", query("SELECT unnest(enum_range(NULL::status_t))"))
+    assert.are.equal("x\n", query("SELECT k FROM u"))
+    assert.are.equal("kind_t\n", query("SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = 'u'::regclass AND attname = 'k'"))
+    assert.is_nil((query("INSERT INTO t (id, status) VALUES (2, 'nope')")))
+    code, _, err = H.run({"upgrade", "aaaaaaaaaaa3"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.are.equal("kind_t\nstatus_t\n", query("SELECT typname FROM pg_type WHERE typtype = 'e' ORDER BY 1"))
+    code, _, err = H.run({"upgrade", "head"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.are.equal("", query("SELECT typname FROM pg_type WHERE typtype = 'e'"))
+    -- offline, the model knows the same
+    code, out, err = H.run({"upgrade", "base:head", "--sql"}, {dir = dir})
+    assert.are.equal(0, code, err)
+    assert.matches("DROP TABLE u;%s+DROP TYPE status_t;%s+DROP TYPE kind_t;", out)
+    assert.is_nil(out:match("DROP TABLE t;%s+DROP TYPE"))
+  end)
+
+  it("refuses taking a value away on PostgreSQL", function()
+    local code, err = migrate(H.dialects[2], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"status", ]] .. status3 .. [[}})
+      op.alter_column("t", "status", {type = ]] .. status .. [[})]]}})
+    assert.are.equal(1, code)
+    assert.matches("enum status_t has the value 'gone' that the new list lacks", err, 1, true)
+  end)
+
+  it("are VARCHAR with a CHECK on SQLite, extended through a rebuild", function()
+    local code, err, query = migrate(H.dialects[1], {
+      {rev = "aaaaaaaaaaa1", up = [[
+        op.create_table("t", {{"id", "integer", primary_key = true}, {"status", ]] .. status .. [[}})
+        op.execute("INSERT INTO t (id, status) VALUES (1, 'sent')")]]},
+      {rev = "aaaaaaaaaaa2", down = "aaaaaaaaaaa1", up = [[
+        op.alter_column("t", "status", {type = ]] .. status3 .. [[})]]},
+    })
+    assert.are.equal(0, code, err)
+    local sql = query("SELECT sql FROM sqlite_schema WHERE name = 't'")
+    assert.matches("status VARCHAR(5) CHECK (status IN ('draft', 'sent', 'gone'))", sql, 1, true)
+    assert.is_nil(sql:find("IN ('draft', 'sent'))", 1, true))
+    assert.truthy(query("INSERT INTO t (id, status) VALUES (2, 'gone')"))
+    assert.is_nil((query("INSERT INTO t (id, status) VALUES (3, 'nope')")))
+    assert.are.equal("1|sent\n2|gone\n", query("SELECT * FROM t ORDER BY id"))
+  end)
+
+  it("need a name", function()
+    local code, err = migrate(H.dialects[1], {{rev = "aaaaaaaaaaa1", up = [[
+      op.create_table("t", {{"status", {enum = {"a"}}}})]]}})
+    assert.are.equal(1, code)
+    assert.matches("an enum type needs name = ", err, 1, true)
+  end)
+end)

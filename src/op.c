@@ -220,6 +220,41 @@ static void parse_type_string(lua_State *L, lm_arena *a, const char *op,
   t->raw = lm_arena_strdup(a, s);
 }
 
+/* {enum = {"draft", "sent"}, name = "status_t"}. */
+static void parse_enum(lua_State *L, lm_arena *a, int idx, const char *op,
+                       lm_type *t) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    if (strcmp(k, "enum") != 0 && strcmp(k, "name") != 0)
+      luaL_error(L, "%s: an enum type has enum = {values} and name, not "
+                 "'%s'", op, k);
+  }
+  lua_getfield(L, idx, "name");
+  if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
+    luaL_error(L, "%s: an enum type needs name = \"...\" (PostgreSQL "
+               "creates a type of that name)", op);
+  lua_pop(L, 1);
+  t->kind = LM_T_ENUM;
+  t->enum_name = lm_op_opt_string(L, a, idx, "name", op);
+  lua_getfield(L, idx, "enum");
+  t->enum_values = lm_op_string_array(L, a, -1, op, "enum values",
+                                      &t->nenum_values);
+  for (size_t i = 0; i < t->nenum_values; i++)
+    if (!*t->enum_values[i])
+      luaL_error(L, "%s: enum %s: a value must not be empty", op,
+                 t->enum_name);
+  lua_pop(L, 1);
+}
+
+size_t lm_type_enum_width(const lm_type *type) {
+  size_t w = 0;
+  for (size_t i = 0; i < type->nenum_values; i++)
+    if (strlen(type->enum_values[i]) > w) w = strlen(type->enum_values[i]);
+  return w;
+}
+
 void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
                        lm_type *t) {
   idx = lua_absindex(L, idx);
@@ -232,6 +267,12 @@ void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
   if (!lua_istable(L, idx))
     luaL_error(L, "%s: a column type must be a string or a table of "
                "dialect = type, not a %s", op, luaL_typename(L, idx));
+  if (lua_getfield(L, idx, "enum") != LUA_TNIL) {
+    lua_pop(L, 1);
+    parse_enum(L, a, idx, op, t);
+    return;
+  }
+  lua_pop(L, 1);
   size_t n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {

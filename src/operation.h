@@ -50,7 +50,8 @@ typedef enum lm_type_kind {
   LM_T_UUID,
   LM_T_BINARY,
   LM_T_RAW,             /* any other string: the dialect's own type, verbatim */
-  LM_T_PER_DIALECT      /* {postgresql = "jsonb", sqlite = "text"} */
+  LM_T_PER_DIALECT,     /* {postgresql = "jsonb", sqlite = "text"} */
+  LM_T_ENUM             /* {enum = {"draft", "sent"}, name = "status_t"} */
 } lm_type_kind;
 
 typedef struct lm_type {
@@ -61,6 +62,9 @@ typedef struct lm_type {
   size_t nchoices;      /* LM_T_PER_DIALECT: dialect names and raw types */
   const char **choice_dialect;
   const char **choice_type;
+  const char *enum_name;        /* LM_T_ENUM: the type's name, its values */
+  const char *const *enum_values;
+  size_t nenum_values;
 } lm_type;
 
 /* A server default, as Alembic renders them. */
@@ -236,5 +240,8 @@ typedef struct lm_op {
 /* The native type string a type has on a dialect named `dialect` when it is
  * chosen per dialect, or NULL when no choice names that dialect. */
 const char *lm_type_choice(const lm_type *type, const char *dialect);
+
+/* The length of an enum type's longest value. */
+size_t lm_type_enum_width(const lm_type *type);
 
 #endif

@@ -252,12 +252,40 @@ static void rename_column(lm_schema *s, lm_mtable *t, lm_mcolumn *c,
       t->triggers[i].column = c->name;
 }
 
+/* A column that becomes an enum loses the unnamed CHECK (col IN (...))
+ * an earlier enum type left on it (where the database has no enum
+ * types); the new type brings its own. */
+static void drop_enum_check(lm_mtable *t, const char *col) {
+  for (size_t i = t->nconstraints; i-- > 0;) {
+    const lm_mconstraint *mc = &t->constraints[i];
+    const char *text = mc->sql ? mc->sql : mc->con.condition;
+    if (mc->con.kind != LM_CON_CHECK || mc->con.name || !mc->column ||
+        strcmp(mc->column, col) != 0 || !text || !strstr(text, " IN (") ||
+        !lm_sql_mentions(text, col))
+      continue;
+    memmove(&t->constraints[i], &t->constraints[i + 1],
+            (t->nconstraints - i - 1) * sizeof *t->constraints);
+    t->nconstraints--;
+  }
+}
+
 static int alter_column(lm_schema *s, lm_mtable *t, const lm_op *op,
                         lm_err *err) {
   lm_mcolumn *c = lm_mtable_column(t, op->name);
   if (!c)
     return lm_err_set(err, "table %s has no column %s", t->name, op->name);
   const lm_alter *a = &op->alter;
+  if (a->type.kind == LM_T_ENUM) {
+    drop_enum_check(t, c->name);
+    /* One type, one list of values: every column of it has the new one. */
+    for (size_t i = 0; i < s->ntables; i++)
+      for (size_t j = 0; j < s->tables[i].ncolumns; j++) {
+        lm_mcolumn *o = &s->tables[i].columns[j];
+        if (o != c && o->type.kind == LM_T_ENUM &&
+            strcmp(o->type.enum_name, a->type.enum_name) == 0)
+          lm_schema_copy_type(s, &o->type, &a->type);
+      }
+  }
   if (a->type.kind != LM_T_NONE) lm_schema_copy_type(s, &c->type, &a->type);
   if (a->set_nullable >= 0) c->nullable = a->set_nullable;
   if (a->server_default.kind == LM_DEF_DROP)

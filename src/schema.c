@@ -149,6 +149,8 @@ void lm_schema_copy_type(lm_schema *s, lm_type *dst, const lm_type *src) {
                                                  src->nchoices);
   dst->choice_type = (const char **)copy_list(s, src->choice_type,
                                               src->nchoices);
+  dst->enum_name = lm_schema_str(s, src->enum_name);
+  dst->enum_values = copy_list(s, src->enum_values, src->nenum_values);
 }
 
 void lm_schema_copy_default(lm_schema *s, lm_default *dst,
