@@ -484,4 +484,5 @@ const lm_dialect lm_sqlite_dialect = {
   .writer_close = lm_sqlite_writer_close,
   .introspect = lm_sqlite_introspect,
   .replay_sql = lm_sqlite_replay_sql,
+  .introspect_schema = lm_sqlite_introspect_schema,
 };
