@@ -270,6 +270,50 @@ static const char *check_condition(lm_schema *s, const char *def) {
   return r;
 }
 
+/* Does `name` start with "<table>_" and continue with `rest`? */
+static int named_after(const char *name, const char *table, const char *rest,
+                       int digits) {
+  size_t n = strlen(table);
+  if (strncmp(name, table, n) != 0 || name[n] != '_') return 0;
+  name += n + 1;
+  size_t r = strlen(rest);
+  if (strncmp(name, rest, r) != 0) return 0;
+  name += r;
+  while (digits && *name >= '0' && *name <= '9') name++;
+  return *name == '\0';
+}
+
+/* Is the constraint's name the one PostgreSQL gives an unnamed one
+ * (<t>_pkey, <t>_<cols>_key, <t>_<cols>_fkey, <t>[_<col>]_check)?  Then
+ * the model leaves it unnamed, as a replayed model does. */
+static int default_name(const lm_mtable *t, const lm_constraint *c) {
+  lm_buf want = LM_BUF_INIT;
+  for (size_t i = 0; i < c->ncolumns; i++)
+    lm_buf_printf(&want, "%s_", c->columns[i]);
+  int r = 0;
+  switch (c->kind) {
+  case LM_CON_PRIMARY_KEY: r = named_after(c->name, t->name, "pkey", 0); break;
+  case LM_CON_UNIQUE:
+    lm_buf_puts(&want, "key");
+    r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    break;
+  case LM_CON_FOREIGN_KEY:
+    lm_buf_puts(&want, "fkey");
+    r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    break;
+  case LM_CON_CHECK:
+    r = named_after(c->name, t->name, "check", 1);
+    for (size_t i = 0; !r && i < t->ncolumns; i++) {
+      lm_buf_reset(&want);
+      lm_buf_printf(&want, "%s_check", t->columns[i].name);
+      r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    }
+    break;
+  }
+  lm_buf_free(&want);
+  return r;
+}
+
 static void read_constraints(lm_schema *s, PGresult *r, const rel *rels,
                              size_t nrels) {
   for (int i = 0, n = PQntuples(r); i < n; i++) {
@@ -301,6 +345,7 @@ static void read_constraints(lm_schema *s, PGresult *r, const rel *rels,
       con->initially = flag(r, i, 11) ? "DEFERRED" : NULL;
       break;
     }
+    if (default_name(t, con)) con->name = NULL;
   }
 }
 
