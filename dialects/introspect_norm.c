@@ -88,7 +88,10 @@ static void strip_pass(lm_buf *out, const char *src) {
       const char *q = p + 1, *e;
       if (*q == '\'' || *q == '"') e = skip_quoted(q);
       else { e = q; while (word_char((unsigned char)*e) || *e == '.') e++; }
-      int call = out->len && word_char((unsigned char)out->data[out->len - 1]);
+      /* after a name or keyword ("lower (x)", "IN (1)") they stay */
+      size_t back = out->len;
+      while (back && out->data[back - 1] == ' ') back--;
+      int call = back && word_char((unsigned char)out->data[back - 1]);
       if (!call && e > q && *e == ')') {
         lm_buf_add(out, q, (size_t)(e - q));
         p = e + 1;

@@ -72,8 +72,11 @@ static void name_list(lm_buf *out, const char *const *names, size_t n) {
 }
 
 static void column_line(lm_buf *out, const lm_mcolumn *c) {
-  lm_buf_printf(out, "  column %s ", c->name);
+  lm_buf_printf(out, "  column %s", c->name);
+  size_t at = out->len;
+  lm_buf_putc(out, ' ');
   lm_type_text(out, &c->type);
+  if (out->len == at + 1) out->data[--out->len] = '\0';   /* untyped */
   lm_buf_puts(out, c->nullable ? " null" : " not null");
   if (c->server_default.kind != LM_DEF_NONE &&
       c->server_default.kind != LM_DEF_DROP) {
