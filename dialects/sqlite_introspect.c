@@ -139,6 +139,27 @@ static int normalize_table(lm_schema *s, lm_mtable *t, lm_err *err) {
   return LM_OK;
 }
 
+/* REFERENCES t without columns means t's primary key: name them. */
+static void resolve_referents(lm_schema *s) {
+  for (size_t i = 0; i < s->ntables; i++) {
+    lm_mtable *t = &s->tables[i];
+    for (size_t k = 0; k < t->nconstraints; k++) {
+      lm_constraint *c = &t->constraints[k].con;
+      if (c->kind != LM_CON_FOREIGN_KEY || c->nref_columns || !c->ref_table)
+        continue;
+      for (size_t j = 0; j < s->ntables; j++) {
+        lm_mtable *r = &s->tables[j];
+        if (strcasecmp(r->name, c->ref_table) != 0) continue;
+        for (size_t q = 0; q < r->nconstraints; q++)
+          if (r->constraints[q].con.kind == LM_CON_PRIMARY_KEY) {
+            c->ref_columns = r->constraints[q].con.columns;
+            c->nref_columns = r->constraints[q].con.ncolumns;
+          }
+      }
+    }
+  }
+}
+
 /* The tables and views of one database (schema NULL: main). */
 static int read_database(lm_conn *conn, const char *schema,
                          const char *const *skip, size_t nskip,
@@ -196,12 +217,12 @@ int lm_sqlite_introspect_schema(lm_conn *conn, const char *const *schemas,
                                 size_t nschemas, const char *const *skip,
                                 size_t nskip, lm_schema *out, lm_err *err) {
   out->nocase_names = 1;
-  if (nschemas == 0) return read_database(conn, NULL, skip, nskip, out, err);
-  for (size_t i = 0; i < nschemas; i++) {
+  int rc = nschemas ? LM_OK : read_database(conn, NULL, skip, nskip, out, err);
+  for (size_t i = 0; rc == LM_OK && i < nschemas; i++) {
     const char *schema = strcasecmp(schemas[i], "main") == 0 ? NULL
                                                              : schemas[i];
-    if (read_database(conn, schema, skip, nskip, out, err) != LM_OK)
-      return LM_ERROR;
+    rc = read_database(conn, schema, skip, nskip, out, err);
   }
-  return LM_OK;
+  if (rc == LM_OK) resolve_referents(out);
+  return rc;
 }

@@ -388,6 +388,16 @@ describe("luamig schema", function()
     end)
   end)
 
+  it("names the primary key a bare REFERENCES points at (sqlite)", function()
+    local url, _, path = H.dialects[1].fresh()
+    assert(H.sqlite_query(path, "CREATE TABLE p (id INTEGER PRIMARY KEY); " ..
+                                "CREATE TABLE c (pid INTEGER REFERENCES p)"))
+    local code, out, err = schema(H.project(url, {}), {"c"})
+    assert.are.equal(0, code, err)
+    assert.are.equal("table c\n  column pid integer null\n" ..
+                     "  foreign key (pid) references p (id)\n", out)
+  end)
+
   describe("luamig's own tables", function()
     for _, d in ipairs(H.dialects) do
       it("are left out (" .. d.name .. ")", function()
