@@ -86,6 +86,21 @@ static const char *group_end(const char *p) {
   return p;
 }
 
+/* Does the group [p, end) hold a comma outside nested (), [] and quotes? */
+static int top_comma(const char *p, const char *end) {
+  int depth = 0;
+  for (; p < end; p++) {
+    if (*p == '\'' || *p == '"') {
+      p = skip_quoted(p) - 1;
+      continue;
+    }
+    if (*p == '(' || *p == '[') depth++;
+    else if (*p == ')' || *p == ']') depth--;
+    else if (*p == ',' && depth == 1) return 1;
+  }
+  return 0;
+}
+
 /* One pass: casts removed, parentheses around a single token or around
  * another pair removed. */
 static void strip_pass(lm_buf *out, const char *src) {
@@ -111,8 +126,8 @@ static void strip_pass(lm_buf *out, const char *src) {
       if (!call && e > q && *e == ')') {
         lm_buf_add(out, q, (size_t)(e - q));
         p = e + 1;
-      } else if (!call && close && *close == ')') {
-        /* "((x))": one pair is enough */
+      } else if (close && *close == ')' && (!call || !top_comma(q, close))) {
+        /* "((x))": one pair is enough (but f((a, b)) passes a row) */
         p++;
         lm_buf_add(out, p, (size_t)(close - p));
         p = close + 1;
