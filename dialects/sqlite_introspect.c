@@ -85,6 +85,30 @@ static int is_pk_column(const lm_mtable *t, const char *name, size_t *npk) {
   return in;
 }
 
+/* "[GENERATED ALWAYS] AS (expr) [STORED]" (with any COLLATE beside it):
+ * the expression, as PostgreSQL's introspection gives it. */
+static const char *generated_expr(lm_schema *s, const char *extra) {
+  const char *open = NULL;
+  for (const char *p = extra; *p && !open; p++)
+    if (strncasecmp(p, "AS", 2) == 0 && (p == extra || p[-1] == ' ')) {
+      const char *q = p + 2;
+      while (*q == ' ') q++;
+      if (*q == '(') open = q;
+    }
+  if (!open) return extra;
+  int depth = 0;
+  for (const char *p = open; *p; p++) {
+    if (*p == '(') depth++;
+    else if (*p == ')' && --depth == 0) {
+      char *e = lm_xstrndup(open, (size_t)(p + 1 - open));
+      const char *r = lm_norm_expr(s, e);
+      free(e);
+      return r;
+    }
+  }
+  return extra;
+}
+
 static int without_rowid(const lm_mtable *t) {
   if (!t->options) return 0;
   for (const char *p = t->options; *p; p++)
@@ -104,6 +128,7 @@ static int normalize_table(lm_schema *s, lm_mtable *t, lm_err *err) {
     if (c->type.kind == LM_T_BOOLEAN && c->server_default.kind == LM_DEF_INT &&
         (c->server_default.i == 0 || c->server_default.i == 1))
       c->server_default.kind = LM_DEF_BOOL;
+    if (c->generated && c->extra) c->extra = generated_expr(s, c->extra);
     size_t npk;
     if (is_pk_column(t, c->name, &npk)) {
       c->nullable = 0;

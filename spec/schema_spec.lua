@@ -409,6 +409,17 @@ describe("luamig schema", function()
     }, "\n"), out)
   end)
 
+  for _, d in ipairs(H.dialects) do
+    it("shows a computed column's expression the same way (" .. d.name .. ")", function()
+      local url, query = d.fresh()
+      assert(query("CREATE TABLE g (a integer, b integer GENERATED ALWAYS AS (a * 2) STORED)"))
+      local code, out, err = schema(H.project(url, {}))
+      assert.are.equal(0, code, err)
+      assert.are.equal("table g\n  column a integer null\n" ..
+                       "  column b integer null generated (a * 2)\n", out)
+    end)
+  end
+
   it("names the primary key a bare REFERENCES points at (sqlite)", function()
     local url, _, path = H.dialects[1].fresh()
     assert(H.sqlite_query(path, "CREATE TABLE p (id INTEGER PRIMARY KEY); " ..
