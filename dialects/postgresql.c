@@ -1029,4 +1029,5 @@ const lm_dialect lm_postgresql_dialect = {
   .writer_close = lm_pg_writer_close,
   .offline_header_sql = "SET standard_conforming_strings = on",
   .in_transaction = pg_in_transaction,
+  .introspect_schema = lm_pg_introspect_schema,
 };

@@ -489,4 +489,5 @@ const lm_dialect lm_sqlite_dialect = {
   .introspect = lm_sqlite_introspect,
   .replay_sql = lm_sqlite_replay_sql,
   .in_transaction = sqlite_in_transaction,
+  .introspect_schema = lm_sqlite_introspect_schema,
 };

@@ -40,6 +40,9 @@ int lm_cmd_revision(lm_env *env, lm_args *a);
 int lm_cmd_merge(lm_env *env, lm_args *a);
 int lm_cmd_edit(lm_env *env, lm_args *a);
 
+/* cli_schema.c: schema [TABLE...] */
+int lm_cmd_schema(lm_env *env, lm_args *a);
+
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);
 void lm_json_string(lm_buf *out, const char *s);
