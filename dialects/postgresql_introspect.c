@@ -343,6 +343,8 @@ static int default_name(const lm_mtable *t, const lm_constraint *c) {
       r = named_after(c->name, t->name, lm_buf_str(&want), 1);
     }
     break;
+  case LM_CON_EXCLUDE:          /* op.create_exclude_constraint names it */
+    break;
   }
   lm_buf_free(&want);
   return r;
