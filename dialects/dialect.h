@@ -189,9 +189,28 @@ typedef struct lm_dialect {
    * (PostgreSQL: standard_conforming_strings on, so a backslash in a
    * literal is just a backslash).  NULL: none. */
   const char *offline_header_sql;
+
+  /* ---- version 6 ------------------------------------------------------ */
+
+  /* Add every table of the given schemas (nschemas == 0: the default one)
+   * to `out`, except those named in skip (the luamig tables), with views
+   * listed by name.  The model is normalized so that the same schema reads
+   * the same on every dialect and however it was made: portable types where
+   * one matches (LM_T_RAW otherwise, in the database's words), defaults as
+   * the typed values an operation gives (LM_DEF_STRING, _INT, _FLOAT,
+   * _BOOL, _FUNC "now"; LM_DEF_SQL without casts or outer parentheses),
+   * sequence and rowid numbering as lm_mcolumn.serial rather than a
+   * default, constraints and indexes with their parts filled in (columns,
+   * referent, actions in upper case, NULL for NO ACTION; deferrable 0/1,
+   * initially "DEFERRED" or NULL; index columns, expressions, WHERE,
+   * method).  Tables in a non-default schema carry its name; the rest NULL.
+   * PostgreSQL reads the catalog in a fixed number of queries. */
+  int (*introspect_schema)(lm_conn *conn, const char *const *schemas,
+                           size_t nschemas, const char *const *skip,
+                           size_t nskip, lm_schema *out, lm_err *err);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 5
+#define LM_DIALECT_VERSION 6
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

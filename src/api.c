@@ -85,6 +85,7 @@ void lm_close(lm_env *env) {
   free(env->version_table_schema);
   free(env->log_table);
   lm_strvec_free(&env->x);
+  lm_strvec_free(&env->include_schemas);
   lm_err_free(&env->err);
   free(env);
 }

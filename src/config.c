@@ -14,7 +14,7 @@
 static const char *const known_keys[] = {
   "url", "script_location", "version_table", "version_table_schema",
   "log_table", "transaction_per_migration", "lock_timeout", "models",
-  "strict_checksums", NULL};
+  "strict_checksums", "include_schemas", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -58,12 +58,37 @@ static int check_keys(lua_State *L, lm_env *env) {
       lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
                  "script_location, version_table, version_table_schema, "
                  "log_table, transaction_per_migration, lock_timeout, models, "
-                 "strict_checksums)", env->config_path, key);
+                 "strict_checksums, include_schemas)", env->config_path, key);
       lua_pop(L, 1);
       return LM_ERROR;
     }
   }
   return LM_OK;
+}
+
+/* include_schemas: a list of schema names. */
+static int include_schemas_field(lua_State *L, lm_env *env) {
+  lua_getfield(L, -1, "include_schemas");
+  int rc = LM_OK;
+  if (lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; rc == LM_OK && i <= n; i++) {
+      lua_geti(L, -1, i);
+      if (lua_type(L, -1) == LUA_TSTRING && *lua_tostring(L, -1))
+        lm_strvec_push(&env->include_schemas,
+                       lm_xstrdup(lua_tostring(L, -1)));
+      else
+        rc = lm_err_set(&env->err, "%s: include_schemas[%lld] must be a "
+                        "schema name, not a %s", env->config_path,
+                        (long long)i, luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    rc = lm_err_set(&env->err, "%s: include_schemas must be a list of "
+                    "schema names", env->config_path);
+  }
+  lua_pop(L, 1);
+  return rc;
 }
 
 /* The settings of the config table at index 2; env at index 1.  Run
@@ -91,6 +116,7 @@ static int read_settings(lua_State *L) {
                       "boolean", env->config_path);
     lua_pop(L, 1);
   }
+  if (rc == LM_OK) rc = include_schemas_field(L, env);
   if (rc == LM_OK) {
     lua_getfield(L, -1, "strict_checksums");
     if (lua_isboolean(L, -1)) env->strict_checksums = lua_toboolean(L, -1);

@@ -86,6 +86,8 @@ struct lm_env {
   void *event_payload;
   const char *command;          /* the command running (api.c): a callback
                                    calling back may only read */
+  lm_strvec include_schemas;    /* config: schemas introspection reads
+                                   (none: the default one) */
 };
 
 /* config.c */

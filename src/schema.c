@@ -221,3 +221,35 @@ lm_mtable *lm_schema_copy_table(lm_schema *s, const lm_mtable *t) {
   d->unknown_since = lm_schema_str(s, src.unknown_since);
   return d;
 }
+
+lm_mview *lm_schema_add_view(lm_schema *s, const char *schema,
+                             const char *name) {
+  s->views = grow(s, s->views, s->nviews, &s->capviews, sizeof *s->views);
+  lm_mview *v = &s->views[s->nviews++];
+  v->schema = lm_schema_str(s, schema);
+  v->name = lm_schema_str(s, name);
+  return v;
+}
+
+/* Default schema (NULL) first, then schema, then name, bytewise. */
+static int cmp_names(const char *sa, const char *na, const char *sb,
+                     const char *nb) {
+  if (!sa != !sb) return sa ? 1 : -1;
+  int c = sa ? strcmp(sa, sb) : 0;
+  return c ? c : strcmp(na, nb);
+}
+
+static int cmp_tables(const void *a, const void *b) {
+  const lm_mtable *x = a, *y = b;
+  return cmp_names(x->schema, x->name, y->schema, y->name);
+}
+
+static int cmp_views(const void *a, const void *b) {
+  const lm_mview *x = a, *y = b;
+  return cmp_names(x->schema, x->name, y->schema, y->name);
+}
+
+void lm_schema_sort(lm_schema *s) {
+  if (s->ntables) qsort(s->tables, s->ntables, sizeof *s->tables, cmp_tables);
+  if (s->nviews) qsort(s->views, s->nviews, sizeof *s->views, cmp_views);
+}
