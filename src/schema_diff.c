@@ -154,6 +154,7 @@ static void index_text(const lm_mindex *mi, lm_buf *out) {
     put_squeezed(out, ix->columns[i]);
   }
   lm_buf_putc(out, ')');
+  if (mi->method) lm_buf_printf(out, " using %s", mi->method);
   if (ix->where) {
     lm_buf_puts(out, " where ");
     put_squeezed(out, ix->where);
@@ -245,6 +246,11 @@ static void compare_columns(differ *df, const lm_mcolumn *fc,
     changed(df, LM_DIFF_COLUMN, fc->name, "autoincrement",
             fc->autoincrement ? "autoincrement" : NULL,
             tc->autoincrement ? "autoincrement" : NULL, fc, tc);
+  static const char *const numbering[] = {
+    [LM_MSERIAL_NONE] = NULL, [LM_MSERIAL_SERIAL] = "serial",
+    [LM_MSERIAL_IDENTITY] = "identity", [LM_MSERIAL_ALWAYS] = "identity always"};
+  compare_text(df, LM_DIFF_COLUMN, fc->name, "numbering",
+               numbering[fc->serial], numbering[tc->serial], fc, tc);
   compare_text(df, LM_DIFF_COLUMN, fc->name, "comment", fc->comment,
                tc->comment, fc, tc);
   lm_buf_free(&a);
@@ -368,6 +374,34 @@ static void compare_tables(differ *df, const lm_mtable *ft,
   free(ts);
 }
 
+static int has_view(const lm_schema *s, const lm_mview *v) {
+  for (size_t i = 0; i < s->nviews; i++)
+    if (same_text(s->views[i].schema, v->schema) &&
+        strcmp(s->views[i].name, v->name) == 0)
+      return 1;
+  return 0;
+}
+
+/* Views are listed by name only: added or removed. */
+static void compare_views(lm_diff *d, const lm_schema *from,
+                          const lm_schema *to) {
+  for (int side = 0; side < 2; side++) {
+    const lm_schema *a = side ? to : from, *b = side ? from : to;
+    for (size_t i = 0; i < a->nviews; i++) {
+      if (has_view(b, &a->views[i])) continue;
+      lm_mtable shape = {.schema = a->views[i].schema,
+                         .name = a->views[i].name};
+      differ df = {d, &shape, NULL};
+      lm_diff_item *it = add_item(&df, LM_DIFF_VIEW,
+                                  side ? LM_DIFF_ADDED : LM_DIFF_REMOVED,
+                                  NULL);
+      it->from_table = it->to_table = NULL;
+      if (side) it->to_part = &a->views[i];
+      else it->from_part = &a->views[i];
+    }
+  }
+}
+
 void lm_schema_diff(lm_diff *d, const lm_schema *from, const lm_schema *to) {
   lm_diff_free(d);
   lm_diff_init(d);
@@ -392,6 +426,7 @@ void lm_schema_diff(lm_diff *d, const lm_schema *from, const lm_schema *to) {
     df.tt = tt;
     add_item(&df, LM_DIFF_TABLE, LM_DIFF_ADDED, NULL);
   }
+  compare_views(d, from, to);
 }
 
 /* ---- printing ----------------------------------------------------------- */
@@ -400,7 +435,7 @@ static const char *const object_names[] = {
   [LM_DIFF_TABLE] = "table", [LM_DIFF_COLUMN] = "column",
   [LM_DIFF_PRIMARY_KEY] = "primary key", [LM_DIFF_UNIQUE] = "unique",
   [LM_DIFF_CHECK] = "check", [LM_DIFF_FOREIGN_KEY] = "foreign key",
-  [LM_DIFF_INDEX] = "index"};
+  [LM_DIFF_INDEX] = "index", [LM_DIFF_VIEW] = "view"};
 
 static const char *const change_names[] = {
   [LM_DIFF_ADDED] = "added", [LM_DIFF_REMOVED] = "removed",
@@ -408,7 +443,8 @@ static const char *const change_names[] = {
 
 void lm_diff_item_line(const lm_diff_item *it, lm_buf *out) {
   const char *obj = object_names[it->object];
-  if (it->object == LM_DIFF_TABLE || it->object == LM_DIFF_COLUMN) {
+  if (it->object == LM_DIFF_TABLE || it->object == LM_DIFF_COLUMN ||
+      it->object == LM_DIFF_VIEW) {
     put_qualified(out, it->schema, it->table);
     if (it->object == LM_DIFF_COLUMN) lm_buf_printf(out, ".%s", it->name);
     lm_buf_puts(out, ": ");

@@ -8,7 +8,7 @@
  * The diff reads `from` as the old shape and `to` as the new one: a table
  * only `to` has is "added".  Items come in a stable order: tables by
  * position in `from` (then the added ones in `to`'s order), and within a
- * table columns, then constraints, then indexes.
+ * table columns, then constraints, then indexes; views last.
  */
 #ifndef LM_SCHEMA_DIFF_H
 #define LM_SCHEMA_DIFF_H
@@ -22,7 +22,8 @@ typedef enum lm_diff_object {
   LM_DIFF_UNIQUE,
   LM_DIFF_CHECK,
   LM_DIFF_FOREIGN_KEY,
-  LM_DIFF_INDEX
+  LM_DIFF_INDEX,
+  LM_DIFF_VIEW                  /* listed by name: added or removed only */
 } lm_diff_object;
 
 typedef enum lm_diff_change {
@@ -39,13 +40,14 @@ typedef struct lm_diff_item {
   const char *name;             /* column, constraint or index; NULL for a
                                  * table or an unnamed constraint */
   /* CHANGED: what differs ("type", "nullable", "default", "comment",
-   * "autoincrement", "definition"); NULL otherwise. */
+   * "autoincrement", "numbering", "definition"); NULL otherwise. */
   const char *attribute;
   /* CHANGED: the old and new value as text (NULL: none); ADDED/REMOVED of
    * a constraint or index: its definition in `to` / `from`. */
   const char *from, *to;
   /* The parts in each model (NULL on the side that lacks them): an
-   * lm_mtable, lm_mcolumn, lm_mconstraint or lm_mindex by `object`. */
+   * lm_mtable, lm_mcolumn, lm_mconstraint, lm_mindex or lm_mview by
+   * `object` (a view has no table). */
   const lm_mtable *from_table, *to_table;
   const void *from_part, *to_part;
 } lm_diff_item;
