@@ -1022,6 +1022,7 @@ const lm_dialect lm_postgresql_dialect = {
   .writer_run = lm_pg_writer_run,
   .writer_close = lm_pg_writer_close,
   .offline_header_sql = "SET standard_conforming_strings = on",
+  .introspect_schema = lm_pg_introspect_schema,
   .scratch_create = lm_pg_scratch_create,
   .scratch_drop = lm_pg_scratch_drop,
 };

@@ -49,6 +49,11 @@ void lm_pg_format_double(char *out, size_t size, double d);
 int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
                        lm_err *err);
 
+/* postgresql_introspect.c: dialect.h, introspect_schema. */
+int lm_pg_introspect_schema(lm_conn *c, const char *const *schemas,
+                            size_t nschemas, const char *const *skip,
+                            size_t nskip, lm_schema *out, lm_err *err);
+
 /* postgresql_data.c */
 /* Refuse a blob parameter where the server does not read bytea. */
 int lm_pg_check_blob_params(lm_conn *c, const char *sql, size_t nparams,

@@ -484,6 +484,7 @@ const lm_dialect lm_sqlite_dialect = {
   .writer_close = lm_sqlite_writer_close,
   .introspect = lm_sqlite_introspect,
   .replay_sql = lm_sqlite_replay_sql,
+  .introspect_schema = lm_sqlite_introspect_schema,
   .scratch_create = lm_sqlite_scratch_create,
   .scratch_drop = lm_sqlite_scratch_drop,
 };

@@ -38,6 +38,14 @@ int lm_sqlite_parse_table(lm_schema *model, const char *schema,
                           const char *sql, lm_mtable **out, lm_err *err);
 int lm_sqlite_introspect(lm_conn *conn, const char *schema, const char *table,
                          lm_schema *model, int *found, lm_err *err);
+/* A CREATE INDEX statement's structure (its columns or expressions,
+ * UNIQUE, WHERE), in the model's arena. */
+int lm_sqlite_parse_index(lm_schema *model, const char *sql, lm_index *out,
+                          lm_err *err);
+/* sqlite_introspect.c: dialect.h, introspect_schema. */
+int lm_sqlite_introspect_schema(lm_conn *conn, const char *const *schemas,
+                                size_t nschemas, const char *const *skip,
+                                size_t nskip, lm_schema *out, lm_err *err);
 void lm_sqlite_replay_sql(lm_schema *model, const char *sql,
                           const char *revision);
 

@@ -19,6 +19,9 @@
 
 /* ---- tokens ------------------------------------------------------------ */
 
+typedef struct lexer lexer;
+static size_t find_kw(const lexer *lx, size_t i, const char *kw);
+
 typedef enum { T_END, T_WORD, T_QUOTED, T_STRING, T_NUMBER, T_PUNCT } tkind;
 
 typedef struct tok {
@@ -208,19 +211,29 @@ static size_t fk_clause(lm_schema *s, const lexer *lx, size_t i,
     i = name_list(s, lx, i, &c->ref_columns, &c->nref_columns, err);
     if (!i) return 0;
   }
+  /* The actions and deferral are recorded as written (a rebuild writes
+   * the clause's own text back; whole-schema introspection reads these). */
   for (;;) {
     if (is_kw(lx, i, "ON") && (is_kw(lx, i + 1, "DELETE") ||
                                is_kw(lx, i + 1, "UPDATE"))) {
+      int del = is_kw(lx, i + 1, "DELETE");
       i += 2;
+      size_t from = i;
       if (is_kw(lx, i, "SET") || is_kw(lx, i, "NO")) i++;
+      const char *words = span(s, lx, from, i);
+      if (del) c->ondelete = words;
+      else c->onupdate = words;
       i++;
     } else if (is_kw(lx, i, "MATCH")) {
       i += 2;
     } else if (is_kw(lx, i, "NOT") && is_kw(lx, i + 1, "DEFERRABLE")) {
+      c->deferrable = 0;
       i += 2;
     } else if (is_kw(lx, i, "DEFERRABLE")) {
+      c->deferrable = 1;
       i++;
     } else if (is_kw(lx, i, "INITIALLY")) {
+      c->initially = span(s, lx, i + 1, i + 1);
       i += 2;
     } else {
       return i;
@@ -410,6 +423,65 @@ int lm_sqlite_parse_table(lm_schema *model, const char *schema,
   lexer lx;
   int rc = lex(&lx, sql, err);
   if (rc == LM_OK) rc = parse_table(model, schema, &lx, out, err);
+  lex_free(&lx);
+  return rc;
+}
+
+/* CREATE [UNIQUE] INDEX [IF NOT EXISTS] [schema.]name ON table (items)
+ * [WHERE cond]: an item that is one name (with COLLATE, ASC or DESC) is a
+ * column, anything else an expression, kept as written. */
+int lm_sqlite_parse_index(lm_schema *s, const char *sql, lm_index *out,
+                          lm_err *err) {
+  lexer lx;
+  memset(out, 0, sizeof *out);
+  int rc = lex(&lx, sql, err);
+  size_t i = 1;
+  if (rc == LM_OK && !is_kw(&lx, 0, "CREATE"))
+    rc = lm_err_set(err, "not CREATE INDEX");
+  if (rc == LM_OK) {
+    out->unique = is_kw(&lx, i, "UNIQUE");
+    i += (size_t)out->unique;
+    size_t on = find_kw(&lx, i, "ON");
+    if (!on || !(is_punct(&lx, on + 2, '(') ||
+                 (is_punct(&lx, on + 2, '.') && is_punct(&lx, on + 4, '('))))
+      rc = lm_err_set(err, "cannot read the index's column list");
+    else
+      i = is_punct(&lx, on + 2, '(') ? on + 2 : on + 4;
+  }
+  if (rc == LM_OK) {
+    size_t end = skip_group(&lx, i);
+    const char **cols = lm_arena_alloc(&s->arena, (end - i) * sizeof *cols);
+    int *is_expr = lm_arena_alloc(&s->arena, (end - i) * sizeof *is_expr);
+    size_t n = 0, a = i + 1;
+    int depth = 0;
+    for (size_t k = i + 1; k < end; k++) {
+      if (is_punct(&lx, k, '(')) depth++;
+      else if (is_punct(&lx, k, ')')) depth--;
+      if (!(depth == 0 && is_punct(&lx, k, ',')) && k + 1 != end) continue;
+      size_t last = k;                /* one past the item */
+      if (last > a && (is_kw(&lx, last - 1, "ASC") ||
+                       is_kw(&lx, last - 1, "DESC")))
+        last--;
+      if (last > a + 1 && is_kw(&lx, last - 2, "COLLATE")) last -= 2;
+      if (last == a + 1 && is_name(at(&lx, a)) &&
+          at(&lx, a)->kind != T_STRING) {
+        cols[n] = ident(s, at(&lx, a));
+        is_expr[n++] = 0;
+      } else if (last > a) {
+        cols[n] = span(s, &lx, a, last - 1);
+        is_expr[n++] = 1;
+      }
+      a = k + 1;
+    }
+    out->columns = cols;
+    out->is_expr = is_expr;
+    out->ncolumns = n;
+    if (is_kw(&lx, end, "WHERE") && at(&lx, end + 1)->kind != T_END) {
+      size_t last = lx.n - 2;
+      if (is_punct(&lx, last, ';')) last--;
+      out->where = span(s, &lx, end + 1, last);
+    }
+  }
   lex_free(&lx);
   return rc;
 }

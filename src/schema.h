@@ -96,6 +96,8 @@ typedef struct lm_schema {
   /* ---- whole-database introspection: views, listed, not modelled ---- */
   lm_mview *views;
   size_t nviews, capviews;
+  int nocase_names;             /* the database compares names ignoring
+                                 * case (SQLite) */
 } lm_schema;
 
 void lm_schema_init(lm_schema *s);
