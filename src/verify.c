@@ -114,8 +114,7 @@ static void check_graph(verify_run *v) {
       continue;
     }
     if (!has_down)
-      add_problem(v, "no_downgrade", i, "%s (%s) has no downgrade function",
-                  s->rev.id, s->path);
+      add_problem(v, "no_downgrade", i, "no downgrade function");
   }
 }
 
@@ -319,8 +318,7 @@ static int run_fixture(verify_run *v, size_t idx) {
   if (rc == LM_OK) rc = lm_tx_commit(env);
   if (rc != LM_OK) {
     lm_tx_rollback(env);
-    add_problem(v, "fixture", idx, "the fixture of %s (%s) failed: %s",
-                s->rev.id, s->path, lm_errmsg(env));
+    add_problem(v, "fixture", idx, "its fixture failed: %s", lm_errmsg(env));
     return LM_ERROR;
   }
   v->data = 1;
@@ -341,12 +339,9 @@ static int compare_rows(verify_run *v, size_t idx, const lm_schema *before,
     if (t->schema) lm_buf_printf(&name, "%s.", t->schema);
     lm_buf_puts(&name, t->name);
     problem *p = add_problem(
-        v, "data", idx, "the downgrade of %s does not give %s its rows "
-        "back: %lld row%s before the upgrade, %lld after the downgrade%s",
-        lm_graph_rev(env->graph, idx)->id, lm_buf_str(&name),
-        (long long)rows[i].count, rows[i].count == 1 ? "" : "s",
-        (long long)now.count,
-        now.count == rows[i].count ? ", with different contents" : "");
+        v, "data", idx, "rows %s in %s: %lld before the upgrade, %lld "
+        "after the downgrade (the rows a downgrade finds must survive it)", now.count == rows[i].count ? "changed" : "lost",
+        lm_buf_str(&name), (long long)rows[i].count, (long long)now.count);
     p->data_table = lm_buf_detach(&name);
     return LM_ERROR;
   }
@@ -374,7 +369,6 @@ static int verify_revision(verify_run *v, const lm_step *up, size_t i,
                            size_t n, lm_schema *before) {
   lm_env *env = v->env;
   size_t idx = (size_t)up->rev;
-  const char *id = lm_graph_rev(env->graph, idx)->id;
   progress(v, i, n, idx);
   lm_schema after_up, after_down;
   lm_schema_init(&after_up);
@@ -400,9 +394,8 @@ static int verify_revision(verify_run *v, const lm_step *up, size_t i,
     lm_schema_diff(&probe.diff, before, &after_down);
     if (probe.diff.n) {
       problem *p = add_problem(v, "downgrade_mismatch", idx, "the downgrade "
-                               "of %s does not give back the schema before "
-                               "its upgrade (before -> after the downgrade)",
-                               id);
+                               "does not give back the schema before the "
+                               "upgrade (before -> after the downgrade):");
       lm_diff_free(&p->diff);
       p->diff = probe.diff;
       rc = LM_ERROR;
@@ -422,9 +415,9 @@ static int verify_revision(verify_run *v, const lm_step *up, size_t i,
     lm_diff_init(&d);
     lm_schema_diff(&d, &after_up, before);
     if (d.n) {
-      problem *p = add_problem(v, "upgrade_mismatch", idx, "upgrading %s "
-                               "again after its downgrade gives another "
-                               "schema (first upgrade -> second)", id);
+      problem *p = add_problem(v, "upgrade_mismatch", idx, "upgrading "
+                               "again after the downgrade gives another "
+                               "schema (first upgrade -> second):");
       lm_diff_free(&p->diff);
       p->diff = d;
       rc = LM_ERROR;
@@ -507,9 +500,8 @@ static void report(verify_run *v, const char *dialect, double seconds,
     for (size_t i = 0; i < v->nproblems; i++) {
       const problem *p = &v->problems[i];
       lm_buf_puts(&out, "luamig: verify: ");
-      if (p->revision && p->path &&
-          (!strstr(p->message, p->revision) || !strstr(p->message, p->path)))
-        lm_buf_printf(&out, "%s (%s): ", p->revision, p->path);
+      if (p->revision)
+        lm_buf_printf(&out, "%s (%s): ", p->revision, p->path ? p->path : "?");
       lm_buf_printf(&out, "%s\n", p->message);
       lm_diff_lines(&p->diff, "  ", &out);
     }
