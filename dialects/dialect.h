@@ -197,8 +197,9 @@ typedef struct lm_dialect {
    * listed by name.  The model is normalized so that the same schema reads
    * the same on every dialect and however it was made: portable types where
    * one matches (LM_T_RAW otherwise, in the database's words), defaults as
-   * the typed values an operation gives (LM_DEF_STRING, _INT, _FLOAT,
-   * _BOOL, _FUNC "now"; LM_DEF_SQL without casts or outer parentheses),
+   * the typed values an operation gives (LM_DEF_STRING, _INT, _BOOL,
+   * _FUNC "now"; LM_DEF_SQL without casts or outer parentheses, decimals
+   * included: compare defaults by their lm_default_text),
    * sequence and rowid numbering as lm_mcolumn.serial rather than a
    * default, constraints and indexes with their parts filled in (columns,
    * referent, actions in upper case, NULL for NO ACTION; deferrable 0/1,

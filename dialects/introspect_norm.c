@@ -88,7 +88,10 @@ static void strip_pass(lm_buf *out, const char *src) {
       const char *q = p + 1, *e;
       if (*q == '\'' || *q == '"') e = skip_quoted(q);
       else { e = q; while (word_char((unsigned char)*e) || *e == '.') e++; }
-      int call = out->len && word_char((unsigned char)out->data[out->len - 1]);
+      /* after a name or keyword ("lower (x)", "IN (1)") they stay */
+      size_t back = out->len;
+      while (back && out->data[back - 1] == ' ') back--;
+      int call = back && word_char((unsigned char)out->data[back - 1]);
       if (!call && e > q && *e == ')') {
         lm_buf_add(out, q, (size_t)(e - q));
         p = e + 1;
@@ -191,8 +194,8 @@ void lm_norm_default(lm_schema *s, lm_default *out, const char *text) {
       out->kind = LM_DEF_INT;
       out->i = strtoll(v, NULL, 10);
     } else if (nk == 2) {
-      out->kind = LM_DEF_FLOAT;
-      out->f = strtod(v, NULL);
+      out->kind = LM_DEF_SQL;
+      out->text = v;
     } else {
       out->kind = LM_DEF_STRING;
       out->text = v;
@@ -204,8 +207,10 @@ void lm_norm_default(lm_schema *s, lm_default *out, const char *text) {
     out->kind = LM_DEF_INT;
     out->i = strtoll(e, NULL, 10);
   } else if (nk == 2) {
-    out->kind = LM_DEF_FLOAT;
-    out->f = strtod(e, NULL);
+    /* as written: 1.50 stays 1.50, as op.text("1.50") gives it, and a
+     * float's shortest form (1.5) is what a Lua number gives */
+    out->kind = LM_DEF_SQL;
+    out->text = e;
   } else if (strcasecmp(e, "true") == 0 || strcasecmp(e, "false") == 0) {
     out->kind = LM_DEF_BOOL;
     out->i = strcasecmp(e, "true") == 0;

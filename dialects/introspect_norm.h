@@ -18,10 +18,13 @@
 const char *lm_norm_expr(lm_schema *s, const char *text);
 
 /* A default as the database holds it, into the typed default an operation
- * would give: a lone string literal, a number, true/false, NULL (no
- * default), CURRENT_TIMESTAMP or now() (LM_DEF_FUNC "now"), else
- * LM_DEF_SQL with the expression normalized.  A string literal cast to a
- * number type (PostgreSQL writes `'-1'::integer`) is that number. */
+ * would give: a lone string literal (LM_DEF_STRING), a whole number
+ * (LM_DEF_INT), true/false (LM_DEF_BOOL), NULL (no default),
+ * CURRENT_TIMESTAMP or now() (LM_DEF_FUNC "now"), else LM_DEF_SQL with the
+ * expression normalized (a decimal number too, digits as written).  A
+ * string literal cast to a number type (PostgreSQL writes `'-1'::integer`)
+ * is that number.  Compare defaults by lm_default_text (schema_text.h):
+ * a replayed 1.5 (LM_DEF_FLOAT) and an introspected "1.5" print alike. */
 void lm_norm_default(lm_schema *s, lm_default *out, const char *text);
 
 /* ON DELETE / ON UPDATE: upper case, single spaces; NULL for NO ACTION

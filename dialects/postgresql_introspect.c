@@ -25,26 +25,33 @@
 
 static const char *const relations_sql =
   "SELECT c.oid, n.nspname, n.nspname = pg_catalog.current_schema(),"
-  " c.relname, c.relkind IN ('v', 'm'),"
-  " pg_catalog.obj_description(c.oid, 'pg_class')"
-  " FROM pg_catalog.pg_class c" IN_SCHEMAS
+  " c.relname, c.relkind IN ('v', 'm'), ds.description"
+  " FROM pg_catalog.pg_class c"
+  " LEFT JOIN pg_catalog.pg_description ds ON ds.objoid = c.oid"
+  "   AND ds.classoid = 'pg_catalog.pg_class'::regclass AND ds.objsubid = 0"
+  IN_SCHEMAS
   " AND c.relkind IN ('r', 'p', 'v', 'm') AND NOT c.relispartition"
   " ORDER BY c.oid";
 
+/* Joins rather than per-row functions (col_description is a query of
+ * its own each time).  A default cannot name a column, so it is deparsed
+ * without its table (pg_get_expr would open the table for each one); a
+ * generated column's expression can, and is deparsed with it. */
 static const char *const columns_sql =
   "SELECT a.attrelid, a.attname,"
   " pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull,"
-  " pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attidentity,"
-  " a.attgenerated, pg_catalog.col_description(a.attrelid, a.attnum),"
-  " EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep"
-  "   JOIN pg_catalog.pg_class s ON s.oid = dep.objid AND s.relkind = 'S'"
-  "   WHERE dep.classid = 'pg_catalog.pg_class'::regclass"
-  "   AND dep.refobjid = a.attrelid AND dep.refobjsubid = a.attnum"
-  "   AND dep.deptype = 'a')"
+  " CASE WHEN a.attgenerated <> '' THEN"
+  "   pg_catalog.pg_get_expr(d.adbin, d.adrelid)"
+  "   ELSE pg_catalog.pg_get_expr(d.adbin, 0) END, a.attidentity,"
+  " a.attgenerated, ds.description, NULL, a.attnum"
   " FROM pg_catalog.pg_attribute a"
   " JOIN pg_catalog.pg_class c ON c.oid = a.attrelid"
   " LEFT JOIN pg_catalog.pg_attrdef d"
-  "   ON d.adrelid = a.attrelid AND d.adnum = a.attnum" IN_SCHEMAS TABLES
+  "   ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+  " LEFT JOIN pg_catalog.pg_description ds ON ds.objoid = a.attrelid"
+  "   AND ds.classoid = 'pg_catalog.pg_class'::regclass"
+  "   AND ds.objsubid = a.attnum"
+  IN_SCHEMAS TABLES
   " AND a.attnum > 0 AND NOT a.attisdropped"
   " ORDER BY a.attrelid, a.attnum";
 
@@ -57,11 +64,13 @@ static const char *const columns_sql =
 
 static const char *const constraints_sql =
   "SELECT con.conrelid, con.conname, con.contype,"
-  " " KEY_NAMES("con.conrelid", "con.conkey") ","
+  " pg_catalog.array_to_string(con.conkey, ' '),"
   " fn.nspname, fn.nspname = pg_catalog.current_schema(), fc.relname,"
-  " " KEY_NAMES("con.confrelid", "con.confkey") ","
+  " CASE WHEN con.contype = 'f' THEN "
+  KEY_NAMES("con.confrelid", "con.confkey") " END,"
   " con.confdeltype, con.confupdtype, con.condeferrable, con.condeferred,"
-  " pg_catalog.pg_get_constraintdef(con.oid)"
+  " CASE WHEN con.contype = 'c'"
+  "   THEN pg_catalog.pg_get_constraintdef(con.oid) END"
   " FROM pg_catalog.pg_constraint con"
   " JOIN pg_catalog.pg_class c ON c.oid = con.conrelid"
   " LEFT JOIN pg_catalog.pg_class fc ON fc.oid = con.confrelid"
@@ -69,19 +78,15 @@ static const char *const constraints_sql =
   IN_SCHEMAS TABLES " AND con.contype IN ('p', 'u', 'c', 'f')"
   " ORDER BY con.conrelid, con.contype, con.conname";
 
-/* Indexes that back no constraint: each key column's name, or its
- * expression; a flag string ("01") telling which are expressions. */
+/* Indexes that back no constraint: the key columns' numbers (0 for an
+ * expression), and only where there are expressions, each key's text. */
 static const char *const indexes_sql =
   "SELECT i.indrelid, ic.relname, i.indisunique, am.amname,"
-  " pg_catalog.array_to_string(ARRAY(SELECT CASE WHEN i.indkey[k - 1] = 0"
-  "   THEN pg_catalog.pg_get_indexdef(i.indexrelid, k, true)"
-  "   ELSE (SELECT att.attname FROM pg_catalog.pg_attribute att"
-  "     WHERE att.attrelid = i.indrelid AND att.attnum = i.indkey[k - 1])"
-  "   END FROM generate_series(1, i.indnkeyatts) k ORDER BY k), '" SEP "'),"
-  " pg_catalog.array_to_string(ARRAY(SELECT (i.indkey[k - 1] = 0)::int"
-  "   FROM generate_series(1, i.indnkeyatts) k ORDER BY k), ''),"
-  " pg_catalog.pg_get_expr(i.indpred, i.indrelid),"
-  " pg_catalog.pg_get_indexdef(i.indexrelid)"
+  " i.indkey::text, i.indnkeyatts,"
+  " CASE WHEN i.indexprs IS NOT NULL THEN pg_catalog.array_to_string(ARRAY("
+  "   SELECT pg_catalog.pg_get_indexdef(i.indexrelid, k, true)"
+  "   FROM generate_series(1, i.indnkeyatts) k ORDER BY k), '" SEP "') END,"
+  " pg_catalog.pg_get_expr(i.indpred, i.indrelid)"
   " FROM pg_catalog.pg_index i"
   " JOIN pg_catalog.pg_class c ON c.oid = i.indrelid"
   " JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid"
@@ -133,11 +138,11 @@ static int flag(PGresult *r, int row, int col) {
 typedef struct rel {
   unsigned long oid;
   size_t table;
+  int *attnum;                  /* each column's number in the catalog */
 } rel;
 
-/* The table for an oid (rels sorted by oid), or NULL. */
-static lm_mtable *table_of(lm_schema *s, const rel *rels, size_t n,
-                           const char *oidtext) {
+/* The rel for an oid (rels sorted by oid), or NULL. */
+static rel *rel_of(rel *rels, size_t n, const char *oidtext) {
   unsigned long oid = strtoul(oidtext, NULL, 10);
   size_t lo = 0, hi = n;
   while (lo < hi) {
@@ -145,8 +150,31 @@ static lm_mtable *table_of(lm_schema *s, const rel *rels, size_t n,
     if (rels[mid].oid < oid) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < n && rels[lo].oid == oid) return &s->tables[rels[lo].table];
-  return NULL;
+  return lo < n && rels[lo].oid == oid ? &rels[lo] : NULL;
+}
+
+/* Column names for catalog numbers ("1 3"), in the model's arena; an
+ * unknown number (a dropped column) reads as "?". */
+static const char **names_of(lm_schema *s, const rel *r, const char *nums,
+                             size_t *n) {
+  const lm_mtable *t = &s->tables[r->table];
+  size_t cap = 1;
+  for (const char *p = nums; *p; p++) cap += *p == ' ';
+  const char **names = lm_arena_alloc(&s->arena, cap * sizeof *names);
+  size_t k = 0;
+  for (const char *p = nums; *p && k < cap;) {
+    char *end;
+    long num = strtol(p, &end, 10);
+    if (end == p) break;
+    const char *name = num == 0 ? "" : "?";
+    for (size_t c = 0; c < t->ncolumns; c++)
+      if (r->attnum[c] == num) name = t->columns[c].name;
+    names[k++] = name;
+    p = end;
+    while (*p == ' ') p++;
+  }
+  *n = k;
+  return names;
 }
 
 /* format_type()'s words as a portable type where one matches. */
@@ -211,6 +239,7 @@ static int read_relations(lm_schema *s, PGresult *r, const char *const *skip,
     t->comment = lm_schema_str(s, val(r, i, 5));
     rels[k].oid = strtoul(val(r, i, 0), NULL, 10);
     rels[k].table = s->ntables - 1;
+    rels[k].attnum = NULL;
     k++;
   }
   *out = rels;
@@ -218,12 +247,15 @@ static int read_relations(lm_schema *s, PGresult *r, const char *const *skip,
   return LM_OK;
 }
 
-static void read_columns(lm_schema *s, PGresult *r, const rel *rels,
+static void read_columns(lm_schema *s, PGresult *r, rel *rels,
                          size_t nrels) {
   for (int i = 0, n = PQntuples(r); i < n; i++) {
-    lm_mtable *t = table_of(s, rels, nrels, val(r, i, 0));
-    if (!t) continue;
+    rel *rl = rel_of(rels, nrels, val(r, i, 0));
+    if (!rl) continue;
+    lm_mtable *t = &s->tables[rl->table];
     lm_mcolumn *c = lm_mtable_add_column(s, t);
+    rl->attnum = lm_xrealloc(rl->attnum, t->ncolumns * sizeof *rl->attnum);
+    rl->attnum[t->ncolumns - 1] = atoi(val(r, i, 9));
     c->name = lm_schema_str(s, val(r, i, 1));
     norm_type(s, &c->type, val(r, i, 2));
     c->nullable = !flag(r, i, 3);
@@ -236,8 +268,10 @@ static void read_columns(lm_schema *s, PGresult *r, const rel *rels,
       c->generated = 1;
       c->extra = lm_schema_str(s, def);
       def = NULL;
-    } else if (def && flag(r, i, 8) && strncmp(def, "nextval(", 8) == 0) {
-      c->serial = LM_MSERIAL_SERIAL;      /* SERIAL: the owned sequence */
+    } else if (def && strncmp(def, "nextval(", 8) == 0 &&
+               (c->type.kind == LM_T_INTEGER || c->type.kind == LM_T_BIGINT ||
+                c->type.kind == LM_T_SMALLINT)) {
+      c->serial = LM_MSERIAL_SERIAL;      /* SERIAL: numbered by a sequence */
       def = NULL;
     }
     lm_norm_default(s, &c->server_default, def);
@@ -270,15 +304,61 @@ static const char *check_condition(lm_schema *s, const char *def) {
   return r;
 }
 
-static void read_constraints(lm_schema *s, PGresult *r, const rel *rels,
+/* Does `name` start with "<table>_" and continue with `rest`? */
+static int named_after(const char *name, const char *table, const char *rest,
+                       int digits) {
+  size_t n = strlen(table);
+  if (strncmp(name, table, n) != 0 || name[n] != '_') return 0;
+  name += n + 1;
+  size_t r = strlen(rest);
+  if (strncmp(name, rest, r) != 0) return 0;
+  name += r;
+  while (digits && *name >= '0' && *name <= '9') name++;
+  return *name == '\0';
+}
+
+/* Is the constraint's name the one PostgreSQL gives an unnamed one
+ * (<t>_pkey, <t>_<cols>_key, <t>_<cols>_fkey, <t>[_<col>]_check)?  Then
+ * the model leaves it unnamed, as a replayed model does. */
+static int default_name(const lm_mtable *t, const lm_constraint *c) {
+  lm_buf want = LM_BUF_INIT;
+  for (size_t i = 0; i < c->ncolumns; i++)
+    lm_buf_printf(&want, "%s_", c->columns[i]);
+  int r = 0;
+  switch (c->kind) {
+  case LM_CON_PRIMARY_KEY: r = named_after(c->name, t->name, "pkey", 0); break;
+  case LM_CON_UNIQUE:
+    lm_buf_puts(&want, "key");
+    r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    break;
+  case LM_CON_FOREIGN_KEY:
+    lm_buf_puts(&want, "fkey");
+    r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    break;
+  case LM_CON_CHECK:
+    r = named_after(c->name, t->name, "check", 1);
+    for (size_t i = 0; !r && i < t->ncolumns; i++) {
+      lm_buf_reset(&want);
+      lm_buf_printf(&want, "%s_check", t->columns[i].name);
+      r = named_after(c->name, t->name, lm_buf_str(&want), 1);
+    }
+    break;
+  }
+  lm_buf_free(&want);
+  return r;
+}
+
+static void read_constraints(lm_schema *s, PGresult *r, rel *rels,
                              size_t nrels) {
   for (int i = 0, n = PQntuples(r); i < n; i++) {
-    lm_mtable *t = table_of(s, rels, nrels, val(r, i, 0));
-    if (!t) continue;
+    rel *rl = rel_of(rels, nrels, val(r, i, 0));
+    if (!rl) continue;
+    lm_mtable *t = &s->tables[rl->table];
     lm_mconstraint *mc = lm_mtable_add_constraint(s, t);
     lm_constraint *con = &mc->con;
     con->name = lm_schema_str(s, val(r, i, 1));
-    con->columns = lm_norm_split(s, val(r, i, 3), SEP[0], &con->ncolumns);
+    con->columns = names_of(s, rl, val(r, i, 3) ? val(r, i, 3) : "",
+                            &con->ncolumns);
     mc->sql = lm_schema_str(s, val(r, i, 12));
     switch (val(r, i, 2)[0]) {
     case 'p': con->kind = LM_CON_PRIMARY_KEY; break;
@@ -301,34 +381,37 @@ static void read_constraints(lm_schema *s, PGresult *r, const rel *rels,
       con->initially = flag(r, i, 11) ? "DEFERRED" : NULL;
       break;
     }
+    if (default_name(t, con)) con->name = NULL;
   }
 }
 
-static void read_indexes(lm_schema *s, PGresult *r, const rel *rels,
+static void read_indexes(lm_schema *s, PGresult *r, rel *rels,
                          size_t nrels) {
   for (int i = 0, n = PQntuples(r); i < n; i++) {
-    lm_mtable *t = table_of(s, rels, nrels, val(r, i, 0));
-    if (!t) continue;
+    rel *rl = rel_of(rels, nrels, val(r, i, 0));
+    if (!rl) continue;
+    lm_mtable *t = &s->tables[rl->table];
     lm_mindex *ix = lm_mtable_add_index(s, t);
     ix->name = lm_schema_str(s, val(r, i, 1));
     ix->ix.unique = flag(r, i, 2);
     const char *method = val(r, i, 3);
     ix->method = method && strcmp(method, "btree") != 0
                      ? lm_schema_str(s, method) : NULL;
-    size_t ncols;
-    const char **cols = (const char **)lm_norm_split(s, val(r, i, 4), SEP[0],
-                                                     &ncols);
-    const char *exprs = val(r, i, 5);
+    /* indkey lists the included (non-key) columns too: keys come first */
+    size_t ncols, nkeys = (size_t)atoi(val(r, i, 5)), nexprs = 0;
+    const char **cols = names_of(s, rl, val(r, i, 4), &ncols);
+    if (nkeys < ncols) ncols = nkeys;
+    const char *const *exprs = val(r, i, 6)
+        ? lm_norm_split(s, val(r, i, 6), SEP[0], &nexprs) : NULL;
     int *is_expr = lm_arena_alloc(&s->arena, (ncols + 1) * sizeof *is_expr);
     for (size_t k = 0; k < ncols; k++) {
-      is_expr[k] = exprs && exprs[k] == '1';
-      if (is_expr[k]) cols[k] = lm_norm_expr(s, cols[k]);
+      is_expr[k] = cols[k][0] == '\0';
+      if (is_expr[k]) cols[k] = k < nexprs ? lm_norm_expr(s, exprs[k]) : "?";
     }
     ix->ix.columns = cols;
     ix->ix.is_expr = is_expr;
     ix->ix.ncolumns = ncols;
-    ix->ix.where = lm_norm_expr(s, val(r, i, 6));
-    ix->sql = lm_schema_str(s, val(r, i, 7));
+    ix->ix.where = lm_norm_expr(s, val(r, i, 7));
   }
 }
 
@@ -354,6 +437,7 @@ int lm_pg_introspect_schema(lm_conn *c, const char *const *schemas,
   PQclear(r);
   rc = LM_OK;
 done:
+  for (size_t i = 0; i < nrels; i++) free(rels[i].attnum);
   free(rels);
   free(list);
   return rc;

@@ -149,8 +149,10 @@ static int read_database(lm_conn *conn, const char *schema,
     lm_sqlite_quote_ident(&q, schema);
     lm_buf_putc(&q, '.');
   }
+  /* Virtual tables are a module's, not a shape: left out. */
   lm_buf_puts(&q, "sqlite_schema WHERE type IN ('table', 'view') AND name "
-              "NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name");
+              "NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND sql NOT LIKE "
+              "'CREATE VIRTUAL %' ORDER BY name");
   sqlite3_stmt *st = NULL;
   int rc = LM_OK;
   if (sqlite3_prepare_v2(conn->db, lm_buf_str(&q), -1, &st, NULL) !=

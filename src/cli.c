@@ -41,6 +41,7 @@ static const char global_usage[] =
   "  show REV                         one revision in full (REV may be current)\n"
   "  ensure_version [--sql]           create the version table\n"
   "  status [--strict]                current, pending, drifted scripts, dirty mark, lock\n"
+  "  schema [TABLE...]                the live schema, portable (--json: the model)\n"
   "  edit REV                         open a revision script in $EDITOR\n"
   "  verify [--scratch-url URL]       every downgrade undoes its upgrade (on a scratch database)\n"
   "\n"
@@ -660,6 +661,11 @@ static const cli_command commands[] = {
    "with --strict, when scripts drifted)."},
   {"ensure_version", cmd_ensure_version, LM_F_SQL, 0, 0,
    "luamig ensure_version [--sql]", "Create the version table if missing."},
+  {"schema", lm_cmd_schema, LM_F_JSON, 0, -1,
+   "luamig schema [TABLE...] [--json]",
+   "Show the live database's tables (all, or those named) in one portable "
+   "form: columns with type, null and default; keys, checks, indexes and "
+   "foreign keys; views by name.  --json prints the schema model."},
   {"edit", lm_cmd_edit, 0, 1, 1, "luamig edit REV",
    "Open a revision script in $EDITOR."},
   {"verify", lm_cmd_verify, LM_F_SCRATCH_URL | LM_F_JSON, 0, 0,

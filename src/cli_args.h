@@ -39,6 +39,9 @@ int lm_cmd_revision(lm_env *env, lm_args *a);
 int lm_cmd_merge(lm_env *env, lm_args *a);
 int lm_cmd_edit(lm_env *env, lm_args *a);
 
+/* cli_schema.c: schema [TABLE...] */
+int lm_cmd_schema(lm_env *env, lm_args *a);
+
 /* verify.c */
 int lm_cmd_verify(lm_env *env, lm_args *a);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ddl.h"
 #include "schema.h"
 
 /* Does `text` mention the identifier `name` as a whole word (bare or in
@@ -108,8 +109,14 @@ static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
 static void create_table(lm_schema *s, const lm_op *op) {
   if (op->if_not_exists && lm_schema_table(s, op->schema, op->table)) return;
   lm_mtable *t = lm_schema_add_table(s, op->schema, op->table);
-  for (size_t i = 0; i < op->ncolumns; i++)
+  for (size_t i = 0; i < op->ncolumns; i++) {
     add_column(s, t, &op->columns[i], 0);
+    /* numbered as introspection reads it back: SERIAL, identity, rowid */
+    lm_autoinc autoinc = lm_ddl_column_autoinc(op, &op->columns[i]);
+    t->columns[t->ncolumns - 1].serial =
+        autoinc == LM_AUTO_IDENTITY ? LM_MSERIAL_IDENTITY
+        : autoinc == LM_AUTO_TRUE   ? LM_MSERIAL_SERIAL : LM_MSERIAL_NONE;
+  }
   /* Keys in the order create_table writes them: the primary key, unique
    * columns, references, then the listed constraints. */
   size_t npk = 0;

@@ -1,0 +1,84 @@
+/*
+ * cli_schema.c - `luamig schema [TABLE...] [--json]`: the live database's
+ * schema in the portable text form (schema_text.c), or the model as JSON.
+ * It only reads: no lock, no version table.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cli_args.h"
+#include "introspect.h"
+#include "schema_text.h"
+
+/* Does the table answer to `arg` ("name" or "schema.name"), compared as
+ * the database compares names? */
+static int names_table(const lm_schema *s, const lm_mtable *t,
+                       const char *arg) {
+  int (*cmp)(const char *, const char *) =
+      s->nocase_names ? strcasecmp : strcmp;
+  const char *dot = strchr(arg, '.');
+  if (cmp(arg, t->name) == 0) return 1;
+  if (!dot || !t->schema) return 0;
+  size_t n = (size_t)(dot - arg);
+  return strlen(t->schema) == n &&
+         (s->nocase_names ? strncasecmp(arg, t->schema, n)
+                          : strncmp(arg, t->schema, n)) == 0 &&
+         cmp(dot + 1, t->name) == 0;
+}
+
+static int is_view(const lm_schema *s, const char *arg) {
+  int (*cmp)(const char *, const char *) =
+      s->nocase_names ? strcasecmp : strcmp;
+  for (size_t i = 0; i < s->nviews; i++)
+    if (cmp(arg, s->views[i].name) == 0) return 1;
+  return 0;
+}
+
+int lm_cmd_schema(lm_env *env, lm_args *a) {
+  lm_schema s;
+  lm_schema_init(&s);
+  int rc = lm_introspect_database(env, &s);
+  char *only = NULL;
+  if (rc == LM_OK && a->pos.n) {
+    only = lm_xcalloc(s.ntables + 1, 1);
+    for (size_t k = 0; rc == LM_OK && k < a->pos.n; k++) {
+      const char *arg = a->pos.items[k];
+      int found = 0;
+      for (size_t i = 0; i < s.ntables; i++)
+        if (names_table(&s, &s.tables[i], arg)) only[i] = found = 1;
+      if (found) continue;
+      if (is_view(&s, arg))
+        rc = lm_err_set(&env->err, "%s is a view: luamig schema lists views "
+                        "but does not describe them", arg);
+      else if (lm_is_luamig_table(env, arg))
+        rc = lm_err_set(&env->err, "%s is luamig's own table: luamig schema "
+                        "leaves it out", arg);
+      else
+        rc = lm_err_set(&env->err, "no table %s in the database", arg);
+    }
+  }
+  if (rc == LM_OK) {
+    lm_buf out = LM_BUF_INIT;
+    if (a->json) {
+      lm_schema_json(&out, &s, only);
+      lm_buf_putc(&out, '\n');
+    } else if (only) {
+      int first = 1;
+      for (size_t i = 0; i < s.ntables; i++) {
+        if (!only[i]) continue;
+        if (!first) lm_buf_putc(&out, '\n');
+        first = 0;
+        lm_mtable_text(&out, &s.tables[i]);
+      }
+    } else {
+      lm_schema_text(&out, &s);
+    }
+    fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
+  }
+  free(only);
+  lm_schema_free(&s);
+  return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+}
