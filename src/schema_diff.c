@@ -14,6 +14,7 @@
 
 #include "cli_args.h"
 #include "schema_diff.h"
+#include "schema_text.h"
 
 void lm_diff_init(lm_diff *d) {
   memset(d, 0, sizeof *d);
@@ -27,58 +28,6 @@ void lm_diff_free(lm_diff *d) {
 }
 
 /* ---- rendering parts as text -------------------------------------------- */
-
-static const char *const type_names[] = {
-  [LM_T_INTEGER] = "integer", [LM_T_BIGINT] = "bigint",
-  [LM_T_SMALLINT] = "smallint", [LM_T_STRING] = "string",
-  [LM_T_TEXT] = "text", [LM_T_BOOLEAN] = "boolean", [LM_T_FLOAT] = "float",
-  [LM_T_NUMERIC] = "numeric", [LM_T_DATE] = "date",
-  [LM_T_DATETIME] = "datetime", [LM_T_TIMESTAMPTZ] = "timestamptz",
-  [LM_T_TIME] = "time", [LM_T_JSON] = "json", [LM_T_UUID] = "uuid",
-  [LM_T_BINARY] = "binary"};
-
-void lm_type_text(const lm_type *t, lm_buf *out) {
-  switch (t->kind) {
-  case LM_T_NONE: lm_buf_puts(out, "none"); return;
-  case LM_T_RAW: lm_buf_puts(out, t->raw ? t->raw : ""); return;
-  case LM_T_PER_DIALECT:
-    lm_buf_putc(out, '{');
-    for (size_t i = 0; i < t->nchoices; i++)
-      lm_buf_printf(out, "%s%s = %s", i ? ", " : "", t->choice_dialect[i],
-                    t->choice_type[i]);
-    lm_buf_putc(out, '}');
-    return;
-  default: break;
-  }
-  lm_buf_puts(out, type_names[t->kind]);
-  if (t->kind == LM_T_STRING && t->length > 0)
-    lm_buf_printf(out, "(%d)", t->length);
-  else if (t->kind == LM_T_NUMERIC && t->precision > 0 && t->scale >= 0)
-    lm_buf_printf(out, "(%d,%d)", t->precision, t->scale);
-  else if (t->kind == LM_T_NUMERIC && t->precision > 0)
-    lm_buf_printf(out, "(%d)", t->precision);
-}
-
-void lm_default_text(const lm_default *d, lm_buf *out) {
-  switch (d->kind) {
-  case LM_DEF_NONE:
-  case LM_DEF_DROP: lm_buf_puts(out, "none"); break;
-  case LM_DEF_STRING:
-    lm_buf_putc(out, '\'');
-    for (const char *p = d->text; p && *p; p++) {
-      if (*p == '\'') lm_buf_putc(out, '\'');
-      lm_buf_putc(out, *p);
-    }
-    lm_buf_putc(out, '\'');
-    break;
-  case LM_DEF_INT: lm_buf_printf(out, "%lld", (long long)d->i); break;
-  case LM_DEF_FLOAT: lm_buf_printf(out, "%.17g", d->f); break;
-  case LM_DEF_BOOL: lm_buf_puts(out, d->i ? "true" : "false"); break;
-  case LM_DEF_FUNC: lm_buf_printf(out, "%s()", d->text ? d->text : ""); break;
-  case LM_DEF_SQL:
-  case LM_DEF_RAW: lm_buf_puts(out, d->text ? d->text : ""); break;
-  }
-}
 
 /* Text with runs of white space made one space and the ends trimmed, so
  * the same clause written twice compares equal. */
@@ -223,8 +172,8 @@ static void compare_columns(differ *df, const lm_mcolumn *fc,
                             const lm_mcolumn *tc) {
   lm_diff *d = df->d;
   lm_buf a = LM_BUF_INIT, b = LM_BUF_INIT;
-  lm_type_text(&fc->type, &a);
-  lm_type_text(&tc->type, &b);
+  lm_type_text(&a, &fc->type);
+  lm_type_text(&b, &tc->type);
   /* A declared type reads the same whatever its case. */
   if (strcasecmp(lm_buf_str(&a), lm_buf_str(&b)) != 0)
     changed(df, LM_DIFF_COLUMN, fc->name, "type", keep(d, &a), keep(d, &b),
@@ -235,13 +184,12 @@ static void compare_columns(differ *df, const lm_mcolumn *fc,
     changed(df, LM_DIFF_COLUMN, fc->name, "nullable",
             fc->nullable ? "null" : "not null",
             tc->nullable ? "null" : "not null", fc, tc);
-  lm_default_text(&fc->server_default, &a);
-  lm_default_text(&tc->server_default, &b);
+  lm_default_text(&a, &fc->server_default);
+  lm_default_text(&b, &tc->server_default);
   const char *fdef = keep(d, &a), *tdef = keep(d, &b);
-  if (strcmp(fdef, tdef) != 0)
-    changed(df, LM_DIFF_COLUMN, fc->name, "default",
-            fc->server_default.kind == LM_DEF_NONE ? NULL : fdef,
-            tc->server_default.kind == LM_DEF_NONE ? NULL : tdef, fc, tc);
+  if (strcmp(fdef, tdef) != 0)   /* "" is none */
+    changed(df, LM_DIFF_COLUMN, fc->name, "default", *fdef ? fdef : NULL,
+            *tdef ? tdef : NULL, fc, tc);
   if (!fc->autoincrement != !tc->autoincrement)
     changed(df, LM_DIFF_COLUMN, fc->name, "autoincrement",
             fc->autoincrement ? "autoincrement" : NULL,

@@ -4,6 +4,7 @@
  * ("persons.status: default 'draft' -> none") or as a JSON object.
  * `verify` compares snapshots with it; `check` and autogenerate read the
  * same items (the parts of both models are linked from each item).
+ * Types and defaults print as schema_text.h writes them.
  *
  * The diff reads `from` as the old shape and `to` as the new one: a table
  * only `to` has is "added".  Items come in a stable order: tables by
@@ -78,10 +79,5 @@ void lm_diff_item_json(const lm_diff_item *it, lm_buf *out);
  * JSON array. */
 void lm_diff_lines(const lm_diff *d, const char *indent, lm_buf *out);
 void lm_diff_json(const lm_diff *d, lm_buf *out);
-
-/* A model's type and server default as the diff prints them
- * ("string(80)", "numeric(10,2)", "'draft'", "CURRENT_TIMESTAMP"). */
-void lm_type_text(const lm_type *t, lm_buf *out);
-void lm_default_text(const lm_default *d, lm_buf *out);
 
 #endif
