@@ -65,7 +65,7 @@ $(BUILD)/luamig.so: $(BUILD)/obj/src/module.o $(BUILD)/libluamig.a
 
 # What a fresh Debian 12 machine lacks; installed only when missing.
 DEB_PKGS = lua5.4 liblua5.4-dev libpq-dev libsqlite3-dev sqlite3 postgresql \
-           lua-busted pkg-config gcc make alembic python3-sqlalchemy \
+           lua-busted pkg-config gcc make alembic python3-sqlalchemy python3-psycopg2 \
            clang libclang-rt-14-dev
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -221,6 +221,10 @@ typedef struct lm_dialect {
   /* Remove what scratch_create made (no connection to it may be open). */
   int (*scratch_drop)(const lm_url *url, const char *scratch_url,
                       lm_err *err);
+  /* Trade durability for speed on a connection to a scratch database,
+   * whose contents nobody keeps (SQLite: synchronous = OFF; PostgreSQL:
+   * synchronous_commit = off).  NULL: nothing to do. */
+  int (*scratch_tune)(lm_conn *conn, lm_err *err);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 6

@@ -1025,4 +1025,5 @@ const lm_dialect lm_postgresql_dialect = {
   .introspect_schema = lm_pg_introspect_schema,
   .scratch_create = lm_pg_scratch_create,
   .scratch_drop = lm_pg_scratch_drop,
+  .scratch_tune = lm_pg_scratch_tune,
 };

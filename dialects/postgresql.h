@@ -82,5 +82,6 @@ void lm_pg_writer_close(lm_writer *w);
 int lm_pg_scratch_create(const lm_url *url, char **scratch_url, lm_err *err);
 int lm_pg_scratch_drop(const lm_url *url, const char *scratch_url,
                        lm_err *err);
+int lm_pg_scratch_tune(lm_conn *c, lm_err *err);
 
 #endif

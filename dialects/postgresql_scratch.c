@@ -120,3 +120,8 @@ int lm_pg_scratch_drop(const lm_url *url, const char *scratch_url,
   free(name);
   return rc;
 }
+
+int lm_pg_scratch_tune(lm_conn *c, lm_err *err) {
+  return lm_postgresql_dialect.exec(c, "SET synchronous_commit = off", 0,
+                                    NULL, NULL, err);
+}

@@ -487,4 +487,5 @@ const lm_dialect lm_sqlite_dialect = {
   .introspect_schema = lm_sqlite_introspect_schema,
   .scratch_create = lm_sqlite_scratch_create,
   .scratch_drop = lm_sqlite_scratch_drop,
+  .scratch_tune = lm_sqlite_scratch_tune,
 };

@@ -71,5 +71,6 @@ int lm_sqlite_scratch_create(const lm_url *url, char **scratch_url,
                              lm_err *err);
 int lm_sqlite_scratch_drop(const lm_url *url, const char *scratch_url,
                            lm_err *err);
+int lm_sqlite_scratch_tune(lm_conn *c, lm_err *err);
 
 #endif

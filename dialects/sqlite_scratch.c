@@ -53,3 +53,15 @@ int lm_sqlite_scratch_drop(const lm_url *url, const char *scratch_url,
                       strerror(errno));
   return LM_OK;
 }
+
+int lm_sqlite_scratch_tune(lm_conn *c, lm_err *err) {
+  char *msg = NULL;
+  if (sqlite3_exec(c->db, "PRAGMA synchronous = OFF", NULL, NULL, &msg) !=
+      SQLITE_OK) {
+    lm_err_set(err, "cannot set up the scratch database %s: %s", c->path,
+               msg ? msg : "?");
+    sqlite3_free(msg);
+    return LM_ERROR;
+  }
+  return LM_OK;
+}

@@ -530,6 +530,10 @@ int lm_cmd_verify(lm_env *env, lm_args *a) {
   }
   if (!v.nproblems) {
     rc = open_scratch(&v);
+    if (rc == LM_OK) rc = lm_connect(env);
+    if (rc == LM_OK && env->dialect->version >= 6 &&
+        env->dialect->scratch_tune)
+      rc = env->dialect->scratch_tune(env->conn, &env->err);
     if (rc == LM_OK) rc = lm_begin_run(env);
     if (rc != LM_OK) {
       usage = rc == LM_EUSAGE;
