@@ -356,6 +356,22 @@ static int step_failed(verify_run *v, const char *kind, size_t idx,
   return LM_ERROR;
 }
 
+/* Compare two snapshots; a difference is a problem of the revision. */
+static int differs(verify_run *v, size_t idx, const lm_schema *from,
+                   const lm_schema *to, const char *kind, const char *what) {
+  lm_diff d;
+  lm_diff_init(&d);
+  lm_schema_diff(&d, from, to);
+  if (!d.n) {
+    lm_diff_free(&d);
+    return 0;
+  }
+  problem *p = add_problem(v, kind, idx, "%s", what);
+  lm_diff_free(&p->diff);
+  p->diff = d;
+  return 1;
+}
+
 static void progress(verify_run *v, size_t i, size_t n, size_t idx) {
   if (v->a->opts.quiet || !isatty(STDERR_FILENO)) return;
   const lm_revision *r = lm_graph_rev(v->env->graph, idx);
@@ -388,21 +404,11 @@ static int verify_revision(verify_run *v, const lm_step *up, size_t i,
     rc = step_failed(v, "downgrade", idx, "the downgrade fails");
   if (rc == LM_OK && snapshot(env, &after_down) != LM_OK)
     rc = step_failed(v, "schema", idx, "reading the schema");
-  if (rc == LM_OK) {
-    problem probe;
-    lm_diff_init(&probe.diff);
-    lm_schema_diff(&probe.diff, before, &after_down);
-    if (probe.diff.n) {
-      problem *p = add_problem(v, "downgrade_mismatch", idx, "the downgrade "
-                               "does not give back the schema before the "
-                               "upgrade (before -> after the downgrade):");
-      lm_diff_free(&p->diff);
-      p->diff = probe.diff;
-      rc = LM_ERROR;
-    } else {
-      lm_diff_free(&probe.diff);
-    }
-  }
+  if (rc == LM_OK &&
+      differs(v, idx, before, &after_down, "downgrade_mismatch",
+              "the downgrade does not give back the schema before the "
+              "upgrade (before -> after the downgrade):"))
+    rc = LM_ERROR;
   if (rc == LM_OK && rows && compare_rows(v, idx, before, rows) != LM_OK)
     rc = LM_ERROR;
   if (rc == LM_OK && run_one(env, up, "upgrade") != LM_OK)
@@ -410,21 +416,11 @@ static int verify_revision(verify_run *v, const lm_step *up, size_t i,
                      "downgrade");
   if (rc == LM_OK && snapshot(env, before) != LM_OK)
     rc = step_failed(v, "schema", idx, "reading the schema");
-  if (rc == LM_OK) {
-    lm_diff d;
-    lm_diff_init(&d);
-    lm_schema_diff(&d, &after_up, before);
-    if (d.n) {
-      problem *p = add_problem(v, "upgrade_mismatch", idx, "upgrading "
-                               "again after the downgrade gives another "
-                               "schema (first upgrade -> second):");
-      lm_diff_free(&p->diff);
-      p->diff = d;
-      rc = LM_ERROR;
-    } else {
-      lm_diff_free(&d);
-    }
-  }
+  if (rc == LM_OK &&
+      differs(v, idx, &after_up, before, "upgrade_mismatch",
+              "upgrading again after the downgrade gives another schema "
+              "(first upgrade -> second):"))
+    rc = LM_ERROR;
   free(rows);
   free(down.actions);
   if (rc == LM_OK) {
