@@ -72,7 +72,37 @@ static const char *skip_type(const char *p) {
   }
 }
 
-/* One pass: casts removed, parentheses around a single token removed. */
+/* Just past the group opened by the '(' at p (or the string's end). */
+static const char *group_end(const char *p) {
+  int depth = 0;
+  for (; *p; p++) {
+    if (*p == '\'' || *p == '"') {
+      p = skip_quoted(p) - 1;
+      continue;
+    }
+    if (*p == '(') depth++;
+    else if (*p == ')' && --depth == 0) return p + 1;
+  }
+  return p;
+}
+
+/* Does the group [p, end) hold a comma outside nested (), [] and quotes? */
+static int top_comma(const char *p, const char *end) {
+  int depth = 0;
+  for (; p < end; p++) {
+    if (*p == '\'' || *p == '"') {
+      p = skip_quoted(p) - 1;
+      continue;
+    }
+    if (*p == '(' || *p == '[') depth++;
+    else if (*p == ')' || *p == ']') depth--;
+    else if (*p == ',' && depth == 1) return 1;
+  }
+  return 0;
+}
+
+/* One pass: casts removed, parentheses around a single token or around
+ * another pair removed. */
 static void strip_pass(lm_buf *out, const char *src) {
   const char *p = src;
   while (*p) {
@@ -92,9 +122,15 @@ static void strip_pass(lm_buf *out, const char *src) {
       size_t back = out->len;
       while (back && out->data[back - 1] == ' ') back--;
       int call = back && word_char((unsigned char)out->data[back - 1]);
+      const char *close = *q == '(' ? group_end(q) : NULL;
       if (!call && e > q && *e == ')') {
         lm_buf_add(out, q, (size_t)(e - q));
         p = e + 1;
+      } else if (close && *close == ')' && (!call || !top_comma(q, close))) {
+        /* "((x))": one pair is enough (but f((a, b)) passes a row) */
+        p++;
+        lm_buf_add(out, p, (size_t)(close - p));
+        p = close + 1;
       } else {
         lm_buf_putc(out, *p++);
       }

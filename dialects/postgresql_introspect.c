@@ -266,7 +266,7 @@ static void read_columns(lm_schema *s, PGresult *r, rel *rels,
                                      : LM_MSERIAL_IDENTITY;
     } else if (generated && *generated) {
       c->generated = 1;
-      c->extra = lm_schema_str(s, def);
+      c->extra = lm_norm_expr(s, def);
       def = NULL;
     } else if (def && strncmp(def, "nextval(", 8) == 0 &&
                (c->type.kind == LM_T_INTEGER || c->type.kind == LM_T_BIGINT ||

@@ -85,6 +85,30 @@ static int is_pk_column(const lm_mtable *t, const char *name, size_t *npk) {
   return in;
 }
 
+/* "[GENERATED ALWAYS] AS (expr) [STORED]" (with any COLLATE beside it):
+ * the expression, as PostgreSQL's introspection gives it. */
+static const char *generated_expr(lm_schema *s, const char *extra) {
+  const char *open = NULL;
+  for (const char *p = extra; *p && !open; p++)
+    if (strncasecmp(p, "AS", 2) == 0 && (p == extra || p[-1] == ' ')) {
+      const char *q = p + 2;
+      while (*q == ' ') q++;
+      if (*q == '(') open = q;
+    }
+  if (!open) return extra;
+  int depth = 0;
+  for (const char *p = open; *p; p++) {
+    if (*p == '(') depth++;
+    else if (*p == ')' && --depth == 0) {
+      char *e = lm_xstrndup(open, (size_t)(p + 1 - open));
+      const char *r = lm_norm_expr(s, e);
+      free(e);
+      return r;
+    }
+  }
+  return extra;
+}
+
 static int without_rowid(const lm_mtable *t) {
   if (!t->options) return 0;
   for (const char *p = t->options; *p; p++)
@@ -104,6 +128,7 @@ static int normalize_table(lm_schema *s, lm_mtable *t, lm_err *err) {
     if (c->type.kind == LM_T_BOOLEAN && c->server_default.kind == LM_DEF_INT &&
         (c->server_default.i == 0 || c->server_default.i == 1))
       c->server_default.kind = LM_DEF_BOOL;
+    if (c->generated && c->extra) c->extra = generated_expr(s, c->extra);
     size_t npk;
     if (is_pk_column(t, c->name, &npk)) {
       c->nullable = 0;
@@ -137,6 +162,27 @@ static int normalize_table(lm_schema *s, lm_mtable *t, lm_err *err) {
     ix->ix.where = lm_norm_expr(s, ix->ix.where);
   }
   return LM_OK;
+}
+
+/* REFERENCES t without columns means t's primary key: name them. */
+static void resolve_referents(lm_schema *s) {
+  for (size_t i = 0; i < s->ntables; i++) {
+    lm_mtable *t = &s->tables[i];
+    for (size_t k = 0; k < t->nconstraints; k++) {
+      lm_constraint *c = &t->constraints[k].con;
+      if (c->kind != LM_CON_FOREIGN_KEY || c->nref_columns || !c->ref_table)
+        continue;
+      for (size_t j = 0; j < s->ntables; j++) {
+        lm_mtable *r = &s->tables[j];
+        if (strcasecmp(r->name, c->ref_table) != 0) continue;
+        for (size_t q = 0; q < r->nconstraints; q++)
+          if (r->constraints[q].con.kind == LM_CON_PRIMARY_KEY) {
+            c->ref_columns = r->constraints[q].con.columns;
+            c->nref_columns = r->constraints[q].con.ncolumns;
+          }
+      }
+    }
+  }
 }
 
 /* The tables and views of one database (schema NULL: main). */
@@ -196,12 +242,12 @@ int lm_sqlite_introspect_schema(lm_conn *conn, const char *const *schemas,
                                 size_t nschemas, const char *const *skip,
                                 size_t nskip, lm_schema *out, lm_err *err) {
   out->nocase_names = 1;
-  if (nschemas == 0) return read_database(conn, NULL, skip, nskip, out, err);
-  for (size_t i = 0; i < nschemas; i++) {
+  int rc = nschemas ? LM_OK : read_database(conn, NULL, skip, nskip, out, err);
+  for (size_t i = 0; rc == LM_OK && i < nschemas; i++) {
     const char *schema = strcasecmp(schemas[i], "main") == 0 ? NULL
                                                              : schemas[i];
-    if (read_database(conn, schema, skip, nskip, out, err) != LM_OK)
-      return LM_ERROR;
+    rc = read_database(conn, schema, skip, nskip, out, err);
   }
-  return LM_OK;
+  if (rc == LM_OK) resolve_referents(out);
+  return rc;
 }

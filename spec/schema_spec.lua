@@ -388,6 +388,48 @@ describe("luamig schema", function()
     end)
   end)
 
+  it("reads conditions without PostgreSQL's casts and doubled parentheses", function()
+    local url = H.pg_fresh()
+    assert(H.psql(url, "CREATE TABLE c (s text CHECK (s IN ('a', 'b')), " ..
+                       "v varchar(5) CHECK (v IN ('a', 'b')), " ..
+                       "r integer CHECK (ROW(r, r) IS NOT NULL)); " ..
+                       "CREATE INDEX ix_c_v ON c (upper(v)) WHERE (v)::text <> 'x'::text"))
+    local code, out, err = schema(H.project(url, {}))
+    assert.are.equal(0, code, err)
+    assert.are.equal(table.concat({
+      "table c",
+      "  column s text null",
+      "  column v string(5) null",
+      "  column r integer null",
+      "  check (ROW(r, r) IS NOT NULL)",
+      "  check (s = ANY (ARRAY['a', 'b']))",
+      "  check (v = ANY (ARRAY['a', 'b']))",
+      "  index ix_c_v (upper(v)) where v <> 'x'",
+      "",
+    }, "\n"), out)
+  end)
+
+  for _, d in ipairs(H.dialects) do
+    it("shows a computed column's expression the same way (" .. d.name .. ")", function()
+      local url, query = d.fresh()
+      assert(query("CREATE TABLE g (a integer, b integer GENERATED ALWAYS AS (a * 2) STORED)"))
+      local code, out, err = schema(H.project(url, {}))
+      assert.are.equal(0, code, err)
+      assert.are.equal("table g\n  column a integer null\n" ..
+                       "  column b integer null generated (a * 2)\n", out)
+    end)
+  end
+
+  it("names the primary key a bare REFERENCES points at (sqlite)", function()
+    local url, _, path = H.dialects[1].fresh()
+    assert(H.sqlite_query(path, "CREATE TABLE p (id INTEGER PRIMARY KEY); " ..
+                                "CREATE TABLE c (pid INTEGER REFERENCES p)"))
+    local code, out, err = schema(H.project(url, {}), {"c"})
+    assert.are.equal(0, code, err)
+    assert.are.equal("table c\n  column pid integer null\n" ..
+                     "  foreign key (pid) references p (id)\n", out)
+  end)
+
   describe("luamig's own tables", function()
     for _, d in ipairs(H.dialects) do
       it("are left out (" .. d.name .. ")", function()

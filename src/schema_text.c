@@ -86,7 +86,7 @@ static void column_line(lm_buf *out, const lm_mcolumn *c) {
   static const char *const serial[] = {"", " serial", " identity",
                                        " identity always"};
   lm_buf_puts(out, serial[c->serial]);
-  if (c->generated && c->extra) lm_buf_printf(out, " generated %s", c->extra);
+  if (c->generated && c->extra) lm_buf_printf(out, " generated (%s)", c->extra);
   if (c->comment) lm_buf_printf(out, " comment '%s'", c->comment);
 }
 
