@@ -25,7 +25,8 @@ local base = {
    down_code = [[op.drop_table("beds")]]},
   {rev = "b3", down = "b2", message = "create tags",
    up = [[op.create_table("tags", {{"id", "integer", primary_key = true},
-                                   {"name", "string(40)"}})]],
+                                   {"name", "string(40)"}})
+          op.create_index("ix_tags_name", "tags", {"name"})]],
    down_code = [[op.drop_table("tags")]]},
 }
 
@@ -135,6 +136,10 @@ local broken = {
    up = [[op.drop_constraint("fk_beds_ward", "beds", {type_ = "foreignkey"})]],
    down_code = "",
    says = "foreign key fk_beds_ward on beds: removed"},
+  {what = "an index put back on other columns",
+   up = [[op.drop_index("ix_tags_name", "tags")]],
+   down_code = [[op.create_index("ix_tags_name", "tags", {"id", "name"})]],
+   says = "index ix_tags_name on tags: (name) -> (id, name)"},
   {what = "a check constraint lost",
    up = [[op.drop_constraint("ck_wards_code", "wards", {type_ = "check"})]],
    down_code = "",
@@ -146,7 +151,8 @@ local broken = {
    up = [[op.add_column("tags", {"color", "string(20)"})]],
    down_code = [[op.drop_table("tags")
           op.create_table("tags", {{"id", "integer", primary_key = true},
-                                   {"name", "string(40)"}})]],
+                                   {"name", "string(40)"}})
+          op.create_index("ix_tags_name", "tags", {"name"})]],
    says = "rows lost in tags: 3 before the upgrade, 0 after the downgrade"},
 }
 
