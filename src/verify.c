@@ -9,6 +9,7 @@
  * it.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,7 @@ typedef struct verify_run {
   size_t nproblems, cap;
   size_t verified;
   /* the scratch database */
-  char *configured_url;         /* env->url while the walk uses the scratch */
+  char *configured_url;         /* env->url's own value, put back after */
   lm_url server;                /* the configured URL, to drop the scratch */
   const lm_dialect *server_dialect;
   char *scratch_url;
