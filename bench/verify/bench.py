@@ -200,8 +200,9 @@ def timed(argv, cwd, env=None):
 
 
 def psql(url, sql):
+    env = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
     subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 class Pg:
@@ -242,6 +243,7 @@ def main():
         sys.exit("bench/verify: build luamig first (make)")
     tmp = tempfile.mkdtemp(prefix="luamig-bench-verify.")
     pg = None
+    made = []   # databases made on the server, dropped at the end
     try:
         lua, py = write_projects(tmp, args.revisions)
         pg = Pg(tmp)
@@ -259,6 +261,7 @@ def main():
                     for name in (a, b):
                         psql(pg.url, "DROP DATABASE IF EXISTS %s" % name)
                         psql(pg.url, "CREATE DATABASE %s" % name)
+                        made.append(name)
                     luamig_url = with_db(pg.url, a)
                     sa_url = with_db(pg.url, b).replace("postgresql://",
                                                         "postgresql+psycopg2://", 1)
@@ -284,6 +287,8 @@ def main():
                 "met" if ratio < TARGET else "MISSED"))
     finally:
         if pg:
+            for name in made:
+                psql(pg.url, "DROP DATABASE IF EXISTS %s" % name)
             pg.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
