@@ -77,7 +77,7 @@ $(BUILD)/libluamig.so: $(LIB_OBJ)
 # What a fresh Debian 12 machine lacks; installed only when missing.
 DEB_PKGS = lua5.4 liblua5.4-dev libpq-dev libsqlite3-dev sqlite3 postgresql \
            lua-busted pkg-config gcc make alembic python3-sqlalchemy \
-           clang libclang-rt-14-dev luarocks groff-base man-db
+           python3-psycopg2 clang libclang-rt-14-dev luarocks groff-base man-db
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run every benchmark under bench/ (make bench calls this after building):
-# bench/NAME/run.sh if there is one, else bench/NAME/bench.py.
+# bench/NAME/run.sh if there is one, else bench/NAME/bench.py (bench/graph
+# and bench/verify).
 # Benchmarks report; they do not gate: a missed target still exits 0, and a
 # benchmark that cannot run makes this exit non-zero after the others ran.
 cd "$(dirname "$0")/.." || exit 1

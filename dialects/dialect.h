@@ -214,6 +214,22 @@ typedef struct lm_dialect {
   int (*introspect_schema)(lm_conn *conn, const char *const *schemas,
                            size_t nschemas, const char *const *skip,
                            size_t nskip, lm_schema *out, lm_err *err);
+
+  /* ---- scratch databases (verify) ------------------------------------ */
+
+  /* Make a new empty database beside the one `url` names (PostgreSQL: a
+   * CREATE DATABASE of a fresh name on the same server, as the same user;
+   * SQLite: a new temporary file) and give its URL in *scratch_url
+   * (malloc'ed).  The database `url` names is not changed.  A user who may
+   * not create one gets a message naming the privilege. */
+  int (*scratch_create)(const lm_url *url, char **scratch_url, lm_err *err);
+  /* Remove what scratch_create made (no connection to it may be open). */
+  int (*scratch_drop)(const lm_url *url, const char *scratch_url,
+                      lm_err *err);
+  /* Trade durability for speed on a connection to a scratch database,
+   * whose contents nobody keeps (SQLite: synchronous = OFF; PostgreSQL:
+   * synchronous_commit = off).  NULL: nothing to do. */
+  int (*scratch_tune)(lm_conn *conn, lm_err *err);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 6

@@ -1030,4 +1030,7 @@ const lm_dialect lm_postgresql_dialect = {
   .offline_header_sql = "SET standard_conforming_strings = on",
   .in_transaction = pg_in_transaction,
   .introspect_schema = lm_pg_introspect_schema,
+  .scratch_create = lm_pg_scratch_create,
+  .scratch_drop = lm_pg_scratch_drop,
+  .scratch_tune = lm_pg_scratch_tune,
 };

@@ -78,4 +78,10 @@ int lm_pg_writer_run(lm_writer *w, size_t ncols, const char *const *cols,
                      const unsigned char *set, int64_t *affected, lm_err *err);
 void lm_pg_writer_close(lm_writer *w);
 
+/* postgresql_scratch.c: verify's scratch database */
+int lm_pg_scratch_create(const lm_url *url, char **scratch_url, lm_err *err);
+int lm_pg_scratch_drop(const lm_url *url, const char *scratch_url,
+                       lm_err *err);
+int lm_pg_scratch_tune(lm_conn *c, lm_err *err);
+
 #endif

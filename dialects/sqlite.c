@@ -490,4 +490,7 @@ const lm_dialect lm_sqlite_dialect = {
   .replay_sql = lm_sqlite_replay_sql,
   .in_transaction = sqlite_in_transaction,
   .introspect_schema = lm_sqlite_introspect_schema,
+  .scratch_create = lm_sqlite_scratch_create,
+  .scratch_drop = lm_sqlite_scratch_drop,
+  .scratch_tune = lm_sqlite_scratch_tune,
 };

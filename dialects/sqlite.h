@@ -66,4 +66,11 @@ int lm_sqlite_writer_run(lm_writer *w, size_t ncols, const char *const *cols,
                          lm_err *err);
 void lm_sqlite_writer_close(lm_writer *w);
 
+/* sqlite_scratch.c: verify's scratch database, a temporary file */
+int lm_sqlite_scratch_create(const lm_url *url, char **scratch_url,
+                             lm_err *err);
+int lm_sqlite_scratch_drop(const lm_url *url, const char *scratch_url,
+                           lm_err *err);
+int lm_sqlite_scratch_tune(lm_conn *c, lm_err *err);
+
 #endif

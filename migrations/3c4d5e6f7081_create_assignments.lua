@@ -29,5 +29,8 @@ return {
 
   downgrade = function(op)
     op.drop_table("assignments")
+    -- the two people the upgrade added, so that upgrading again works
+    op.execute([[DELETE FROM persons
+      WHERE email IN ('ada@example.org', 'ben@example.org')]])
   end,
 }

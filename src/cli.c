@@ -44,6 +44,7 @@ static const char global_usage[] =
   "  status [--strict]                current, pending, drifted scripts, dirty mark, lock\n"
   "  schema [TABLE...]                the live schema, portable (--json: the model)\n"
   "  edit REV                         open a revision script in $EDITOR\n"
+  "  verify [--scratch-url URL]       every downgrade undoes its upgrade (on a scratch database)\n"
   "\n"
   "targets: head, heads, base, an id or unique prefix, +N, -N, REV+N, REV-N,\n"
   "         LABEL@head, LABEL@+N; with --sql also FROM:TO\n"
@@ -677,6 +678,17 @@ static const cli_command commands[] = {
    "foreign keys; views by name.  --json prints the schema model."},
   {"edit", lm_cmd_edit, 0, 1, 1, "luamig edit REV",
    "Open a revision script in $EDITOR."},
+  {"verify", lm_cmd_verify, LM_F_SCRATCH_URL | LM_F_JSON, 0, 0,
+   "luamig verify [--scratch-url URL] [--json]",
+   "Upgrade, downgrade and upgrade again every revision in turn, from "
+   "base, comparing the whole schema after each step, and report the "
+   "first revision whose downgrade does not undo its upgrade (and the "
+   "rows of a revision's fixture it loses), more than one head, and "
+   "revisions without a downgrade; exit 1 on any.  It runs on a scratch "
+   "database and never touches the configured one: a temporary file on "
+   "SQLite, a new database on the configured PostgreSQL server (CREATE "
+   "DATABASE; dropped afterwards, also after an error or a signal), or "
+   "--scratch-url URL, an empty database of your own."},
   {NULL, NULL, 0, 0, 0, NULL, NULL}};
 
 /* ---- argument parsing --------------------------------------------------- */
@@ -705,6 +717,7 @@ static const flag flags[] = {
   {"--json", NULL, LM_F_JSON, 0},
   {"--strict", NULL, LM_F_STRICT, 0},
   {"--accept-checksums", NULL, LM_F_ACCEPT, 0},
+  {"--scratch-url", NULL, LM_F_SCRATCH_URL, 1},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -726,6 +739,7 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
   case LM_F_AUTOGENERATE: a->autogenerate = 1; break;
   case LM_F_JSON: a->json = 1; break;
   case LM_F_STRICT: a->strict = 1; break;
+  case LM_F_SCRATCH_URL: a->scratch_url = value; break;
   }
 }
 

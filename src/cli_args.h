@@ -18,6 +18,7 @@ typedef struct lm_args {
   const char *head;             /* --head */
   const char *rev_id;           /* --rev-id */
   const char *range;            /* -r */
+  const char *scratch_url;      /* --scratch-url */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -31,7 +32,8 @@ enum {
   LM_F_INDICATE = 1u << 9, LM_F_PURGE = 1u << 10, LM_F_CHECK_HEADS = 1u << 11,
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
   LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
-  LM_F_ACCEPT = 1u << 16        /* stamp --accept-checksums (read from given) */
+  LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
+  LM_F_SCRATCH_URL = 1u << 17
 };
 
 /* cli_revision.c: init, revision, merge, edit */
@@ -42,6 +44,9 @@ int lm_cmd_edit(lm_env *env, lm_args *a);
 
 /* cli_schema.c: schema [TABLE...] */
 int lm_cmd_schema(lm_env *env, lm_args *a);
+
+/* verify.c */
+int lm_cmd_verify(lm_env *env, lm_args *a);
 
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);

@@ -121,6 +121,12 @@ void lm_script_key_of(lm_script_key *key, const struct stat *st);
 int lm_script_checksum(const lm_script *s, char out[65], lm_err *err);
 /* Call upgrade() or downgrade() of a script with the op table. */
 int lm_script_run(lm_env *env, lm_script *s, int upgrade);
+/* Call the script's function `fn` (upgrade, downgrade, fixture) with the
+ * op table; *found = 0, and nothing runs, when it has none. */
+int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found);
+/* Does the script define a function `fn`?  A value of another kind there
+ * is an error. */
+int lm_script_has(lm_env *env, lm_script *s, const char *fn, int *has);
 
 /* op.c: the op table passed to upgrade(op) / downgrade(op). */
 void lm_op_push_table(lm_env *env);

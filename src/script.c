@@ -398,9 +398,9 @@ static int call_migration(lua_State *L) {
   return 1;
 }
 
-int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
+int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
   lua_State *L = env->L;
-  const char *fn = upgrade ? "upgrade" : "downgrade";
+  *found = 0;
   if (compile_script(env, s) != LM_OK) return LM_ERROR;
   int base = lua_gettop(L);
   lua_pushcfunction(L, lm_lua_message_handler);
@@ -418,9 +418,32 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
     lua_settop(L, base);
     return LM_ERROR;
   }
-  int found = lua_toboolean(L, -1);
+  *found = lua_toboolean(L, -1);
   lua_settop(L, base);
+  return LM_OK;
+}
+
+int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
+  const char *fn = upgrade ? "upgrade" : "downgrade";
+  int found;
+  if (lm_script_call(env, s, fn, &found) != LM_OK) return LM_ERROR;
   if (!found)
     return lm_err_set(&env->err, "%s has no %s function", s->path, fn);
+  return LM_OK;
+}
+
+int lm_script_has(lm_env *env, lm_script *s, const char *fn, int *has) {
+  lua_State *L = env->L;
+  *has = 0;
+  if (compile_script(env, s) != LM_OK) return LM_ERROR;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
+  lua_pushstring(L, fn);
+  lua_rawget(L, -2);                     /* stack: tbl value */
+  int t = lua_type(L, -1);
+  lua_pop(L, 2);
+  if (t != LUA_TNIL && t != LUA_TFUNCTION)
+    return lm_err_set(&env->err, "%s: %s must be a function, not a %s",
+                      s->path, fn, lua_typename(L, t));
+  *has = t == LUA_TFUNCTION;
   return LM_OK;
 }
