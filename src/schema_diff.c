@@ -85,6 +85,21 @@ static void constraint_text(const lm_mconstraint *mc, lm_buf *out) {
     if (c->deferrable == 1) lm_buf_puts(out, " DEFERRABLE");
     if (c->initially) lm_buf_printf(out, " INITIALLY %s", c->initially);
     break;
+  case LM_CON_EXCLUDE:
+    if (mc->sql && !ncols) {
+      put_squeezed(out, mc->sql);
+      break;
+    }
+    lm_buf_printf(out, "USING %s (", c->method ? c->method : "gist");
+    for (size_t i = 0; i < ncols; i++)
+      lm_buf_printf(out, "%s%s WITH %s", i ? ", " : "", cols[i],
+                    c->operators ? c->operators[i] : "?");
+    lm_buf_putc(out, ')');
+    if (c->condition) {
+      lm_buf_puts(out, " WHERE ");
+      put_squeezed(out, c->condition);
+    }
+    break;
   }
 }
 
@@ -210,6 +225,7 @@ static lm_diff_object constraint_object(lm_constraint_kind k) {
   case LM_CON_PRIMARY_KEY: return LM_DIFF_PRIMARY_KEY;
   case LM_CON_UNIQUE: return LM_DIFF_UNIQUE;
   case LM_CON_CHECK: return LM_DIFF_CHECK;
+  case LM_CON_EXCLUDE: return LM_DIFF_EXCLUDE;
   case LM_CON_FOREIGN_KEY: break;
   }
   return LM_DIFF_FOREIGN_KEY;
@@ -383,7 +399,8 @@ static const char *const object_names[] = {
   [LM_DIFF_TABLE] = "table", [LM_DIFF_COLUMN] = "column",
   [LM_DIFF_PRIMARY_KEY] = "primary key", [LM_DIFF_UNIQUE] = "unique",
   [LM_DIFF_CHECK] = "check", [LM_DIFF_FOREIGN_KEY] = "foreign key",
-  [LM_DIFF_INDEX] = "index", [LM_DIFF_VIEW] = "view"};
+  [LM_DIFF_INDEX] = "index", [LM_DIFF_VIEW] = "view",
+  [LM_DIFF_EXCLUDE] = "exclusion constraint"};
 
 static const char *const change_names[] = {
   [LM_DIFF_ADDED] = "added", [LM_DIFF_REMOVED] = "removed",

@@ -24,7 +24,8 @@ typedef enum lm_diff_object {
   LM_DIFF_CHECK,
   LM_DIFF_FOREIGN_KEY,
   LM_DIFF_INDEX,
-  LM_DIFF_VIEW                  /* listed by name: added or removed only */
+  LM_DIFF_VIEW,                 /* listed by name: added or removed only */
+  LM_DIFF_EXCLUDE               /* PostgreSQL's exclusion constraints */
 } lm_diff_object;
 
 typedef enum lm_diff_change {
