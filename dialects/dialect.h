@@ -194,9 +194,19 @@ typedef struct lm_dialect {
    * runs inside its own transaction, so that a COMMIT or ROLLBACK in a
    * script's SQL is caught before anything else runs in autocommit. */
   int (*in_transaction)(lm_conn *conn);
+
+  /* ---- version 6 ------------------------------------------------------ */
+
+  /* Append sql to out with each $N placeholder replaced by the literal of
+   * params[N-1] (for --sql output), found as the database's own tokenizer
+   * finds them: inside a string, a quoted identifier, a dollar-quoted body
+   * or a comment, "$1" stays as written.  A placeholder with no value is an
+   * error naming it. */
+  int (*render_params)(lm_buf *out, const char *sql, size_t nparams,
+                       const lm_value *params, lm_err *err);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 5
+#define LM_DIALECT_VERSION 6
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);
