@@ -32,6 +32,19 @@ typedef struct lm_ddl_traits {
                           const char *table, const char *column,
                           const lm_default *value, int if_not_exists,
                           lm_err *err);
+  /* ADD COLUMN writes the column alone and its keys as ALTER TABLE ...
+   * ADD constraint statements after it, as Alembic does; otherwise the
+   * keys are inline (SQLite, which has no ADD constraint). */
+  int add_column_keys_apart;
+  /* A foreign key names its referent without a schema: SQLite's can only
+   * reference a table in the same database (the dialect checks that). */
+  int references_unqualified;
+  /* Computed columns are STORED only (PostgreSQL): persisted = false is
+   * refused, and STORED is written when persisted is not said. */
+  int computed_stored_only;
+  /* Append " CHECK (...)" keeping an enum column's values, for a dialect
+   * without enum types; NULL when the type holds them. */
+  void (*enum_check)(lm_buf *out, const char *column, const lm_type *type);
 } lm_ddl_traits;
 
 int lm_ddl_compile(const lm_ddl_traits *t, const lm_op *op, lm_strvec *out,
@@ -46,6 +59,11 @@ int lm_ddl_column(const lm_ddl_traits *t, lm_buf *out, const lm_op *op,
                   const lm_column *col, int in_create_table, lm_err *err);
 void lm_ddl_constraint(const lm_ddl_traits *t, lm_buf *out,
                        const lm_constraint *con);
+/* " (INCREMENT BY n START WITH n ...)" for the options given, in
+ * SQLAlchemy's order; nothing when none is. */
+void lm_ddl_identity_options(lm_buf *out, const lm_identity *id);
+/* The FOREIGN KEY a column's references = ... declares. */
+lm_constraint lm_ddl_column_fk(const lm_column *col);
 /* Append text between `mark` characters, a mark inside doubled: "name"
  * for identifiers, 'text' for string literals, as SQL spells both. */
 void lm_ddl_quoted(lm_buf *out, char mark, const char *s, size_t len);

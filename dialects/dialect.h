@@ -212,5 +212,8 @@ typedef struct lm_dialect {
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);
 /* The registered dialects, NULL-terminated. */
 extern const lm_dialect *const lm_dialects[];
+/* "SQLite 3.x, libpq 15.y": the libraries the dialects run with
+ * (dialects/versions.c). */
+void lm_dialect_versions(lm_buf *out);
 
 #endif

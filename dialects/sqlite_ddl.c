@@ -112,9 +112,30 @@ static int sqlite_render_type(lm_buf *out, const lm_type *type,
     lm_buf_puts(out, raw);
     break;
   }
+  case LM_T_ENUM:
+    lm_buf_printf(out, "VARCHAR(%zu)", lm_type_enum_width(type));
+    break;
   case LM_T_NONE: return lm_err_set(err, "no type given");
   }
   return LM_OK;
+}
+
+void lm_sqlite_enum_check(lm_buf *out, const char *column,
+                          const lm_type *type) {
+  lm_buf_puts(out, "CHECK (");
+  lm_sqlite_quote_ident(out, column);
+  lm_buf_puts(out, " IN (");
+  for (size_t i = 0; i < type->nenum_values; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    quote_string(out, type->enum_values[i], strlen(type->enum_values[i]));
+  }
+  lm_buf_puts(out, "))");
+}
+
+static void sqlite_enum_check(lm_buf *out, const char *column,
+                              const lm_type *type) {
+  lm_buf_putc(out, ' ');
+  lm_sqlite_enum_check(out, column, type);
 }
 
 static int sqlite_render_default(lm_buf *out, const lm_default *def,
@@ -201,6 +222,8 @@ const lm_ddl_traits lm_sqlite_traits = {
   .identity_clause = NULL,
   .supports_comments = 0,
   .onupdate_trigger = sqlite_onupdate_trigger,
+  .references_unqualified = 1,
+  .enum_check = sqlite_enum_check,
 };
 
 /* ---- indexes ---------------------------------------------------------- */
@@ -274,6 +297,7 @@ static int load_table(const lm_compile_ctx *ctx, lm_schema *tmp,
  * defaults that are not constants. */
 static int add_needs_rebuild(const lm_column *c) {
   lm_default_kind d = c->server_default.kind;
+  if (c->computed) return c->persisted == 1 || c->primary_key || c->unique;
   return c->primary_key || c->unique || d == LM_DEF_SQL || d == LM_DEF_FUNC ||
          (!c->nullable && d == LM_DEF_NONE);
 }
@@ -310,7 +334,9 @@ static int alter_needs_rebuild(const lm_alter *a) {
 /* Does this op need a rebuild on the table's current shape t? */
 static int needs_rebuild(const lm_mtable *t, const lm_op *op) {
   switch (op->kind) {
-  case LM_OP_ADD_COLUMN: return add_needs_rebuild(&op->columns[0]);
+  case LM_OP_ADD_COLUMN:
+    return op->insert_before || op->insert_after ||
+           add_needs_rebuild(&op->columns[0]);
   case LM_OP_DROP_COLUMN: return t && drop_needs_rebuild(t, op->name);
   case LM_OP_ALTER_COLUMN: return alter_needs_rebuild(&op->alter);
   case LM_OP_ADD_CONSTRAINT:
@@ -478,9 +504,100 @@ static int check_onupdate_rowid(const lm_compile_ctx *ctx, const lm_op *op,
   return rc;
 }
 
+/* A foreign key's referent in another schema (another attached database):
+ * SQLite cannot reference it, so refuse rather than drop the key, as
+ * SQLAlchemy's SQLite dialect does. */
+static int check_ref_schema(const lm_op *op, const char *ref_schema,
+                            lm_err *err) {
+  if (!ref_schema || (op->schema && strcmp(op->schema, ref_schema) == 0))
+    return LM_OK;
+  return lm_err_set(err, "%s: a foreign key references a table in schema "
+                    "%s, but SQLite can only reference a table in the same "
+                    "database (%s)", op->table, ref_schema,
+                    op->schema ? op->schema : "main");
+}
+
+/* An autoincrementing column asked for explicitly: SQLite has it only as
+ * the rowid, a table's one INTEGER PRIMARY KEY. */
+static int check_autoinc(const lm_op *op, const lm_column *col, lm_err *err) {
+  if (col->autoincrement != LM_AUTO_TRUE &&
+      col->autoincrement != LM_AUTO_IDENTITY)
+    return LM_OK;
+  const lm_identity *id = &col->identity;
+  if (id->always_given || id->has_start || id->has_increment ||
+      id->has_minvalue || id->has_maxvalue || id->has_cache || id->cycle >= 0)
+    return lm_err_set(err, "%s.%s: identity options: SQLite has no identity "
+                      "columns (a lone INTEGER PRIMARY KEY is the rowid, "
+                      "which autoincrements without options)", op->table,
+                      col->name);
+  size_t pk = 0;
+  for (size_t i = 0; i < op->ncolumns; i++) pk += op->columns[i].primary_key;
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_PRIMARY_KEY)
+      pk += op->constraints[i].ncolumns;
+  if (col->primary_key && pk == 1 && col->type.kind == LM_T_INTEGER)
+    return LM_OK;
+  return lm_err_set(err, "%s.%s: autoincrement = %s: SQLite autoincrements "
+                    "only a table's one INTEGER PRIMARY KEY (the rowid)",
+                    op->table, col->name,
+                    col->autoincrement == LM_AUTO_TRUE ? "true"
+                                                       : "\"identity\"");
+}
+
+/* What SQLite has no way to honour is refused, never dropped. */
+static int check_supported(const lm_op *op, lm_err *err) {
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (check_autoinc(op, &op->columns[i], err) != LM_OK) return LM_ERROR;
+  if (op->kind == LM_OP_ALTER_COLUMN &&
+      (op->alter.identity.given || op->alter.identity_drop))
+    return lm_err_set(err, "alter_column %s.%s: SQLite has no identity "
+                      "columns", op->table, op->name);
+  if (op->kind == LM_OP_ALTER_COLUMN && op->alter.using_expr)
+    return lm_err_set(err, "alter_column %s.%s: using is PostgreSQL's; a "
+                      "SQLite rebuild copies the values as they are (give "
+                      "postgresql_using for a PostgreSQL-only USING)",
+                      op->table, op->name);
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_EXCLUDE)
+      return lm_err_set(err, "create_exclude_constraint %s: SQLite has no "
+                        "exclusion constraints", op->constraints[i].name);
+  if (op->kind == LM_OP_TABLE_COMMENT)
+    return lm_err_set(err, "%s_table_comment %s: SQLite keeps no comments",
+                      op->comment ? "create" : "drop", op->table);
+  if (op->kind == LM_OP_CREATE_INDEX && (op->index.ninclude ||
+                                         op->index.method))
+    return lm_err_set(err, "create_index %s: SQLite has no %s (give "
+                      "postgresql_%s for a PostgreSQL-only option)", op->name,
+                      op->index.ninclude ? "INCLUDE" : "index methods (USING)",
+                      op->index.ninclude ? "include" : "using");
+  if ((op->kind == LM_OP_CREATE_INDEX || op->kind == LM_OP_DROP_INDEX) &&
+      op->index.concurrently)
+    return lm_err_set(err, "%s %s: SQLite has no CONCURRENTLY (give "
+                      "postgresql_concurrently for a PostgreSQL-only option)",
+                      op->kind == LM_OP_CREATE_INDEX ? "create_index"
+                                                     : "drop_index",
+                      op->name);
+  return LM_OK;
+}
+
+static int check_op(const lm_op *op, lm_err *err) {
+  if (check_supported(op, err) != LM_OK) return LM_ERROR;
+  for (size_t i = 0; i < op->ncolumns; i++)
+    if (check_ref_schema(op, op->columns[i].ref_schema, err) != LM_OK)
+      return LM_ERROR;
+  for (size_t i = 0; i < op->nconstraints; i++)
+    if (op->constraints[i].kind == LM_CON_FOREIGN_KEY &&
+        check_ref_schema(op, op->constraints[i].ref_schema, err) != LM_OK)
+      return LM_ERROR;
+  for (size_t i = 0; op->kind == LM_OP_BATCH && i < op->nops; i++)
+    if (check_op(&op->ops[i], err) != LM_OK) return LM_ERROR;
+  return LM_OK;
+}
+
 int lm_sqlite_compile(const lm_compile_ctx *ctx, const lm_op *op,
                       lm_strvec *out, lm_err *err) {
   if (check_onupdate_rowid(ctx, op, err) != LM_OK) return LM_ERROR;
+  if (check_op(op, err) != LM_OK) return LM_ERROR;
   switch (op->kind) {
   case LM_OP_BATCH:
     return batch(ctx, op, out, err);

@@ -41,4 +41,8 @@ int lm_sqlite_introspect(lm_conn *conn, const char *schema, const char *table,
 void lm_sqlite_replay_sql(lm_schema *model, const char *sql,
                           const char *revision);
 
+/* CHECK (col IN ('a', 'b')): how SQLite keeps an enum type's values. */
+void lm_sqlite_enum_check(lm_buf *out, const char *column,
+                          const lm_type *type);
+
 #endif

@@ -20,8 +20,10 @@
  *     COLUMN, which rewrites every index, trigger, view and foreign key
  *     that names the column.
  */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "sqlite_ddl.h"
 
@@ -62,6 +64,10 @@ static int column_sql(lm_buf *b, const lm_mtable *t, const lm_mcolumn *c,
       return LM_ERROR;
   }
   if (!c->nullable) lm_buf_puts(b, " NOT NULL");
+  if (c->type.kind == LM_T_ENUM) {
+    lm_buf_putc(b, ' ');
+    lm_sqlite_enum_check(b, c->name, &c->type);
+  }
   for (size_t i = 0; i < t->nconstraints; i++) {
     const lm_mconstraint *mc = &t->constraints[i];
     if (!mc->column || strcmp(mc->column, c->name) != 0) continue;
@@ -128,6 +134,89 @@ static const char *const *old_names(lm_schema *s, const renames *r,
   return out;
 }
 
+/* SQL text (a CHECK, an index expression or WHERE) with the identifier
+ * `to` written as `from`: the column's name until the rename runs, which
+ * then rewrites the text back (RENAME COLUMN rewrites the table's CHECKs
+ * and its indexes).  String literals are left alone; a bare word matches
+ * case-insensitively, as SQLite resolves it. */
+static const char *sql_old_name(lm_schema *s, const char *text,
+                                const char *from, const char *to) {
+  if (!text || !lm_sql_mentions(text, to)) return text;
+  lm_buf b = LM_BUF_INIT;
+  size_t tolen = strlen(to);
+  for (const char *p = text; *p;) {
+    if (*p == '\'') {                      /* a string literal, verbatim */
+      const char *q = p + 1;
+      while (*q && !(*q == '\'' && q[1] != '\'')) q += *q == '\'' ? 2 : 1;
+      if (*q) q++;
+      lm_buf_add(&b, p, (size_t)(q - p));
+      p = q;
+    } else if (*p == '"' || *p == '`' || *p == '[') {
+      char close = *p == '[' ? ']' : *p;
+      lm_buf word = LM_BUF_INIT;
+      const char *q = p + 1;
+      for (; *q; q++) {
+        if (*q == close && close != ']' && q[1] == close) {
+          lm_buf_putc(&word, close);
+          q++;
+        } else if (*q == close) {
+          break;
+        } else {
+          lm_buf_putc(&word, *q);
+        }
+      }
+      if (*q) q++;
+      if (strcmp(lm_buf_str(&word), to) == 0) lm_sqlite_quote_ident(&b, from);
+      else lm_buf_add(&b, p, (size_t)(q - p));
+      lm_buf_free(&word);
+      p = q;
+    } else if (isalpha((unsigned char)*p) || *p == '_') {
+      const char *q = p;
+      while (isalnum((unsigned char)*q) || *q == '_' || *q == '$') q++;
+      if ((size_t)(q - p) == tolen && strncasecmp(p, to, tolen) == 0 &&
+          !(p > text && p[-1] == '.'))
+        lm_sqlite_quote_ident(&b, from);
+      else
+        lm_buf_add(&b, p, (size_t)(q - p));
+      p = q;
+    } else {
+      lm_buf_putc(&b, *p++);
+    }
+  }
+  const char *out = lm_schema_str(s, lm_buf_str(&b));
+  lm_buf_free(&b);
+  return out;
+}
+
+/* The SQL text of an op, for the renames made so far, newest first. */
+static const char *sql_before_renames(lm_schema *s, const renames *r,
+                                      const char *text) {
+  for (size_t i = r->n; i-- > 0;)
+    text = sql_old_name(s, text, r->from[i], r->to[i]);
+  return text;
+}
+
+/* Move the column add_column appended (the last) before or after the one
+ * the op names. */
+static int place_column(lm_mtable *nt, const renames *r, const lm_op *op,
+                        lm_err *err) {
+  const char *anchor = old_name(r, op->insert_before ? op->insert_before
+                                                     : op->insert_after);
+  long at = lm_mtable_column_pos(nt, anchor);
+  if (at < 0)
+    return lm_err_set(err, "add_column %s: %s names no column %s",
+                      op->columns[0].name,
+                      op->insert_before ? "insert_before" : "insert_after",
+                      anchor);
+  size_t to = (size_t)at + (op->insert_after ? 1 : 0);
+  size_t last = nt->ncolumns - 1;
+  lm_mcolumn moved = nt->columns[last];
+  memmove(&nt->columns[to + 1], &nt->columns[to],
+          (last - to) * sizeof *nt->columns);
+  nt->columns[to] = moved;
+  return LM_OK;
+}
+
 /* Apply one op to the new shape, with names as they are before renames. */
 static int apply(lm_schema *s, lm_mtable *nt, renames *r, const lm_op *src,
                  lm_err *err) {
@@ -135,13 +224,21 @@ static int apply(lm_schema *s, lm_mtable *nt, renames *r, const lm_op *src,
   if (op.name && (op.kind == LM_OP_ALTER_COLUMN ||
                   op.kind == LM_OP_DROP_COLUMN))
     op.name = old_name(r, op.name);
-  if (op.kind == LM_OP_CREATE_INDEX)
-    op.index.columns = old_names(s, r, op.index.columns, op.index.ncolumns,
-                                 op.index.is_expr);
+  if (op.kind == LM_OP_CREATE_INDEX && r->n) {
+    const char **cols = (const char **)old_names(s, r, op.index.columns,
+                                                 op.index.ncolumns,
+                                                 op.index.is_expr);
+    for (size_t i = 0; i < op.index.ncolumns; i++)
+      if (op.index.is_expr && op.index.is_expr[i])
+        cols[i] = sql_before_renames(s, r, cols[i]);
+    op.index.columns = cols;
+    op.index.where = sql_before_renames(s, r, op.index.where);
+  }
   if (op.kind == LM_OP_ADD_CONSTRAINT && op.nconstraints) {
     lm_constraint *c = lm_arena_alloc(&s->arena, sizeof *c);
     *c = op.constraints[0];
     c->columns = old_names(s, r, c->columns, c->ncolumns, NULL);
+    c->condition = sql_before_renames(s, r, c->condition);
     op.constraints = c;
     op.nconstraints = 1;
   }
@@ -155,6 +252,8 @@ static int apply(lm_schema *s, lm_mtable *nt, renames *r, const lm_op *src,
     }
   }
   if (lm_mtable_apply(s, nt, &op, err) != LM_OK) return LM_ERROR;
+  if (op.kind == LM_OP_ADD_COLUMN && (op.insert_before || op.insert_after))
+    return place_column(nt, r, &op, err);
   return LM_OK;
 }
 

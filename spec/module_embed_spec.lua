@@ -299,7 +299,7 @@ describe("require \"luamig\" in a project", function()
     local share, lib = prefix .. "/share/lua/5.4", prefix .. "/lib/lua/5.4"
     return share .. "/?.lua;" .. share .. "/?/init.lua;" .. lib .. "/?.lua;" ..
            lib .. "/?/init.lua;./?.lua;./?/init.lua",
-           lib .. "/?.so;./?.so"
+           prefix .. "/lib/x86_64-linux-gnu/lua/5.4/?.so;./?.so"
   end
 
   -- Run a Lua program with lua5.4 in dir; the sanitizer runtime stays

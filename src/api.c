@@ -64,6 +64,7 @@ int lm_open(lm_env **out, const lm_options *opts) {
   lm_arena_init(&env->script_arena);
   env->on_event = opts->on_event;
   env->event_payload = opts->event_payload;
+  env->statements = opts->statements;
   env->L = lm_lua_newstate(&env->lua_heap);
   if (!env->L) return lm_err_set(&env->err, "cannot create a Lua state");
   luaL_openlibs(env->L);
@@ -308,4 +309,23 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   if (rc == LM_OK) *sql = lm_buf_detach(&out);
   lm_buf_free(&out);
   return leave(env, rc);
+}
+
+int lm_heads(lm_env *env, char ***out) {
+  *out = NULL;
+  lm_revlist l = {0};
+  lm_strvec ids = LM_STRVEC_INIT;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_graph_heads(env->graph, &l);
+  if (rc == LM_OK) {
+    lm_ids(env, &l, &ids);
+    *out = to_list(&ids);
+  }
+  lm_revlist_free(&l);
+  lm_strvec_free(&ids);
+  return rc;
+}
+
+const char *lm_version(void) {
+  return LUAMIG_VERSION;
 }

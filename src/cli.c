@@ -855,7 +855,10 @@ int lm_cli_main(int argc, char **argv) {
       return 0;
     }
     if (a.version) {
-      printf("luamig %s\n", LUAMIG_VERSION);
+      lm_buf v = LM_BUF_INIT;
+      lm_dialect_versions(&v);
+      printf("luamig %s (%s, %s)\n", LUAMIG_VERSION, lm_buf_str(&v), LUA_RELEASE);
+      lm_buf_free(&v);
       free_args(&a);
       return 0;
     }

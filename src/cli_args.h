@@ -21,6 +21,7 @@ typedef struct lm_args {
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
+  int silent;                   /* from the Lua module: print nothing */
 } lm_args;
 
 enum {

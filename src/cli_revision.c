@@ -218,7 +218,7 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
                             lua_tostring(L, -1));
   int rc = write_new_file(path, lua_tostring(L, -2), &env->err);
   lua_pop(L, 2);
-  if (rc == LM_OK && a->json) {
+  if (rc == LM_OK && !a->silent && a->json) {
     lm_buf out = LM_BUF_INIT;
     lm_buf_puts(&out, "{\"revision\": ");
     lm_json_string(&out, rev);
@@ -227,7 +227,7 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
     lm_buf_puts(&out, "}\n");
     fputs(lm_buf_str(&out), stdout);
     lm_buf_free(&out);
-  } else if (rc == LM_OK) {
+  } else if (rc == LM_OK && !a->silent) {
     printf("Generating %s ...  done\n", path);
   }
   free(path);
@@ -235,9 +235,11 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
 }
 
 int lm_cmd_revision(lm_env *env, lm_args *a) {
-  if (a->autogenerate)
-    return lm_cli_fail(env, lm_err_set(&env->err, "--autogenerate needs "
-                       "models; it is not available yet"));
+  if (a->autogenerate) {
+    int rc = lm_err_set(&env->err, "--autogenerate needs models; it is not "
+                        "available yet");
+    return a->silent ? rc : lm_cli_fail(env, rc);
+  }
   int rc = lm_scripts_load(env);
   lm_revlist parents = {0};
   lm_strvec down = LM_STRVEC_INIT;
@@ -260,6 +262,7 @@ int lm_cmd_revision(lm_env *env, lm_args *a) {
   if (rc == LM_OK) rc = write_revision(env, a, &down);
   lm_revlist_free(&parents);
   lm_strvec_free(&down);
+  if (a->silent) return rc;
   return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }
 

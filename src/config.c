@@ -10,11 +10,12 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "op_internal.h"
 
 static const char *const known_keys[] = {
   "url", "script_location", "version_table", "version_table_schema",
   "log_table", "transaction_per_migration", "lock_timeout", "models",
-  "strict_checksums", NULL};
+  "strict_checksums", "naming_convention", "ops", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -58,7 +59,8 @@ static int check_keys(lua_State *L, lm_env *env) {
       lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
                  "script_location, version_table, version_table_schema, "
                  "log_table, transaction_per_migration, lock_timeout, models, "
-                 "strict_checksums)", env->config_path, key);
+                 "strict_checksums, naming_convention, ops)", env->config_path,
+                 key);
       lua_pop(L, 1);
       return LM_ERROR;
     }
@@ -98,6 +100,25 @@ static int read_settings(lua_State *L) {
       rc = lm_err_set(&env->err, "%s: strict_checksums must be a boolean",
                       env->config_path);
     lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
+    lua_getfield(L, -1, "naming_convention");
+    rc = lm_naming_check(L, -1, env->config_path, &env->err);
+    lua_pop(L, 1);
+  }
+  if (rc == LM_OK) {
+    /* ops = "ops.lua": user-defined ops, relative to the config file. */
+    char *ops = NULL;
+    rc = string_field(L, env, "ops", &ops);
+    if (rc == LM_OK && ops) {
+      char *dir = dir_of(env->config_path);
+      char *path = ops[0] == '/' ? lm_xstrdup(ops)
+                                 : lm_xasprintf("%s/%s", dir, ops);
+      rc = lm_op_user_load(L, path, &env->err);
+      free(path);
+      free(dir);
+    }
+    free(ops);
   }
   if (rc == LM_OK) {
     lua_getfield(L, -1, "lock_timeout");

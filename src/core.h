@@ -59,6 +59,7 @@ struct lm_env {
   int strict_checksums;         /* a drifted or missing script is an error */
   lm_strvec x;                  /* -x key=value, as given */
   int quiet;
+  int statements;               /* on_event hears each statement (lm_options) */
 
   /* scripts and graph, loaded on first need */
   lm_script *scripts;

@@ -118,6 +118,10 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
                                                     ? "SIGINT" : "SIGTERM");
   if (lm_tx_check(env, err) != LM_OK) return LM_ERROR;
   if (!env->tx_open && lm_nontx_mark(env, err) != LM_OK) return LM_ERROR;
+  if (env->statements && env->on_event) {
+    lm_event ev = {LM_EVENT_STATEMENT, running_revision(env), sql};
+    env->on_event(&ev, env->event_payload);
+  }
   int rc = env->dialect->exec(env->conn, sql, nparams, params, affected, err);
   if (rc == LM_OK && lm_tx_check(env, err) != LM_OK) return LM_ERROR;
   return rc;

@@ -1,6 +1,7 @@
 /*
  * luamig.h - the public C interface of luamig, a database schema migration
- * runner.  Link with libluamig.a (and lua5.4, libpq, sqlite3).
+ * runner.  Build with `pkg-config --cflags --libs luamig` (libluamig.so, or
+ * libluamig.a with `--static`).
  *
  *   lm_env *env;
  *   lm_options opts = {.config_path = "luamig.lua"};
@@ -24,6 +25,16 @@
 #include <stddef.h>
 
 #define LUAMIG_VERSION "0.1.0"
+/* The version as one number: major * 10000 + minor * 100 + patch. */
+#define LUAMIG_VERSION_NUM 100
+
+/* What the shared library exports: everything else is hidden (the
+ * library is built with -fvisibility=hidden). */
+#if defined(__GNUC__)
+#define LUAMIG_API __attribute__((visibility("default")))
+#else
+#define LUAMIG_API
+#endif
 
 typedef struct lm_env lm_env;
 
@@ -32,7 +43,8 @@ typedef enum lm_event_kind {
   LM_EVENT_MIGRATION_START,     /* a migration begins (revision set) */
   LM_EVENT_MIGRATION_DONE,      /* a migration committed */
   LM_EVENT_LOCK_WAIT,           /* waiting for another runner */
-  LM_EVENT_PROGRESS             /* rows done in a long operation */
+  LM_EVENT_PROGRESS,            /* rows done in a long operation */
+  LM_EVENT_STATEMENT            /* SQL about to run (lm_options.statements) */
 } lm_event_kind;
 
 typedef struct lm_event {
@@ -53,26 +65,32 @@ typedef struct lm_options {
   int quiet;                    /* no progress on stderr */
   lm_event_fn on_event;
   void *event_payload;
+  int statements;               /* also LM_EVENT_STATEMENT for each statement */
 } lm_options;
 
 /* Open an environment.  *out is set even on failure (so lm_errmsg works)
  * unless memory runs out; always lm_close it. */
-int lm_open(lm_env **out, const lm_options *opts);
-void lm_close(lm_env *env);
-const char *lm_errmsg(const lm_env *env);
+LUAMIG_API int lm_open(lm_env **out, const lm_options *opts);
+LUAMIG_API void lm_close(lm_env *env);
+LUAMIG_API const char *lm_errmsg(const lm_env *env);
 
 /* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
  * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the
  * revisions run, in order; free it with lm_free_list. */
-int lm_upgrade(lm_env *env, const char *target, char ***applied);
-int lm_downgrade(lm_env *env, const char *target, char ***applied);
+LUAMIG_API int lm_upgrade(lm_env *env, const char *target, char ***applied);
+LUAMIG_API int lm_downgrade(lm_env *env, const char *target, char ***applied);
 /* The offline (--sql) script for "upgrade"/"downgrade"/"stamp" and a
  * target or FROM:TO range; *sql is malloc'ed. */
-int lm_sql(lm_env *env, const char *command, const char *target, char **sql);
+LUAMIG_API int lm_sql(lm_env *env, const char *command, const char *target, char **sql);
 /* Mark the database as being at revs without running anything. */
-int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge);
+LUAMIG_API int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge);
 /* The revisions the version table holds (NULL-terminated, malloc'ed). */
-int lm_current(lm_env *env, char ***heads);
-void lm_free_list(char **list);
+LUAMIG_API int lm_current(lm_env *env, char ***heads);
+LUAMIG_API void lm_free_list(char **list);
+/* The heads of the scripts (NULL-terminated, malloc'ed), without a
+ * database. */
+LUAMIG_API int lm_heads(lm_env *env, char ***heads);
+/* The version of the library that runs (LUAMIG_VERSION when built). */
+LUAMIG_API const char *lm_version(void);
 
 #endif

@@ -20,7 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "core.h"
+#include "embedded.h"
+#include "op_data.h"
 
 #define RUNNER_META "luamig.Runner"
 
@@ -30,6 +33,7 @@ typedef struct runner {
   int on_event;                 /* registry ref to the callback, or LUA_NOREF */
   const char *busy;             /* the method whose command runs, or NULL */
   int event_error;              /* registry ref to on_event's first error, or LUA_NOREF */
+  double step_started;          /* lm_now() at the last migration_start */
 } runner;
 
 /* ---- checks ------------------------------------------------------------ */
@@ -78,7 +82,7 @@ static const char *check_string(lua_State *L, int idx, const char *method,
 static int call_on_event(lua_State *L) {
   static const char *const kinds[] = {"info", "migration_start",
                                       "migration_done", "lock_wait",
-                                      "progress"};
+                                      "progress", "statement"};
   const lm_event *ev = lua_touserdata(L, 1);
   runner *r = lua_touserdata(L, 2);
   lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_event);
@@ -91,6 +95,13 @@ static int call_on_event(lua_State *L) {
   }
   lua_pushstring(L, ev->message);
   lua_setfield(L, -2, "message");
+  if (ev->kind == LM_EVENT_MIGRATION_START) {
+    r->step_started = lm_now();
+  } else if (ev->kind == LM_EVENT_MIGRATION_DONE && r->step_started > 0) {
+    lua_pushnumber(L, lm_now() - r->step_started);
+    lua_setfield(L, -2, "duration");
+    r->step_started = 0;
+  }
   if (lua_pcall(L, 1, 0, 0) != LUA_OK && r->event_error == LUA_NOREF)
     r->event_error = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
@@ -254,7 +265,9 @@ static int runner_open(lua_State *L) {
   opts.version_table = opt_field(L, "version_table");
   lua_getfield(L, 1, "quiet");
   opts.quiet = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  lua_getfield(L, 1, "statements");
+  opts.statements = lua_toboolean(L, -1);
+  lua_pop(L, 2);
   lua_getfield(L, 1, "on_event");   /* stays on the stack until ref'd */
   if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
     return luaL_error(L, "luamig.open: on_event must be a function (got %s)",
@@ -287,6 +300,7 @@ static int runner_open(lua_State *L) {
   r->on_event = LUA_NOREF;
   r->busy = NULL;
   r->event_error = LUA_NOREF;
+  r->step_started = 0;
   luaL_setmetatable(L, RUNNER_META);
   if (lua_isfunction(L, on_event_idx)) {
     lua_pushvalue(L, on_event_idx);
@@ -442,6 +456,339 @@ static int runner_history(lua_State *L) {
   return 1;
 }
 
+static int runner_show(lua_State *L) {
+  runner *r = check_runner(L, "show");
+  const char *rev = check_string(L, 2, "show", "the revision");
+  if (!r->busy) r->L = L;
+  nested n;
+  nested_start(r, &n);
+  lm_revlist l = {0};
+  int rc = lm_scripts_load(r->env);
+  if (rc == LM_OK)
+    rc = lm_graph_resolve(r->env->graph, rev, NULL, 0, &l, &r->env->err);
+  if (rc == LM_OK && l.n != 1)
+    rc = lm_err_set(&r->env->err, "%s names %zu revisions; show takes one",
+                    rev, l.n);
+  char *msg = nested_end(r, &n, rc);
+  if (rc != LM_OK) {
+    lm_revlist_free(&l);
+    return push_fail_msg(L, msg);
+  }
+  push_revision(L, r->env, l.idx[0]);
+  lm_revlist_free(&l);
+  return 1;
+}
+
+/* The name of the runner's dialect ("sqlite", "postgresql"), as op.dialect
+ * shows it: found from the URL, without connecting. */
+static int runner_dialect(lua_State *L) {
+  runner *r = check_runner(L, "dialect");
+  if (lm_pick_dialect(r->env) != LM_OK) return push_fail(L, r);
+  lua_pushstring(L, r->env->dialect->name);
+  return 1;
+}
+
+/* m:status(): the fields of `status --json`. */
+static int runner_status(lua_State *L) {
+  runner *r = check_idle(L, "status");
+  lm_env *env = r->env;
+  command_start(r, L, "status");
+  lm_strvec heads = LM_STRVEC_INIT;
+  lm_plan plan = {0};
+  lm_drift drift = {0};
+  lm_buf dirty = LM_BUF_INIT, lock = LM_BUF_INIT;
+  int is_dirty = 0, locked = 0;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_connect(env);
+  if (rc == LM_OK) rc = lm_read_heads(env, &heads);
+  if (rc == LM_OK) rc = lm_check_dirty(env, &is_dirty, &dirty);
+  if (rc == LM_OK) rc = lm_check_drift(env, &drift);
+  if (rc == LM_OK) rc = lm_lock_probe(env, &locked, &lock);
+  char *pending_error = NULL;
+  if (rc == LM_OK) {
+    lm_err perr;
+    lm_err_init(&perr);
+    if (lm_graph_plan_upgrade(env->graph, "heads",
+                              (const char *const *)heads.items, heads.n,
+                              &plan, &perr) != LM_OK)
+      pending_error = lm_xstrdup(lm_err_msg(&perr));
+    lm_err_free(&perr);
+  }
+  r->busy = NULL;
+  int nres;
+  if (rc != LM_OK) {
+    nres = push_fail(L, r);
+  } else {
+    nres = 1;
+    lua_createtable(L, 0, 7);
+    push_strings(L, (const char *const *)heads.items, heads.n);
+    lua_setfield(L, -2, "current");
+    lua_newtable(L);
+    for (size_t i = 0, k = 0; i < plan.nsteps; i++) {
+      if (plan.steps[i].rev < 0) continue;
+      lua_pushstring(L, lm_graph_rev(env->graph, (size_t)plan.steps[i].rev)->id);
+      lua_rawseti(L, -2, (lua_Integer)++k);
+    }
+    lua_setfield(L, -2, "pending");
+    if (pending_error) {
+      lua_pushstring(L, pending_error);
+      lua_setfield(L, -2, "pending_error");
+    }
+    lua_createtable(L, (int)drift.drifted.n, 0);
+    for (size_t i = 0; i < drift.drifted.n; i++) {
+      /* "rev\tpath\tlogged\tfile" */
+      static const char *const keys[] = {"revision", "path",
+                                         "logged_checksum", "file_checksum"};
+      const char *p = drift.drifted.items[i];
+      lua_createtable(L, 0, 4);
+      for (int f = 0; f < 4; f++) {
+        const char *tab = strchr(p, '\t');
+        size_t len = tab ? (size_t)(tab - p) : strlen(p);
+        lua_pushlstring(L, p, len);
+        lua_setfield(L, -2, keys[f]);
+        p = tab ? tab + 1 : p + len;
+      }
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "drifted");
+    push_strings(L, (const char *const *)drift.missing.items, drift.missing.n);
+    lua_setfield(L, -2, "missing");
+    if (is_dirty) {
+      lua_pushstring(L, lm_buf_str(&dirty));
+      lua_setfield(L, -2, "dirty");
+    }
+    if (locked) {
+      lua_pushstring(L, lm_buf_str(&lock));
+      lua_setfield(L, -2, "lock");
+    }
+  }
+  free(pending_error);
+  lm_strvec_free(&heads);
+  lm_plan_free(&plan);
+  lm_drift_free(&drift);
+  lm_buf_free(&dirty);
+  lm_buf_free(&lock);
+  return command_end(L, r, "status", rc, nres);
+}
+
+/* ---- revision{} -------------------------------------------------------- */
+
+/* An optional string field of the options at idx (borrowed: the table
+ * keeps it). */
+static const char *rev_string(lua_State *L, int idx, const char *key) {
+  lua_getfield(L, idx, key);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING) s = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "luamig: m:revision(): %s must be a string (got %s)", key,
+               luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+/* A string or a list of strings (checked by rev_check), appended to out
+ * (borrowed). */
+static void rev_strings(lua_State *L, int idx, const char *key,
+                        lm_strvec *out) {
+  lua_getfield(L, idx, key);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    lm_strvec_push(out, (char *)lua_tostring(L, -1));
+  } else if (lua_istable(L, -1)) {
+    for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+      lua_rawgeti(L, -1, i);
+      lm_strvec_push(out, (char *)lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+/* The fields of the revision{} options, checked before anything is
+ * allocated so that a raise leaks nothing. */
+static void rev_check(lua_State *L) {
+  if (!lua_istable(L, 2))
+    luaL_error(L, "luamig: m:revision(): the options must be a table (got "
+               "%s)", luaL_typename(L, 2));
+  static const char *const strings[] = {"message", "head", "rev_id"};
+  for (size_t i = 0; i < sizeof strings / sizeof *strings; i++)
+    rev_string(L, 2, strings[i]);
+  static const char *const lists[] = {"branch_labels", "depends_on"};
+  for (size_t i = 0; i < 2; i++) {
+    lua_getfield(L, 2, lists[i]);
+    int t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      for (lua_Integer k = 1; k <= (lua_Integer)lua_rawlen(L, -1); k++) {
+        if (lua_rawgeti(L, -1, k) != LUA_TSTRING)
+          luaL_error(L, "luamig: m:revision(): %s[%d] must be a string "
+                     "(got %s)", lists[i], (int)k, luaL_typename(L, -1));
+        lua_pop(L, 1);
+      }
+    } else if (t != LUA_TNIL && t != LUA_TSTRING) {
+      luaL_error(L, "luamig: m:revision(): %s must be a string or a list of "
+                 "strings (got %s)", lists[i], luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+  }
+}
+
+/* m:revision{message =, head =, splice =, branch_labels =, depends_on =,
+ * rev_id =, autogenerate =}: writes a new script as `luamig revision`
+ * does and returns it as history() lists it. */
+static int runner_revision(lua_State *L) {
+  runner *r = check_idle(L, "revision");
+  rev_check(L);
+  lm_env *env = r->env;
+  lm_args a;
+  memset(&a, 0, sizeof a);
+  a.silent = 1;
+  a.message = rev_string(L, 2, "message");
+  a.head = rev_string(L, 2, "head");
+  a.rev_id = rev_string(L, 2, "rev_id");
+  lua_getfield(L, 2, "splice");
+  a.splice = lua_toboolean(L, -1);
+  lua_getfield(L, 2, "autogenerate");
+  a.autogenerate = lua_toboolean(L, -1);
+  lua_pop(L, 2);
+  rev_strings(L, 2, "branch_labels", &a.branch_labels);
+  rev_strings(L, 2, "depends_on", &a.depends_on);
+
+  command_start(r, L, "revision");
+  /* The ids there are before, to find the new one after. */
+  lm_strvec before = LM_STRVEC_INIT;
+  lm_map known;
+  lm_map_init(&known);
+  int rc = lm_scripts_load(env);
+  for (size_t i = 0; rc == LM_OK && i < lm_graph_size(env->graph); i++)
+    lm_strvec_push(&before, lm_xstrdup(lm_graph_rev(env->graph, i)->id));
+  for (size_t i = 0; i < before.n; i++)
+    lm_map_put(&known, before.items[i], before.items[i]);
+  if (rc == LM_OK) rc = lm_cmd_revision(env, &a);
+  /* The graph is read again, new script included. */
+  if (rc == LM_OK) {
+    lm_scripts_free(env);
+    rc = lm_scripts_load(env);
+  }
+  r->busy = NULL;
+  free(a.branch_labels.items);
+  free(a.depends_on.items);
+  int nres;
+  if (rc != LM_OK) {
+    nres = push_fail(L, r);
+  } else {
+    size_t n = lm_graph_size(env->graph), idx = n;
+    for (size_t i = 0; i < n && idx == n; i++)
+      if (!lm_map_get(&known, lm_graph_rev(env->graph, i)->id)) idx = i;
+    if (idx < n) {
+      push_revision(L, env, idx);
+      nres = 1;
+    } else {
+      luaL_pushfail(L);
+      lua_pushliteral(L, "the new revision script was written but does not "
+                      "load as a revision");
+      nres = 2;
+    }
+  }
+  lm_map_free(&known);
+  lm_strvec_free(&before);
+  return command_end(L, r, "revision", rc, nres);
+}
+
+/* ---- SQL on the runner's connection (for tests and tools) -------------- */
+
+/* Parameters {p1, p2, ...} (n counts trailing nils, as table.pack does):
+ * checked, then bound without copying (the table keeps the strings). */
+static lm_value *sql_params(lua_State *L, int idx, const char *method,
+                            size_t *n) {
+  *n = 0;
+  if (lua_isnoneornil(L, idx)) return NULL;
+  if (!lua_istable(L, idx))
+    luaL_error(L, "luamig: m:%s(): the parameters must be a table (got %s)",
+               method, luaL_typename(L, idx));
+  lua_getfield(L, idx, "n");
+  lua_Integer count = lua_isinteger(L, -1) ? lua_tointeger(L, -1)
+                                           : (lua_Integer)lua_rawlen(L, idx);
+  lua_pop(L, 1);
+  if (count < 0 || count > 65535)
+    luaL_error(L, "luamig: m:%s(): bad parameter count %d", method,
+               (int)count);
+  for (lua_Integer i = 1; i <= count; i++) {
+    lm_value v;
+    lua_rawgeti(L, idx, i);
+    if (!lm_op_value(L, -1, &v) || lua_type(L, -1) == LUA_TTABLE)
+      luaL_error(L, "luamig: m:%s(): parameter %d must be nil, a boolean, "
+                 "number or string (got %s)", method, (int)i,
+                 luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  lm_value *params = lua_newuserdatauv(L, (size_t)(count ? count : 1) *
+                                       sizeof *params, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    lua_rawgeti(L, idx, i);
+    lm_op_value(L, -1, &params[i - 1]);
+    lua_pop(L, 1);   /* the string stays referenced by the table */
+  }
+  *n = (size_t)count;
+  return params;
+}
+
+/* m:execute(sql, params): one statement (or several, without params) on
+ * the runner's connection, outside any migration; the rows changed. */
+static int runner_execute(lua_State *L) {
+  runner *r = check_idle(L, "execute");
+  const char *sql = check_string(L, 2, "execute", "the SQL");
+  size_t n;
+  lm_value *params = sql_params(L, 3, "execute", &n);
+  lm_env *env = r->env;
+  int64_t affected = 0;
+  int rc = lm_connect(env);
+  if (rc == LM_OK)
+    rc = env->dialect->exec(env->conn, sql, n, params, &affected, &env->err);
+  if (rc != LM_OK) return push_fail(L, r);
+  lua_pushinteger(L, (lua_Integer)affected);
+  return 1;
+}
+
+/* m:query(sql, params): the rows, each a table keyed by column name (a
+ * NULL is absent) and by position. */
+static int runner_query(lua_State *L) {
+  runner *r = check_idle(L, "query");
+  const char *sql = check_string(L, 2, "query", "the SQL");
+  size_t n;
+  lm_value *params = sql_params(L, 3, "query", &n);
+  lm_env *env = r->env;
+  const lm_dialect *d;
+  lm_cursor *cur = NULL;
+  int rc = lm_connect(env);
+  if (rc == LM_OK) {
+    d = env->dialect;
+    rc = d->query(env->conn, sql, n, params, &cur, &env->err);
+  }
+  if (rc != LM_OK) return push_fail(L, r);
+  lua_newtable(L);
+  lua_Integer nrows = 0;
+  int more;
+  while ((more = d->cursor_next(cur, &env->err)) > 0) {
+    if (!lua_checkstack(L, 4)) {
+      more = lm_err_set(&env->err, "m:query(): out of Lua stack");
+      break;
+    }
+    size_t ncols = d->cursor_ncols(cur);
+    lua_createtable(L, (int)ncols, (int)ncols);
+    for (size_t i = 0; i < ncols; i++) {
+      const lm_value *v = d->cursor_value(cur, i);
+      if (v->type == LM_V_NULL) continue;
+      lm_data_push(L, v, 0);
+      lua_pushvalue(L, -1);
+      lua_setfield(L, -3, d->cursor_colname(cur, i));
+      lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_rawseti(L, -2, ++nrows);
+  }
+  d->cursor_close(cur);
+  if (more < 0) return push_fail(L, r);
+  return 1;
+}
+
 /* ---- lifetime ---------------------------------------------------------- */
 
 /* close, __close and __gc (which cannot run while a command does: the
@@ -480,6 +827,12 @@ static const luaL_Reg runner_methods[] = {
   {"history", runner_history},
   {"sql", runner_sql},
   {"stamp", runner_stamp},
+  {"show", runner_show},
+  {"revision", runner_revision},
+  {"status", runner_status},
+  {"dialect", runner_dialect},
+  {"execute", runner_execute},
+  {"query", runner_query},
   {"close", runner_close},
   {NULL, NULL}};
 
@@ -494,8 +847,9 @@ static const luaL_Reg module_functions[] = {
   {"open", runner_open},
   {NULL, NULL}};
 
-int luaopen_luamig_core(lua_State *L);
-int luaopen_luamig(lua_State *L);
+LUAMIG_API int luaopen_luamig_core(lua_State *L);
+LUAMIG_API int luaopen_luamig(lua_State *L);
+LUAMIG_API int luaopen_luamig_testing(lua_State *L);
 
 /* require "luamig.core": the installed luamig.lua returns this, and Lua's
  * all-in-one loader finds it in luamig.so. */
@@ -505,6 +859,14 @@ int luaopen_luamig_core(lua_State *L) {
   luaL_newlib(L, runner_methods);
   lua_setfield(L, -2, "__index");
   lua_pop(L, 1);
+  /* require "luamig.testing" then finds the helper whatever the paths. */
+  int top = lua_gettop(L);
+  if (lua_getglobal(L, "package") == LUA_TTABLE &&
+      lua_getfield(L, -1, "preload") == LUA_TTABLE) {
+    lua_pushcfunction(L, luaopen_luamig_testing);
+    lua_setfield(L, -2, "luamig.testing");
+  }
+  lua_settop(L, top);
   luaL_newlib(L, module_functions);
   lua_pushliteral(L, LUAMIG_VERSION);
   lua_setfield(L, -2, "version");
@@ -514,4 +876,20 @@ int luaopen_luamig_core(lua_State *L) {
 /* require "luamig" straight from luamig.so on LUA_CPATH, as before. */
 int luaopen_luamig(lua_State *L) {
   return luaopen_luamig_core(L);
+}
+
+/* require "luamig.testing": Lua's all-in-one C loader finds it in
+ * luamig.so (no file luamig/testing.lua needs to be installed); the
+ * source is lua/testing.lua, compiled in. */
+int luaopen_luamig_testing(lua_State *L) {
+  for (const lm_embedded *e = lm_embedded_files; e->module; e++) {
+    if (strcmp(e->module, "luamig.testing") != 0) continue;
+    if (luaL_loadbufferx(L, e->source, e->len, "=luamig.testing", "t") !=
+        LUA_OK)
+      return lua_error(L);
+    lua_pushliteral(L, "luamig.testing");
+    lua_call(L, 1, 1);
+    return 1;
+  }
+  return luaL_error(L, "luamig.testing is not compiled into this luamig");
 }

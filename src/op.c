@@ -220,6 +220,41 @@ static void parse_type_string(lua_State *L, lm_arena *a, const char *op,
   t->raw = lm_arena_strdup(a, s);
 }
 
+/* {enum = {"draft", "sent"}, name = "status_t"}. */
+static void parse_enum(lua_State *L, lm_arena *a, int idx, const char *op,
+                       lm_type *t) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    if (strcmp(k, "enum") != 0 && strcmp(k, "name") != 0)
+      luaL_error(L, "%s: an enum type has enum = {values} and name, not "
+                 "'%s'", op, k);
+  }
+  lua_getfield(L, idx, "name");
+  if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
+    luaL_error(L, "%s: an enum type needs name = \"...\" (PostgreSQL "
+               "creates a type of that name)", op);
+  lua_pop(L, 1);
+  t->kind = LM_T_ENUM;
+  t->enum_name = lm_op_opt_string(L, a, idx, "name", op);
+  lua_getfield(L, idx, "enum");
+  t->enum_values = lm_op_string_array(L, a, -1, op, "enum values",
+                                      &t->nenum_values);
+  for (size_t i = 0; i < t->nenum_values; i++)
+    if (!*t->enum_values[i])
+      luaL_error(L, "%s: enum %s: a value must not be empty", op,
+                 t->enum_name);
+  lua_pop(L, 1);
+}
+
+size_t lm_type_enum_width(const lm_type *type) {
+  size_t w = 0;
+  for (size_t i = 0; i < type->nenum_values; i++)
+    if (strlen(type->enum_values[i]) > w) w = strlen(type->enum_values[i]);
+  return w;
+}
+
 void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
                        lm_type *t) {
   idx = lua_absindex(L, idx);
@@ -232,6 +267,12 @@ void lm_op_parse_type(lua_State *L, lm_arena *a, int idx, const char *op,
   if (!lua_istable(L, idx))
     luaL_error(L, "%s: a column type must be a string or a table of "
                "dialect = type, not a %s", op, luaL_typename(L, idx));
+  if (lua_getfield(L, idx, "enum") != LUA_TNIL) {
+    lua_pop(L, 1);
+    parse_enum(L, a, idx, op, t);
+    return;
+  }
+  lua_pop(L, 1);
   size_t n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
@@ -355,7 +396,111 @@ static void parse_onupdate(lua_State *L, lm_arena *a, int idx, const char *op,
 
 static const char *const column_keys[] = {
   "nullable", "primary_key", "unique", "index", "server_default",
-  "autoincrement", "references", "ondelete", "onupdate", "comment", NULL};
+  "autoincrement", "references", "ondelete", "onupdate", "comment", "check",
+  "computed", "persisted", "identity", NULL};
+
+/* SQL given as a string or op.text(...), copied; NULL when nil. */
+static const char *sql_field(lua_State *L, lm_arena *a, int idx,
+                             const char *op, const char *col,
+                             const char *key) {
+  const char *kind, *sql;
+  if (lua_type(L, idx) == LUA_TSTRING && *lua_tostring(L, idx))
+    return lm_arena_strdup(a, lm_op_tostring(L, idx, op, key));
+  if (lm_op_is_fragment(L, idx, &kind, &sql) && strcmp(kind, "text") == 0)
+    return lm_arena_strdup(a, sql);
+  if (!lua_isnil(L, idx))
+    luaL_error(L, "%s: column %s: %s must be SQL (a string or op.text), not "
+               "a %s", op, col, key, luaL_typename(L, idx));
+  return NULL;
+}
+
+void lm_op_parse_identity(lua_State *L, int idx, const char *op,
+                          const char *key, lm_identity *id) {
+  static const char *const keys[] = {"always", "start", "increment",
+                                     "minvalue", "maxvalue", "cycle",
+                                     "cache", NULL};
+  idx = lua_absindex(L, idx);
+  memset(id, 0, sizeof *id);
+  id->cycle = -1;
+  if (lua_isnil(L, idx)) return;
+  if (lua_isboolean(L, idx) && lua_toboolean(L, idx)) {
+    id->given = 1;
+    return;
+  }
+  if (!lua_istable(L, idx))
+    luaL_error(L, "%s: %s must be true or a table of identity options "
+               "(always, start, increment, minvalue, maxvalue, cycle, "
+               "cache), not a %s", op, key, luaL_typename(L, idx));
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "?";
+    int ok = 0;
+    for (size_t i = 0; keys[i]; i++) ok |= strcmp(keys[i], k) == 0;
+    if (!ok) luaL_error(L, "%s: unknown %s option '%s'", op, key, k);
+  }
+  id->given = 1;
+  struct { const char *name; int64_t *v; int *has; } nums[] = {
+    {"start", &id->start, &id->has_start},
+    {"increment", &id->increment, &id->has_increment},
+    {"minvalue", &id->minvalue, &id->has_minvalue},
+    {"maxvalue", &id->maxvalue, &id->has_maxvalue},
+    {"cache", &id->cache, &id->has_cache}};
+  for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+    lua_getfield(L, idx, nums[i].name);
+    if (lua_isinteger(L, -1)) {
+      *nums[i].v = lua_tointeger(L, -1);
+      *nums[i].has = 1;
+    } else if (!lua_isnil(L, -1)) {
+      luaL_error(L, "%s: %s.%s must be an integer", op, key, nums[i].name);
+    }
+    lua_pop(L, 1);
+  }
+  lua_getfield(L, idx, "always");
+  id->always_given = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  id->always = lm_op_opt_bool(L, idx, "always", op, 0);
+  lua_getfield(L, idx, "cycle");
+  if (lua_isboolean(L, -1)) id->cycle = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: %s.cycle must be a boolean", op, key);
+  lua_pop(L, 1);
+}
+
+/* check = SQL or {SQL, name = ...}; computed = SQL, persisted = bool. */
+static void parse_check_computed(lua_State *L, lm_arena *a, int idx,
+                                 const char *op, lm_column *c) {
+  const char *kind, *sql;
+  lua_getfield(L, idx, "check");
+  if (lua_istable(L, -1) && !lm_op_is_fragment(L, -1, &kind, &sql)) {
+    int t = lua_gettop(L);
+    c->check_name = lm_op_opt_string(L, a, t, "name", op);
+    lua_geti(L, t, 1);
+    c->check = sql_field(L, a, lua_gettop(L), op, c->name, "check");
+    if (!c->check)
+      luaL_error(L, "%s: column %s: check = {sql, name = ...} needs its SQL",
+                 op, c->name);
+    lua_pop(L, 1);
+  } else {
+    c->check = sql_field(L, a, lua_gettop(L), op, c->name, "check");
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "computed");
+  c->computed = sql_field(L, a, lua_gettop(L), op, c->name, "computed");
+  lua_pop(L, 1);
+  lua_getfield(L, idx, "persisted");
+  c->persisted = -1;
+  if (lua_isboolean(L, -1)) c->persisted = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: column %s: persisted must be a boolean", op, c->name);
+  lua_pop(L, 1);
+  if (c->persisted >= 0 && !c->computed)
+    luaL_error(L, "%s: column %s: persisted goes with computed = SQL", op,
+               c->name);
+  if (c->computed && c->server_default.kind != LM_DEF_NONE)
+    luaL_error(L, "%s: column %s: a computed column has no server_default",
+               op, c->name);
+}
 
 void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
                          lm_column *c) {
@@ -417,22 +562,57 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
   lua_pop(L, 1);
   const char *ref = lm_op_opt_string(L, a, idx, "references", op);
   if (ref) {
+    /* "table.column" or "schema.table.column", as SQLAlchemy's
+     * ForeignKey reads it: the schema is all before the table. */
     const char *dot = strrchr(ref, '.');
     if (!dot || dot == ref || !dot[1])
-      luaL_error(L, "%s: references must be \"table.column\", not \"%s\"", op,
-                 ref);
-    c->ref_table = lm_arena_strndup(a, ref, (size_t)(dot - ref));
+      luaL_error(L, "%s: references must be \"table.column\" or "
+                 "\"schema.table.column\", not \"%s\"", op, ref);
+    const char *start = ref;      /* the table's first character */
+    for (const char *p = dot; p-- > ref;)
+      if (*p == '.') {
+        start = p + 1;
+        break;
+      }
+    if (start == dot || start == ref + 1)
+      luaL_error(L, "%s: references must be \"table.column\" or "
+                 "\"schema.table.column\", not \"%s\"", op, ref);
+    if (start != ref)
+      c->ref_schema = lm_arena_strndup(a, ref, (size_t)(start - 1 - ref));
+    c->ref_table = lm_arena_strndup(a, start, (size_t)(dot - start));
     c->ref_column = dot + 1;
   }
   c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
+  if (c->ondelete && !c->ref_table)
+    luaL_error(L, "%s: column %s: ondelete = \"%s\" is a foreign key's ON "
+               "DELETE action, but the column has no references", op, c->name,
+               c->ondelete);
+  if (c->autoincrement == LM_AUTO_TRUE &&
+      (!c->primary_key || !(c->type.kind == LM_T_INTEGER ||
+                            c->type.kind == LM_T_BIGINT ||
+                            c->type.kind == LM_T_SMALLINT)))
+    luaL_error(L, "%s: column %s: autoincrement = true needs an integer "
+               "primary key column", op, c->name);
   lua_getfield(L, idx, "onupdate");
   parse_onupdate(L, a, lua_gettop(L), op, c);
   lua_pop(L, 1);
   c->comment = lm_op_opt_string(L, a, idx, "comment", op);
+  parse_check_computed(L, a, idx, op, c);
+  lua_getfield(L, idx, "identity");
+  lm_op_parse_identity(L, -1, op, "identity", &c->identity);
+  lua_pop(L, 1);
+  if (c->identity.given) {
+    if (c->autoincrement == LM_AUTO_FALSE || c->autoincrement == LM_AUTO_TRUE)
+      luaL_error(L, "%s: column %s: identity and autoincrement = %s "
+                 "contradict each other", op, c->name,
+                 c->autoincrement == LM_AUTO_TRUE ? "true" : "false");
+    c->autoincrement = LM_AUTO_IDENTITY;
+  }
 }
 
 static const char *const constraint_keys[] = {
-  "name", "ondelete", "onupdate", "deferrable", "initially", "schema", NULL};
+  "name", "ondelete", "onupdate", "deferrable", "initially", "schema", "match",
+  NULL};
 
 void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
                              const char *op, lm_constraint *c) {
@@ -498,6 +678,7 @@ void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
     c->ondelete = lm_op_opt_string(L, a, idx, "ondelete", op);
     c->onupdate = lm_op_opt_string(L, a, idx, "onupdate", op);
     c->initially = lm_op_opt_string(L, a, idx, "initially", op);
+    c->match = lm_op_opt_string(L, a, idx, "match", op);
     lua_getfield(L, idx, "deferrable");
     if (lua_isboolean(L, -1)) c->deferrable = lua_toboolean(L, -1);
     lua_pop(L, 1);
@@ -566,6 +747,7 @@ static int op_create_table(lua_State *L) {
   op.schema = lm_op_opt_string(L, a, 3, "schema", name);
   op.comment = lm_op_opt_string(L, a, 3, "comment", name);
   op.if_not_exists = lm_op_opt_bool(L, 3, "if_not_exists", name, 0);
+  lm_naming_columns(L, a, name, &op);
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
@@ -614,6 +796,7 @@ static int op_add_column(lua_State *L) {
   lm_op_parse_column(L, a, 2, "add_column", &op.columns[0]);
   lm_op_check_opts(L, 3, "add_column", keys);
   op.schema = lm_op_opt_string(L, a, 3, "schema", "add_column");
+  lm_naming_columns(L, a, "add_column", &op);
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
@@ -803,6 +986,10 @@ static const luaL_Reg op_functions[] = {
   {"literal", op_literal},
   {NULL, NULL}};
 
+void lm_op_register_core(lua_State *L) {
+  luaL_setfuncs(L, op_functions, 0);
+}
+
 /* Build the op table once per environment and cache it in the registry. */
 void lm_op_push_table(lm_env *env) {
   lua_State *L = env->L;
@@ -824,7 +1011,8 @@ void lm_op_push_table(lm_env *env) {
     lua_setfield(L, -2, "__tostring");
   }
   lua_pop(L, 1);
-  luaL_newlib(L, op_functions);
+  lua_newtable(L);
+  lm_op_register_core(L);
   lua_newtable(L);                       /* op.func */
   lua_newtable(L);
   lua_pushcfunction(L, func_index);
@@ -858,7 +1046,9 @@ void lm_op_push_table(lm_env *env) {
   }
   lua_setfield(L, -2, "x");
   lm_op_alter_register(L);
+  lm_naming_register(L);
   lm_op_data_register(L);
+  lm_op_user_register(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "luamig.op");
 }

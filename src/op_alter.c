@@ -32,16 +32,35 @@ static const char *opt_name(lua_State *L, lm_arena *a, int idx, const char *op,
   return lm_arena_strdup(a, lm_op_check_name(L, idx, op, what));
 }
 
+/* Is `key` a per-dialect option (postgresql_where, sqlite_where, ...)
+ * naming the dialect the migration runs on?  Such an option applies there
+ * only, as Alembic's dialect keyword arguments do. */
+static int own_dialect(lua_State *L, const char *key) {
+  lm_env *env = lm_op_get_env(L);
+  const char *d = env->dialect ? env->dialect->name : NULL;
+  size_t n = d ? strlen(d) : 0;
+  return n && strncmp(key, d, n) == 0 && key[n] == '_';
+}
+
 /* ---- the builders ----------------------------------------------------- */
 
+/* batch.add_column(colspec, opts): opts may place the column. */
 static void b_add_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "insert_before",
+                                     "insert_after", NULL};
   op->kind = LM_OP_ADD_COLUMN;
   op->columns = lm_arena_alloc(a, sizeof *op->columns);
   op->ncolumns = 1;
   lm_op_parse_column(L, a, at.rest, "add_column", &op->columns[0]);
   lm_op_check_opts(L, at.rest + 1, "add_column", keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", "add_column");
+  op->insert_before = lm_op_opt_string(L, a, at.rest + 1, "insert_before",
+                                       "add_column");
+  op->insert_after = lm_op_opt_string(L, a, at.rest + 1, "insert_after",
+                                      "add_column");
+  if (op->insert_before && op->insert_after)
+    luaL_error(L, "add_column: give insert_before or insert_after, not both");
+  lm_naming_columns(L, a, "add_column", op);
 }
 
 static void b_drop_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -92,13 +111,19 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
     "nullable", "type", "type_", "new_column_name", "server_default",
     "comment", "existing_type", "existing_nullable",
     "existing_server_default", "existing_comment", "using",
-    "postgresql_using", "schema", NULL};
+    "postgresql_using", "schema", "computed", "identity",
+    "existing_identity", NULL};
   const char *name = "alter_column";
   int o = at.rest;
   op->kind = LM_OP_ALTER_COLUMN;
   op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, name,
                                                  "the column name"));
   lm_op_check_opts(L, o, name, keys);
+  if (field(L, o, "computed") != LUA_TNIL)
+    luaL_error(L, "%s: adding or removing computed (GENERATED ALWAYS AS) on "
+               "an existing column is not supported: add a new column and "
+               "drop the old one", name);
+  lua_pop(L, 1);
   lm_alter *al = &op->alter;
   al->set_nullable = tri_bool(L, o, "nullable", name);
   al->existing_nullable = tri_bool(L, o, "existing_nullable", name);
@@ -124,9 +149,19 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   }
   lua_pop(L, 1);
   al->using_expr = lm_op_opt_string(L, a, o, "using", name);
-  if (!al->using_expr)
-    al->using_expr = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  const char *pg_using = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  if (!al->using_expr && own_dialect(L, "postgresql_using"))
+    al->using_expr = pg_using;
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  if (field(L, o, "identity") == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    al->identity_drop = 1;
+  else
+    lm_op_parse_identity(L, -1, name, "identity", &al->identity);
+  lua_pop(L, 1);
+  field(L, o, "existing_identity");
+  lm_op_parse_identity(L, -1, name, "existing_identity",
+                       &al->existing_identity);
+  lua_pop(L, 1);
 }
 
 /* Index columns: names, or op.text("expr") for expressions. */
@@ -191,27 +226,73 @@ static const char *opt_sql(lua_State *L, lm_arena *a, int o, const char *key,
 static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "unique", "where", "postgresql_where", "sqlite_where", "if_not_exists",
-    "concurrently", "postgresql_concurrently", "schema", NULL};
+    "concurrently", "postgresql_concurrently", "schema", "include",
+    "postgresql_include", "using", "postgresql_using", NULL};
   const char *name = "create_index";
   int o = at.rest + 1;
   op->kind = LM_OP_CREATE_INDEX;
-  op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, name,
-                                                 "the index name"));
+  op->name = opt_name(L, a, at.name, name, "the index name");
   if (lua_isnoneornil(L, at.rest))
     luaL_error(L, "create_index: the columns are missing");
   index_columns(L, a, at.rest, &op->index);
+  lm_naming n = {.table = op->table, .name = op->name,
+                 .columns = op->index.columns,
+                 .ncolumns = op->index.ncolumns};
+  op->name = lm_naming_name(L, a, name, "ix", &n);
+  if (!op->name)
+    luaL_error(L, "create_index: the index name must be a string (nil "
+               "needs a naming_convention with ix)");
   lm_op_check_opts(L, o, name, keys);
   op->index.unique = lm_op_opt_bool(L, o, "unique", name, 0);
   op->index.where = opt_sql(L, a, o, "where", name);
-  if (!op->index.where) op->index.where = opt_sql(L, a, o, "postgresql_where",
-                                                  name);
-  if (!op->index.where) op->index.where = opt_sql(L, a, o, "sqlite_where",
-                                                  name);
-  op->index.concurrently =
-      lm_op_opt_bool(L, o, "concurrently", name, 0) ||
-      lm_op_opt_bool(L, o, "postgresql_concurrently", name, 0);
+  static const char *const wheres[] = {"postgresql_where", "sqlite_where"};
+  for (size_t i = 0; i < 2; i++) {
+    const char *w = opt_sql(L, a, o, wheres[i], name);
+    if (w && !op->index.where && own_dialect(L, wheres[i]))
+      op->index.where = w;
+  }
+  op->index.concurrently = lm_op_opt_bool(L, o, "concurrently", name, 0);
+  if (lm_op_opt_bool(L, o, "postgresql_concurrently", name, 0) &&
+      own_dialect(L, "postgresql_concurrently"))
+    op->index.concurrently = 1;
   op->if_not_exists = lm_op_opt_bool(L, o, "if_not_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  static const char *const includes[] = {"include", "postgresql_include"};
+  for (size_t i = 0; i < 2; i++) {
+    if (field(L, o, includes[i]) != LUA_TNIL && (i == 0 ||
+        own_dialect(L, includes[i])) && !op->index.include)
+      op->index.include = lm_op_string_array(L, a, -1, name, includes[i],
+                                             &op->index.ninclude);
+    lua_pop(L, 1);
+  }
+  op->index.method = lm_op_opt_string(L, a, o, "using", name);
+  const char *pg_method = lm_op_opt_string(L, a, o, "postgresql_using", name);
+  if (!op->index.method && own_dialect(L, "postgresql_using"))
+    op->index.method = pg_method;
+}
+
+/* op.create_table_comment(table, comment, opts) and
+ * op.drop_table_comment(table, opts). */
+static void b_table_comment(lua_State *L, lm_arena *a, args at, lm_op *op) {
+  static const char *const keys[] = {"schema", "existing_comment", NULL};
+  const char *name = "create_table_comment";
+  op->kind = LM_OP_TABLE_COMMENT;
+  if (lua_type(L, at.rest) != LUA_TSTRING)
+    luaL_error(L, "%s: the comment must be a string, not a %s", name,
+               luaL_typename(L, at.rest));
+  op->comment = lm_arena_strdup(a, lm_op_tostring(L, at.rest, name,
+                                                  "the comment"));
+  lm_op_check_opts(L, at.rest + 1, name, keys);
+  op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+}
+
+static void b_drop_table_comment(lua_State *L, lm_arena *a, args at,
+                                 lm_op *op) {
+  static const char *const keys[] = {"schema", "existing_comment", NULL};
+  const char *name = "drop_table_comment";
+  op->kind = LM_OP_TABLE_COMMENT;
+  lm_op_check_opts(L, at.rest, name, keys);
+  op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
 }
 
 static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -224,9 +305,10 @@ static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                                  "the index name"));
   lm_op_check_opts(L, at.rest, name, keys);
   op->if_exists = lm_op_opt_bool(L, at.rest, "if_exists", name, 0);
-  op->index.concurrently =
-      lm_op_opt_bool(L, at.rest, "concurrently", name, 0) ||
-      lm_op_opt_bool(L, at.rest, "postgresql_concurrently", name, 0);
+  op->index.concurrently = lm_op_opt_bool(L, at.rest, "concurrently", name, 0);
+  if (lm_op_opt_bool(L, at.rest, "postgresql_concurrently", name, 0) &&
+      own_dialect(L, "postgresql_concurrently"))
+    op->index.concurrently = 1;
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
 }
 
@@ -251,6 +333,7 @@ static void b_create_unique(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                   &c->ncolumns);
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_primary(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -262,6 +345,7 @@ static void b_create_primary(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                   &c->ncolumns);
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -280,12 +364,13 @@ static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
                "a %s", name, luaL_typename(L, at.rest));
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "ondelete", "onupdate", "deferrable", "initially", "source_schema",
-    "referent_schema", "schema", NULL};
+    "referent_schema", "schema", "match", NULL};
   const char *name = "create_foreign_key";
   int o = at.rest + 3;
   lm_constraint *c = one_constraint(a, op, LM_CON_FOREIGN_KEY);
@@ -303,12 +388,69 @@ static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   c->ondelete = lm_op_opt_string(L, a, o, "ondelete", name);
   c->onupdate = lm_op_opt_string(L, a, o, "onupdate", name);
   c->initially = lm_op_opt_string(L, a, o, "initially", name);
+  c->match = lm_op_opt_string(L, a, o, "match", name);
   c->ref_schema = lm_op_opt_string(L, a, o, "referent_schema", name);
   int d = tri_bool(L, o, "deferrable", name);
   c->deferrable = d;
   const char *schema = lm_op_opt_string(L, a, o, "source_schema", name);
   if (!schema) schema = lm_op_opt_string(L, a, o, "schema", name);
   if (schema) op->schema = schema;
+  lm_naming_constraint(L, a, name, op->table, c);
+}
+
+/* create_exclude_constraint(name, table, {{"col", "="},
+ * {op.text("expr"), "&&"}}, {using = "gist", where = ...}). */
+static void b_create_exclude(lua_State *L, lm_arena *a, args at, lm_op *op) {
+  static const char *const keys[] = {"using", "where", "schema",
+                                     "deferrable", "initially", NULL};
+  const char *name = "create_exclude_constraint";
+  const char *kind, *sql;
+  lm_constraint *c = one_constraint(a, op, LM_CON_EXCLUDE);
+  c->name = opt_name(L, a, at.name, name, "the constraint name");
+  int el = at.rest;
+  if (!lua_istable(L, el) || !luaL_len(L, el))
+    luaL_error(L, "%s: the elements must be a list of {column or "
+               "op.text(expr), operator} pairs", name);
+  size_t n = (size_t)luaL_len(L, el);
+  const char **cols = lm_arena_alloc(a, n * sizeof *cols);
+  const char **ops = lm_arena_alloc(a, n * sizeof *ops);
+  int *expr = lm_arena_alloc(a, n * sizeof *expr);
+  for (size_t i = 0; i < n; i++) {
+    lua_geti(L, el, (lua_Integer)i + 1);
+    int e = lua_gettop(L);
+    if (!lua_istable(L, e) || lm_op_is_fragment(L, e, &kind, &sql))
+      luaL_error(L, "%s: element %d must be {column or op.text(expr), "
+                 "operator}", name, (int)i + 1);
+    lua_geti(L, e, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && *lua_tostring(L, -1)) {
+      cols[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, name, "a column"));
+    } else if (lm_op_is_fragment(L, lua_gettop(L), &kind, &sql)) {
+      cols[i] = lm_arena_strdup(a, sql);
+      expr[i] = 1;
+    } else {
+      luaL_error(L, "%s: element %d starts with a column name or "
+                 "op.text(expr)", name, (int)i + 1);
+    }
+    lua_geti(L, e, 2);
+    if (lua_type(L, -1) != LUA_TSTRING || !*lua_tostring(L, -1))
+      luaL_error(L, "%s: element %d needs its operator (\"=\", \"&&\")",
+                 name, (int)i + 1);
+    ops[i] = lm_arena_strdup(a, lm_op_tostring(L, -1, name, "an operator"));
+    lua_pop(L, 3);
+  }
+  c->columns = cols;
+  c->ncolumns = n;
+  c->operators = ops;
+  c->is_expr = expr;
+  int o = at.rest + 1;
+  lm_op_check_opts(L, o, name, keys);
+  c->method = lm_op_opt_string(L, a, o, "using", name);
+  c->condition = opt_sql(L, a, o, "where", name);
+  c->initially = lm_op_opt_string(L, a, o, "initially", name);
+  c->deferrable = tri_bool(L, o, "deferrable", name);
+  op->schema = lm_op_opt_string(L, a, o, "schema", name);
+  if (!c->name)
+    luaL_error(L, "%s: the constraint name must be a string", name);
 }
 
 static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
@@ -331,6 +473,15 @@ static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
   }
   op->if_exists = lm_op_opt_bool(L, at.rest, "if_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
+  if (op->constraint_type) {
+    /* An explicit name a %(constraint_name)s template turns into the full
+     * one, as the constraint's creation did. */
+    static const char *const kinds[] = {"fk", "uq", "ck", "pk"};
+    size_t k = 0;
+    while (strcmp(types[k], op->constraint_type) != 0) k++;
+    lm_naming n = {.table = op->table, .name = op->name};
+    op->name = lm_naming_name(L, a, name, kinds[k], &n);
+  }
 }
 
 /* ---- the op.* forms ---------------------------------------------------- */
@@ -374,6 +525,17 @@ static int op_create_primary(lua_State *L) {
 static int op_create_foreign(lua_State *L) {
   return run(L, b_create_foreign, "create_foreign_key", 6, 2, (args){1, 3});
 }
+static int op_table_comment(lua_State *L) {
+  return run(L, b_table_comment, "create_table_comment", 3, 1, (args){0, 2});
+}
+static int op_drop_table_comment(lua_State *L) {
+  return run(L, b_drop_table_comment, "drop_table_comment", 2, 1,
+             (args){0, 2});
+}
+static int op_create_exclude(lua_State *L) {
+  return run(L, b_create_exclude, "create_exclude_constraint", 4, 2,
+             (args){1, 3});
+}
 static int op_drop_constraint(lua_State *L) {
   return run(L, b_drop_constraint, "drop_constraint", 3, 2, (args){1, 3});
 }
@@ -410,6 +572,7 @@ static const struct {
   {"create_primary_key", b_create_primary, 1},
   {"create_foreign_key", b_create_foreign, 1},
   {"drop_constraint", b_drop_constraint, 1},
+  {"create_exclude_constraint", b_create_exclude, 1},
 };
 
 /* batch.NAME(...): build into the batch; upvalues: the batch and the
@@ -506,6 +669,9 @@ static const luaL_Reg alter_functions[] = {
   {"create_primary_key", op_create_primary},
   {"create_foreign_key", op_create_foreign},
   {"drop_constraint", op_drop_constraint},
+  {"create_exclude_constraint", op_create_exclude},
+  {"create_table_comment", op_table_comment},
+  {"drop_table_comment", op_drop_table_comment},
   {"batch_alter_table", op_batch_alter_table},
   {NULL, NULL}};
 

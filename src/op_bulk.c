@@ -325,6 +325,19 @@ int lm_op_bulk_insert(lua_State *L) {
   if (!lua_istable(L, 2) && !lua_isfunction(L, 2))
     luaL_error(L, "bulk_insert: rows must be a list of tables or a function "
                "returning rows, not a %s", luaL_typename(L, 2));
+  if (lua_istable(L, 2)) {
+    /* One row where the list of rows belongs ({id = 5}) would insert
+     * nothing: a list has no other keys than 1..n. */
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+      lua_pop(L, 1);
+      if (!lua_isinteger(L, -1))
+        luaL_error(L, "bulk_insert: rows must be a list of rows, not one row "
+                   "(it has the key '%s'); wrap it: {{...}}",
+                   lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1)
+                                                  : luaL_typename(L, -1));
+    }
+  }
   lm_op_check_opts(L, 3, "bulk_insert", keys);
   b.schema = lm_data_opt_string(L, 3, "schema", "bulk_insert");
   int online = env->mode == LM_EXEC_ONLINE;

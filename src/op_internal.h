@@ -40,12 +40,51 @@ void lm_op_parse_column(lua_State *L, lm_arena *a, int idx, const char *op,
                         lm_column *c);
 void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
                             const char *op, lm_constraint *c);
+/* identity = true or {always, start, increment, minvalue, maxvalue,
+ * cycle, cache} at idx, into id (id->given stays 0 for nil). */
+void lm_op_parse_identity(lua_State *L, int idx, const char *op,
+                          const char *key, lm_identity *id);
 /* An op.text / op.func / op.literal fragment: its kind and SQL. */
 int lm_op_is_fragment(lua_State *L, int idx, const char **kind,
                       const char **sql);
 /* Hand op to the executor and free the arena; a failure raises. */
 void lm_op_apply_or_raise(lua_State *L, lm_env *env, const lm_op *op,
                           lm_arena *a);
+
+/* op_naming.c: the naming convention.  What a constraint or index is
+ * named after. */
+typedef struct lm_naming {
+  const char *table;
+  const char *name;             /* the name given, or NULL */
+  const char *const *columns;
+  size_t ncolumns;
+  const char *ref_table;
+  const char *const *ref_columns;
+  size_t nref_columns;
+} lm_naming;
+
+/* Check the configuration's naming_convention (the value at idx, nil for
+ * none) and keep it for the ops; where names the configuration file. */
+int lm_naming_check(lua_State *L, int idx, const char *where, lm_err *err);
+/* The name of a constraint or index of `kind` (ix, uq, ck, fk, pk): the
+ * given one, or the convention's; NULL leaves naming to the database.
+ * A name the convention cannot make raises an error naming `op`. */
+const char *lm_naming_name(lua_State *L, lm_arena *a, const char *op,
+                           const char *kind, const lm_naming *n);
+/* op.f, added to the op table on top of the stack. */
+void lm_naming_register(lua_State *L);
+/* Name the unnamed keys and indexes of a column (create_table,
+ * add_column), and the constraints of create_table. */
+void lm_naming_columns(lua_State *L, lm_arena *a, const char *op, lm_op *o);
+void lm_naming_constraint(lua_State *L, lm_arena *a, const char *op,
+                          const char *table, lm_constraint *c);
+
+/* op.c: the ops op.c itself defines, added to the table on top. */
+void lm_op_register_core(lua_State *L);
+/* op_user.c: load and check the configuration's ops file (names clashing
+ * with an op are refused), then add its functions to each op table. */
+int lm_op_user_load(lua_State *L, const char *path, lm_err *err);
+void lm_op_user_register(lua_State *L);
 
 /* op_alter.c: alter_column, indexes, constraints and batch_alter_table,
  * added to the op table on top of the stack. */

@@ -36,8 +36,10 @@ static int has_name(const char *const *list, size_t n, const char *name) {
 }
 
 /* A PRIMARY KEY / UNIQUE / FOREIGN KEY over the given columns. */
-static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
-                    const char *column, const char *ref_table,
+static lm_mconstraint *add_key(lm_schema *s, lm_mtable *t,
+                               lm_constraint_kind kind, const char *column,
+                               const char *ref_schema,
+                    const char *ref_table,
                     const char *ref_column, const char *ondelete,
                     const char *onupdate) {
   lm_mconstraint *c = lm_mtable_add_constraint(s, t);
@@ -49,19 +51,22 @@ static void add_key(lm_schema *s, lm_mtable *t, lm_constraint_kind kind,
   if (kind == LM_CON_FOREIGN_KEY) {
     const char **rc = lm_arena_alloc(&s->arena, sizeof *rc);
     rc[0] = lm_schema_str(s, ref_column);
+    c->con.ref_schema = lm_schema_str(s, ref_schema);
     c->con.ref_table = lm_schema_str(s, ref_table);
     c->con.ref_columns = rc;
     c->con.nref_columns = 1;
     c->con.ondelete = lm_schema_str(s, ondelete);
     c->con.onupdate = lm_schema_str(s, onupdate);
   }
+  return c;
 }
 
 /* index = true on a column: ix_<table>_<column>, unique if the column is. */
 static void add_column_index(lm_schema *s, lm_mtable *t, const lm_column *col) {
   lm_mindex *ix = lm_mtable_add_index(s, t);
   lm_buf name = LM_BUF_INIT;
-  lm_buf_printf(&name, "ix_%s_%s", t->name, col->name);
+  if (col->index_name) lm_buf_puts(&name, col->index_name);
+  else lm_buf_printf(&name, "ix_%s_%s", t->name, col->name);
   ix->name = lm_schema_str(s, lm_buf_str(&name));
   lm_buf_free(&name);
   const char **cols = lm_arena_alloc(&s->arena, sizeof *cols);
@@ -84,24 +89,45 @@ static void add_onupdate_trigger(lm_schema *s, lm_mtable *t,
 }
 
 /* One column of create_table or add_column, with its keys. */
-static void add_column(lm_schema *s, lm_mtable *t, const lm_column *col,
-                       int with_keys) {
+static void add_column(lm_schema *s, lm_mtable *t, const char *pk_name,
+                       const lm_column *col, int with_keys) {
   lm_mcolumn *c = lm_mtable_add_column(s, t);
   c->name = lm_schema_str(s, col->name);
   lm_schema_copy_type(s, &c->type, &col->type);
   c->nullable = col->nullable && !col->primary_key;
   lm_schema_copy_default(s, &c->server_default, &col->server_default);
   c->comment = lm_schema_str(s, col->comment);
+  if (col->computed) {
+    /* Kept as SQLite's rebuild writes it back (PostgreSQL never does). */
+    lm_buf g = LM_BUF_INIT;
+    lm_buf_printf(&g, "GENERATED ALWAYS AS (%s)%s", col->computed,
+                  col->persisted == 1 ? " STORED"
+                  : col->persisted == 0 ? " VIRTUAL" : "");
+    c->extra = lm_schema_str(s, lm_buf_str(&g));
+    c->generated = 1;
+    lm_buf_free(&g);
+  }
+  if (col->check) {
+    /* A column's CHECK, inline on it, like the ones a database holds. */
+    lm_mconstraint *mc = lm_mtable_add_constraint(s, t);
+    mc->con.kind = LM_CON_CHECK;
+    mc->con.name = lm_schema_str(s, col->check_name);
+    mc->con.condition = lm_schema_str(s, col->check);
+    mc->column = c->name;
+  }
   if (col->onupdate_value.kind != LM_DEF_NONE)
     add_onupdate_trigger(s, t, col);
   if (!with_keys) return;
   if (col->primary_key)
-    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_PRIMARY_KEY, col->name, NULL, NULL, NULL, NULL, NULL)
+        ->con.name = lm_schema_str(s, pk_name);
   if (col->unique && !col->index)
-    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL);
+    add_key(s, t, LM_CON_UNIQUE, col->name, NULL, NULL, NULL, NULL, NULL)
+        ->con.name = lm_schema_str(s, col->unique_name);
   if (col->ref_table)
-    add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_table,
-            col->ref_column, col->ondelete, col->onupdate);
+    add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
+            col->ref_table, col->ref_column, col->ondelete, col->onupdate)
+        ->con.name = lm_schema_str(s, col->fk_name);
   if (col->index) add_column_index(s, t, col);
 }
 
@@ -109,7 +135,7 @@ static void create_table(lm_schema *s, const lm_op *op) {
   if (op->if_not_exists && lm_schema_table(s, op->schema, op->table)) return;
   lm_mtable *t = lm_schema_add_table(s, op->schema, op->table);
   for (size_t i = 0; i < op->ncolumns; i++)
-    add_column(s, t, &op->columns[i], 0);
+    add_column(s, t, NULL, &op->columns[i], 0);
   /* Keys in the order create_table writes them: the primary key, unique
    * columns, references, then the listed constraints. */
   size_t npk = 0;
@@ -122,17 +148,20 @@ static void create_table(lm_schema *s, const lm_op *op) {
       if (op->columns[i].primary_key)
         cols[k++] = lm_schema_str(s, op->columns[i].name);
     c->con.kind = LM_CON_PRIMARY_KEY;
+    c->con.name = lm_schema_str(s, op->pk_name);
     c->con.columns = cols;
     c->con.ncolumns = npk;
   }
   for (size_t i = 0; i < op->ncolumns; i++)
     if (op->columns[i].unique && !op->columns[i].index)
-      add_key(s, t, LM_CON_UNIQUE, op->columns[i].name, NULL, NULL, NULL, NULL);
+      add_key(s, t, LM_CON_UNIQUE, op->columns[i].name, NULL, NULL, NULL, NULL,
+              NULL)->con.name = lm_schema_str(s, op->columns[i].unique_name);
   for (size_t i = 0; i < op->ncolumns; i++) {
     const lm_column *col = &op->columns[i];
     if (col->ref_table)
-      add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_table,
-              col->ref_column, col->ondelete, col->onupdate);
+      add_key(s, t, LM_CON_FOREIGN_KEY, col->name, col->ref_schema,
+              col->ref_table, col->ref_column, col->ondelete, col->onupdate)
+          ->con.name = lm_schema_str(s, col->fk_name);
   }
   for (size_t i = 0; i < op->nconstraints; i++) {
     lm_mconstraint *c = lm_mtable_add_constraint(s, t);
@@ -223,12 +252,40 @@ static void rename_column(lm_schema *s, lm_mtable *t, lm_mcolumn *c,
       t->triggers[i].column = c->name;
 }
 
+/* A column that becomes an enum loses the unnamed CHECK (col IN (...))
+ * an earlier enum type left on it (where the database has no enum
+ * types); the new type brings its own. */
+static void drop_enum_check(lm_mtable *t, const char *col) {
+  for (size_t i = t->nconstraints; i-- > 0;) {
+    const lm_mconstraint *mc = &t->constraints[i];
+    const char *text = mc->sql ? mc->sql : mc->con.condition;
+    if (mc->con.kind != LM_CON_CHECK || mc->con.name || !mc->column ||
+        strcmp(mc->column, col) != 0 || !text || !strstr(text, " IN (") ||
+        !lm_sql_mentions(text, col))
+      continue;
+    memmove(&t->constraints[i], &t->constraints[i + 1],
+            (t->nconstraints - i - 1) * sizeof *t->constraints);
+    t->nconstraints--;
+  }
+}
+
 static int alter_column(lm_schema *s, lm_mtable *t, const lm_op *op,
                         lm_err *err) {
   lm_mcolumn *c = lm_mtable_column(t, op->name);
   if (!c)
     return lm_err_set(err, "table %s has no column %s", t->name, op->name);
   const lm_alter *a = &op->alter;
+  if (a->type.kind == LM_T_ENUM) {
+    drop_enum_check(t, c->name);
+    /* One type, one list of values: every column of it has the new one. */
+    for (size_t i = 0; i < s->ntables; i++)
+      for (size_t j = 0; j < s->tables[i].ncolumns; j++) {
+        lm_mcolumn *o = &s->tables[i].columns[j];
+        if (o != c && o->type.kind == LM_T_ENUM &&
+            strcmp(o->type.enum_name, a->type.enum_name) == 0)
+          lm_schema_copy_type(s, &o->type, &a->type);
+      }
+  }
   if (a->type.kind != LM_T_NONE) lm_schema_copy_type(s, &c->type, &a->type);
   if (a->set_nullable >= 0) c->nullable = a->set_nullable;
   if (a->server_default.kind == LM_DEF_DROP)
@@ -271,6 +328,7 @@ static const char *kind_word(lm_constraint_kind k) {
   case LM_CON_UNIQUE: return "unique";
   case LM_CON_CHECK: return "check";
   case LM_CON_FOREIGN_KEY: return "foreignkey";
+  case LM_CON_EXCLUDE: return "exclude";
   }
   return "";
 }
@@ -304,7 +362,7 @@ int lm_mtable_apply(lm_schema *s, lm_mtable *t, const lm_op *op,
     if (lm_mtable_column(t, op->columns[0].name))
       return lm_err_set(err, "table %s already has a column %s", t->name,
                         op->columns[0].name);
-    add_column(s, t, &op->columns[0], 1);
+    add_column(s, t, op->pk_name, &op->columns[0], 1);
     return LM_OK;
   case LM_OP_DROP_COLUMN:
     return drop_column(t, op->name, err);
@@ -385,6 +443,10 @@ int lm_schema_apply(lm_schema *s, const lm_op *op, lm_err *err) {
     return LM_OK;
   case LM_OP_EXECUTE:
     return LM_OK;         /* raw SQL: the dialect reads it, if it can */
+  case LM_OP_TABLE_COMMENT:
+    t = lm_schema_table(s, op->schema, op->table);
+    if (t) t->comment = lm_schema_str(s, op->comment);
+    return LM_OK;
   case LM_OP_DROP_INDEX:
     t = index_owner(s, op, &at);
     if (t) drop_index_in(t, op->name);

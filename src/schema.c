@@ -149,6 +149,8 @@ void lm_schema_copy_type(lm_schema *s, lm_type *dst, const lm_type *src) {
                                                  src->nchoices);
   dst->choice_type = (const char **)copy_list(s, src->choice_type,
                                               src->nchoices);
+  dst->enum_name = lm_schema_str(s, src->enum_name);
+  dst->enum_values = copy_list(s, src->enum_values, src->nenum_values);
 }
 
 void lm_schema_copy_default(lm_schema *s, lm_default *dst,
@@ -169,6 +171,15 @@ void lm_schema_copy_constraint(lm_schema *s, lm_constraint *dst,
   dst->ondelete = lm_schema_str(s, src->ondelete);
   dst->onupdate = lm_schema_str(s, src->onupdate);
   dst->initially = lm_schema_str(s, src->initially);
+  dst->match = lm_schema_str(s, src->match);
+  dst->method = lm_schema_str(s, src->method);
+  if (src->operators)
+    dst->operators = copy_list(s, src->operators, src->ncolumns);
+  if (src->is_expr && src->ncolumns) {
+    int *e = lm_arena_alloc(&s->arena, src->ncolumns * sizeof *e);
+    memcpy(e, src->is_expr, src->ncolumns * sizeof *e);
+    dst->is_expr = e;
+  }
 }
 
 void lm_schema_copy_index(lm_schema *s, lm_index *dst, const lm_index *src) {
@@ -180,6 +191,8 @@ void lm_schema_copy_index(lm_schema *s, lm_index *dst, const lm_index *src) {
     dst->is_expr = e;
   }
   dst->where = lm_schema_str(s, src->where);
+  dst->include = copy_list(s, src->include, src->ninclude);
+  dst->method = lm_schema_str(s, src->method);
 }
 
 lm_mtable *lm_schema_copy_table(lm_schema *s, const lm_mtable *t) {
