@@ -230,6 +230,16 @@ typedef struct lm_dialect {
    * whose contents nobody keeps (SQLite: synchronous = OFF; PostgreSQL:
    * synchronous_commit = off).  NULL: nothing to do. */
   int (*scratch_tune)(lm_conn *conn, lm_err *err);
+
+  /* ---- offline placeholders ------------------------------------------ */
+
+  /* Append sql to out with each $N placeholder replaced by the literal of
+   * params[N-1] (for --sql output), found as the database's own tokenizer
+   * finds them: inside a string, a quoted identifier, a dollar-quoted body
+   * or a comment, "$1" stays as written.  A placeholder with no value is an
+   * error naming it. */
+  int (*render_params)(lm_buf *out, const char *sql, size_t nparams,
+                       const lm_value *params, lm_err *err);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 6

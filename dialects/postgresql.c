@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "postgresql.h"
+#include "sql_lex.h"
 
 
 /* Type OIDs, fixed in pg_type.dat since forever; libpq-dev does not ship
@@ -990,6 +991,15 @@ static void pg_cancel(lm_conn *c) {
 
 static const char *const pg_schemes[] = {"postgresql", "postgres", NULL};
 
+/* PostgreSQL's tokenizer: dollar quotes, E'' strings, nested comments. */
+static int pg_render_params(lm_buf *out, const char *sql, size_t nparams,
+                            const lm_value *params, lm_err *err) {
+  static const lm_sql_lexer lexer = {.dollar_quotes = 1, .escape_strings = 1,
+                                     .nested_comments = 1,
+                                     .render_literal = lm_pg_render_literal};
+  return lm_sql_render_params(&lexer, out, sql, nparams, params, err);
+}
+
 const lm_dialect lm_postgresql_dialect = {
   .version = LM_DIALECT_VERSION,
   .name = "postgresql",
@@ -1033,4 +1043,5 @@ const lm_dialect lm_postgresql_dialect = {
   .scratch_create = lm_pg_scratch_create,
   .scratch_drop = lm_pg_scratch_drop,
   .scratch_tune = lm_pg_scratch_tune,
+  .render_params = pg_render_params,
 };

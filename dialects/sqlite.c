@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sql_lex.h"
 #include "sqlite_ddl.h"
 
 /* ---- errors ---------------------------------------------------------- */
@@ -450,6 +451,14 @@ static void sqlite_cancel(lm_conn *c) {
 
 static const char *const sqlite_schemes[] = {"sqlite", NULL};
 
+/* SQLite's tokenizer: no dollar quotes, [name] and `name` identifiers. */
+static int sqlite_render_params(lm_buf *out, const char *sql, size_t nparams,
+                                const lm_value *params, lm_err *err) {
+  static const lm_sql_lexer lexer = {.bracket_idents = 1,
+                                     .render_literal = lm_sqlite_render_literal};
+  return lm_sql_render_params(&lexer, out, sql, nparams, params, err);
+}
+
 const lm_dialect lm_sqlite_dialect = {
   .version = LM_DIALECT_VERSION,
   .name = "sqlite",
@@ -493,4 +502,5 @@ const lm_dialect lm_sqlite_dialect = {
   .scratch_create = lm_sqlite_scratch_create,
   .scratch_drop = lm_sqlite_scratch_drop,
   .scratch_tune = lm_sqlite_scratch_tune,
+  .render_params = sqlite_render_params,
 };

@@ -68,42 +68,14 @@ static const char *running_revision(lm_env *env) {
   return NULL;
 }
 
-/* Copy sql into out with each $N replaced by the literal of params[N-1].
- * Quoted strings, quoted identifiers, dollar-quoted bodies and comments
- * are copied untouched, so a '$1' inside a literal stays as it is. */
+/* Placeholders are the dialect's to find: only its tokenizer knows
+ * which "$1" sits inside a string, a quoted name or a comment. */
 static int render_params(const lm_dialect *d, const char *sql, size_t nparams,
                          const lm_value *params, lm_buf *out, lm_err *err) {
-  const char *p = sql;
-  while (*p) {
-    if (*p == '\'' || *p == '"') {
-      char q = *p;
-      const char *end = p + 1;
-      while (*end && !(*end == q && end[1] != q)) end += (*end == q) ? 2 : 1;
-      if (*end) end++;
-      lm_buf_add(out, p, (size_t)(end - p));
-      p = end;
-    } else if (p[0] == '-' && p[1] == '-') {
-      size_t n = strcspn(p, "\n");
-      lm_buf_add(out, p, n);
-      p += n;
-    } else if (p[0] == '/' && p[1] == '*') {
-      const char *end = strstr(p + 2, "*/");
-      end = end ? end + 2 : p + strlen(p);
-      lm_buf_add(out, p, (size_t)(end - p));
-      p = end;
-    } else if (*p == '$' && isdigit((unsigned char)p[1])) {
-      char *end;
-      long k = strtol(p + 1, &end, 10);
-      if (k < 1 || (size_t)k > nparams)
-        return lm_err_set(err, "placeholder $%ld has no value (%zu given)\n"
-                          "  in: %s", k, nparams, sql);
-      d->render_literal(out, &params[k - 1]);
-      p = end;
-    } else {
-      lm_buf_putc(out, *p++);
-    }
-  }
-  return LM_OK;
+  if (d->version < 6 || !d->render_params)
+    return lm_err_set(err, "the %s dialect cannot write a statement with "
+                      "parameters into --sql output\n  in: %s", d->name, sql);
+  return d->render_params(out, sql, nparams, params, err);
 }
 
 /* One statement of the offline script, as Alembic writes them. */

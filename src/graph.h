@@ -37,6 +37,10 @@ void lm_revlist_free(lm_revlist *l);
  * id.  Linear time. */
 int lm_graph_new(lm_graph **out, const lm_revision *revs, size_t n, lm_err *err);
 void lm_graph_free(lm_graph *g);
+/* Test hook: on != 0 makes every walk of g use Alembic's literal
+ * (quadratic) topological sort instead of the linear one, so that a test
+ * can compare the two. */
+void lm_graph_test_topo_literal(lm_graph *g, int on);
 size_t lm_graph_size(const lm_graph *g);
 const lm_revision *lm_graph_rev(const lm_graph *g, size_t idx);
 
@@ -63,7 +67,6 @@ int lm_graph_nextrev(const lm_graph *g, size_t idx, lm_revlist *out);
 
 /* Revision properties, as Alembic's Revision.is_head etc. */
 int lm_graph_is_head(const lm_graph *g, size_t idx);
-int lm_graph_is_effective_head(const lm_graph *g, size_t idx);
 int lm_graph_is_branch_point(const lm_graph *g, size_t idx);
 int lm_graph_is_merge_point(const lm_graph *g, size_t idx);
 int lm_graph_is_base(const lm_graph *g, size_t idx);
@@ -190,6 +193,7 @@ struct lm_graph {
   lm_gadj *labels;        /* branch labels after Alembic's propagation, as indexes into labelnames, sorted by name */
   const char **labelnames;
   size_t nlabelnames;
+  int topo_literal;       /* test hook: always Alembic's literal sort */
 };
 
 /* Alembic's "a revision, 'base' or None" as one value. */
@@ -245,8 +249,28 @@ int lm_g_parse_downgrade_target(lm_gctx *c, lm_gspec cur, const char *target, in
 int lm_g_parse_upgrade_target(lm_gctx *c, lm_gspec cur, lm_gspec target, int assert_len, lm_gvec *out, lm_err *err);
 int lm_g_check_current(const lm_graph *g, const char *const *current, size_t n, lm_err *err);
 int lm_g_not_a_revision(const lm_graph *g, const char *what, long r, lm_err *err);
+/* The index a map (ids, keys) holds for key, or -1. */
+static inline long lm_g_map_idx(const lm_map *m, const char *key) {
+  void *p = lm_map_get(m, key);
+  return p ? (long)((size_t)p - 1) : -1;
+}
 /* Error helpers: the revision list "a, b, c" into a buffer. */
 void lm_g_join(const lm_graph *g, const long *v, size_t n, lm_buf *b);
+
+/* A walk's todo set as flags, and the heads the topological sort starts
+ * from (graph_plan.c collects it). */
+typedef struct lm_gwalk {
+  unsigned char *todo;
+  lm_gvec heads;
+  size_t ntodo;
+} lm_gwalk;
+void lm_gwalk_free(lm_gwalk *w);
+/* graph_topo.c: the walk's revisions in Alembic's order, heads first. */
+int lm_g_topo_sort(lm_gctx *c, const lm_gwalk *w, lm_gvec *out, lm_err *err);
+/* graph_versions.c: run the steps in order through the head maintainer,
+ * appending them with their version-table changes to out. */
+int lm_g_plan_steps(lm_gctx *c, const lm_gvec *order, int upgrade, const char *const *current, size_t ncurrent,
+                    lm_plan *out, lm_err *err);
 
 #endif /* LM_GRAPH_INTERNAL */
 

@@ -25,124 +25,18 @@
  * runs under lua_pcall, so whatever it raises, the write in flight is
  * waited for, the cursor, the writer and the buffers are released and a
  * transaction of our own is rolled back before the error goes on.
+ *
+ * This file holds the read and the loop; backfill_state.c the resume
+ * state, backfill_pipeline.c the write (backfill.h what they share).
  */
-#define _POSIX_C_SOURCE 200809L   /* sigset_t, pthread_sigmask */
 #include <lauxlib.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "op_data.h"
-#include "op_internal.h"
-#include "progress.h"
+#include "backfill.h"
 
 #define DEFAULT_BATCH 1000
-/* The table that remembers where a commit_every backfill got to. */
-#define STATE_TABLE "luamig_backfill"
-
-/* One column value a function returned: for the row'th changed row of
- * the batch, the col'th column the run has seen. */
-typedef struct change {
-  size_t row, col;
-  lm_value v;
-} change;
-
-struct backfill;
-
-/* One batch: its rows as read (keys first), what the function changed,
- * the writer's layout of it and the outcome of its write.  Strings of the
- * rows live in rowpool, those of the changes in pool, referred to by
- * offset (in v.i) until the pool is complete, so a batch allocates
- * nothing once the buffers have grown to size. */
-typedef struct slot {
-  struct backfill *owner;
-  lm_value *rows;               /* nread rows of ncols values */
-  size_t nread, caprows;
-  lm_buf rowpool, pool;
-  change *changes;
-  size_t nchanges, capchanges;
-  size_t *changed;              /* batch row of each changed row */
-  size_t nchanged, capchanged;
-  const char **usedcols;        /* the columns this batch sets */
-  size_t nused, capused;
-  lm_value *matrix;             /* the writer's rows */
-  size_t capmatrix;
-  unsigned char *set;           /* per row and column: set, or NULL */
-  size_t capset;
-  int all;                      /* every changed row sets every column */
-  /* the write */
-  pthread_t thread;
-  int writing;                  /* the thread runs */
-  int rc;
-  int64_t affected;
-  lm_err err;
-} slot;
-
-/* A backfill in progress. */
-typedef struct backfill {
-  lm_hold hold;                 /* first: env->hold points here */
-  lm_hold *outer_hold;          /* env->hold when the backfill began */
-  lm_env *env;
-  const lm_dialect *d;
-  const char *table, *schema, *where, *name, *revision;
-  const char *const *keys;
-  size_t nkeys;
-  const char *const *columns;   /* NULL: every column */
-  size_t ncolumns;
-  int64_t batch, commit_every;
-  int order;                    /* 1 ascending, -1 descending */
-  int pipelined;                /* write batch n while fn runs over n+1 */
-  const lm_value *fn_row;       /* the row fn is running on, or NULL */
-  size_t ncols;                 /* values per row read */
-  const char **colnames;        /* their names */
-  /* resources, released on every path */
-  lm_cursor *cur;
-  lm_writer *writer;
-  int own_tx;
-  lm_arena names;               /* column names the function set */
-  lm_buf sql_first, sql_next, last_pool;
-  slot slots[2];
-  lm_value *last;               /* the last key read (nkeys) */
-  int have_last;
-  const char **gcols;           /* columns set by the function, run-wide */
-  size_t ngcols, capgcols;
-  size_t *remap;                /* run-wide column -> batch column */
-  size_t capremap;
-  /* counts */
-  int64_t read, updated, skipped;
-  int64_t prior, prior_updated, prior_skipped;  /* by interrupted runs */
-  int64_t in_tx;                /* rows read since the last commit */
-  lm_progress progress;
-  int progress_started;
-  lm_err err;
-} backfill;
-
-/* Grow an array to hold n elements of size sz. */
-static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
-  if (n <= *cap) return p;
-  size_t c = *cap ? *cap : 64;
-  while (c < n) c *= 2;
-  *cap = c;
-  return lm_xrealloc(p, c * sz);
-}
-
-/* Copy a value's bytes into pool, leaving their offset in v->i: the pool
- * may move as it grows, so pointers are made only when it is complete. */
-static void pool_value(lm_buf *pool, lm_value *v) {
-  if (v->type != LM_V_TEXT && v->type != LM_V_BLOB) return;
-  v->i = (int64_t)pool->len;
-  lm_buf_add(pool, v->s ? v->s : "", v->len);
-  lm_buf_putc(pool, '\0');
-  v->s = NULL;
-}
-
-static void pool_fix(const lm_buf *pool, lm_value *v, size_t n) {
-  for (size_t i = 0; i < n; i++)
-    if (v[i].type == LM_V_TEXT || v[i].type == LM_V_BLOB)
-      v[i].s = pool->data + v[i].i;
-}
 
 /* A key for people: "id = 42" or "a = 1, b = 'x'". */
 static void describe_key(lm_buf *b, const char *const *keys, size_t nkeys,
@@ -161,226 +55,6 @@ static void describe_key(lm_buf *b, const char *const *keys, size_t nkeys,
     case LM_V_BLOB: lm_buf_printf(b, "<%zu bytes>", v[i].len); break;
     }
   }
-}
-
-/* ---- where a commit_every backfill got to -------------------------------- */
-
-/* Keys are stored as text: per value a type letter, the length of its
- * text, ':' and the text (blobs in hex), so any key type round-trips. */
-static void encode_key(lm_buf *b, const lm_value *v, size_t n) {
-  static const char hex[] = "0123456789abcdef";
-  for (size_t i = 0; i < n; i++) {
-    char num[64];
-    switch (v[i].type) {
-    case LM_V_NULL: lm_buf_puts(b, "n0:"); break;
-    case LM_V_INT:
-      snprintf(num, sizeof num, "%lld", (long long)v[i].i);
-      lm_buf_printf(b, "i%zu:%s", strlen(num), num);
-      break;
-    case LM_V_FLOAT:
-      snprintf(num, sizeof num, "%.17g", v[i].f);
-      lm_buf_printf(b, "f%zu:%s", strlen(num), num);
-      break;
-    case LM_V_BOOL: lm_buf_printf(b, "b1:%d", (int)v[i].i); break;
-    case LM_V_TEXT:
-      lm_buf_printf(b, "t%zu:", v[i].len);
-      lm_buf_add(b, v[i].s, v[i].len);
-      break;
-    case LM_V_BLOB:
-      lm_buf_printf(b, "x%zu:", v[i].len * 2);
-      for (size_t k = 0; k < v[i].len; k++) {
-        lm_buf_putc(b, hex[(unsigned char)v[i].s[k] >> 4]);
-        lm_buf_putc(b, hex[(unsigned char)v[i].s[k] & 15]);
-      }
-      break;
-    }
-  }
-}
-
-/* Decode n values into v, their bytes into pool (offsets fixed at the
- * end).  0 on success, -1 on text that is not an encoded key. */
-static int decode_key(const char *s, size_t len, lm_value *v, size_t n,
-                      lm_buf *pool) {
-  const char *p = s, *end = s + len;
-  lm_buf_reset(pool);
-  for (size_t i = 0; i < n; i++) {
-    if (p >= end) return -1;
-    char type = *p++;
-    char *colon;
-    unsigned long long l = strtoull(p, &colon, 10);
-    if (colon == p || *colon != ':' || l > (size_t)(end - colon - 1)) return -1;
-    const char *text = colon + 1;
-    p = text + l;
-    memset(&v[i], 0, sizeof v[i]);
-    char *tmp = lm_xstrndup(text, (size_t)l);
-    switch (type) {
-    case 'n': v[i].type = LM_V_NULL; break;
-    case 'i': v[i].type = LM_V_INT; v[i].i = strtoll(tmp, NULL, 10); break;
-    case 'f': v[i].type = LM_V_FLOAT; v[i].f = strtod(tmp, NULL); break;
-    case 'b': v[i].type = LM_V_BOOL; v[i].i = tmp[0] == '1'; break;
-    case 't':
-      v[i].type = LM_V_TEXT;
-      v[i].i = (int64_t)pool->len;
-      v[i].len = (size_t)l;
-      lm_buf_add(pool, text, (size_t)l);
-      lm_buf_putc(pool, '\0');
-      break;
-    case 'x':
-      v[i].type = LM_V_BLOB;
-      v[i].i = (int64_t)pool->len;
-      v[i].len = (size_t)l / 2;
-      for (size_t k = 0; k + 1 < l; k += 2) {
-        char byte[3] = {tmp[k], tmp[k + 1], 0};
-        lm_buf_putc(pool, (char)strtol(byte, NULL, 16));
-      }
-      lm_buf_putc(pool, '\0');
-      break;
-    default:
-      free(tmp);
-      return -1;
-    }
-    free(tmp);
-  }
-  pool_fix(pool, v, n);
-  return p == end ? 0 : -1;
-}
-
-/* The state table's qualified name. */
-static void state_name(backfill *b, lm_buf *out) {
-  if (b->env->version_table_schema) {
-    b->d->quote_ident(out, b->env->version_table_schema);
-    lm_buf_putc(out, '.');
-  }
-  b->d->quote_ident(out, STATE_TABLE);
-}
-
-/* Create the state table if needed, in a transaction of its own. */
-static int state_ensure(backfill *b) {
-#define T(k) {.kind = (k), .length = -1, .precision = -1, .scale = -1}
-#define S(n) {.kind = LM_T_STRING, .length = (n), .precision = -1, .scale = -1}
-  lm_column cols[] = {
-    {.name = "revision", .type = S(32), .nullable = 0},
-    {.name = "name", .type = S(255), .nullable = 0},
-    {.name = "last_key", .type = T(LM_T_TEXT), .nullable = 1},
-    {.name = "rows_read", .type = T(LM_T_BIGINT), .nullable = 1},
-    {.name = "rows_updated", .type = T(LM_T_BIGINT), .nullable = 1},
-    {.name = "rows_skipped", .type = T(LM_T_BIGINT), .nullable = 1},
-  };
-#undef T
-#undef S
-  static const char *const pk_cols[] = {"revision", "name"};
-  lm_constraint pk = {.kind = LM_CON_PRIMARY_KEY, .columns = pk_cols,
-                      .ncolumns = 2, .deferrable = -1};
-  lm_op op = {.kind = LM_OP_CREATE_TABLE,
-              .schema = b->env->version_table_schema, .table = STATE_TABLE,
-              .columns = cols, .ncolumns = sizeof cols / sizeof *cols,
-              .constraints = &pk, .nconstraints = 1, .if_not_exists = 1};
-  lm_env *env = b->env;
-  if (lm_tx_begin(env) != LM_OK) {
-    lm_err_move(&b->err, &env->err);
-    return LM_ERROR;
-  }
-  if (lm_op_apply(env, &op, &b->err) != LM_OK) {
-    lm_tx_rollback(env);
-    return LM_ERROR;
-  }
-  /* Made if missing, so a rerun makes nothing twice. */
-  if (lm_tx_commit_resumable(env) != LM_OK) {
-    lm_err_move(&b->err, &env->err);
-    lm_tx_rollback(env);
-    return LM_ERROR;
-  }
-  return LM_OK;
-}
-
-/* revision and name as the two parameters every state statement ends
- * with. */
-static void state_ids(backfill *b, lm_value *p) {
-  p[0] = (lm_value){.type = LM_V_TEXT, .s = b->revision,
-                    .len = strlen(b->revision)};
-  p[1] = (lm_value){.type = LM_V_TEXT, .s = b->name, .len = strlen(b->name)};
-}
-
-/* Read where an earlier, interrupted run got to. */
-static int state_load(backfill *b) {
-  lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT last_key, rows_read, rows_updated, rows_skipped "
-              "FROM ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " WHERE revision = $1 AND name = $2");
-  lm_value p[2];
-  state_ids(b, p);
-  lm_cursor *cur = NULL;
-  int rc = b->d->query(b->env->conn, lm_buf_str(&sql), 2, p, &cur, &b->err);
-  lm_buf_free(&sql);
-  if (rc != LM_OK) return rc;
-  rc = b->d->cursor_next(cur, &b->err);
-  if (rc == 1) {
-    const lm_value *k = b->d->cursor_value(cur, 0);
-    if (k->type == LM_V_TEXT &&
-        decode_key(k->s, k->len, b->last, b->nkeys, &b->last_pool) == 0) {
-      b->have_last = 1;
-      const lm_value *n = b->d->cursor_value(cur, 1);
-      b->prior = n->type == LM_V_INT ? n->i : 0;
-      n = b->d->cursor_value(cur, 2);
-      b->prior_updated = n->type == LM_V_INT ? n->i : 0;
-      n = b->d->cursor_value(cur, 3);
-      b->prior_skipped = n->type == LM_V_INT ? n->i : 0;
-    } else {
-      /* Not silently: rows an earlier run changed are read again. */
-      lm_emit(b->env, LM_EVENT_INFO, b->revision, "warning: backfill %s: "
-              "the position saved in %s by an interrupted run does not fit "
-              "the key now given; starting from the first row", b->table,
-              STATE_TABLE);
-    }
-    rc = LM_OK;
-  }
-  b->d->cursor_close(cur);
-  return rc < 0 ? LM_ERROR : LM_OK;
-}
-
-/* Record the last key, in the transaction that wrote its batch. */
-static int state_save(backfill *b) {
-  lm_buf key = LM_BUF_INIT, sql = LM_BUF_INIT;
-  encode_key(&key, b->last, b->nkeys);
-  lm_value p[6] = {
-    {.type = LM_V_TEXT, .s = lm_buf_str(&key), .len = key.len},
-    {.type = LM_V_INT, .i = b->prior + b->read},
-    {.type = LM_V_INT, .i = b->prior_updated + b->updated},
-    {.type = LM_V_INT, .i = b->prior_skipped + b->skipped},
-  };
-  state_ids(b, p + 4);
-  lm_buf_puts(&sql, "UPDATE ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " SET last_key = $1, rows_read = $2, rows_updated = $3, "
-              "rows_skipped = $4 WHERE revision = $5 AND name = $6");
-  int64_t n = 0;
-  int rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 6, p, &n, &b->err);
-  if (rc == LM_OK && n == 0) {
-    lm_buf_reset(&sql);
-    lm_buf_puts(&sql, "INSERT INTO ");
-    state_name(b, &sql);
-    lm_buf_puts(&sql, " (last_key, rows_read, rows_updated, rows_skipped, "
-                "revision, name) VALUES ($1, $2, $3, $4, $5, $6)");
-    rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 6, p, NULL, &b->err);
-  }
-  lm_buf_free(&key);
-  lm_buf_free(&sql);
-  return rc;
-}
-
-/* The backfill finished: forget its state, so running the migration
- * again (after a downgrade) starts from the beginning. */
-static int state_clear(backfill *b) {
-  lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "DELETE FROM ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " WHERE revision = $1 AND name = $2");
-  lm_value p[2];
-  state_ids(b, p);
-  int rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 2, p, NULL, &b->err);
-  lm_buf_free(&sql);
-  return rc;
 }
 
 /* ---- the read -------------------------------------------------------------- */
@@ -431,123 +105,6 @@ static void build_select(backfill *b, lm_buf *sql, int after) {
     if (b->order < 0) lm_buf_puts(sql, " DESC");
   }
   lm_buf_printf(sql, " LIMIT $%zu", after ? b->nkeys + 1 : 1);
-}
-
-/* ---- the write ------------------------------------------------------------- */
-
-/* Lay a batch's changes out as the writer takes them: one row per
- * changed row, its keys then the columns this batch sets, and a flag per
- * column when not every row sets every one. */
-static void layout(backfill *b, slot *s) {
-  s->nused = 0;
-  if (!s->nchanged) return;
-  b->remap = grow(b->remap, &b->capremap, b->ngcols, sizeof *b->remap);
-  s->usedcols = grow(s->usedcols, &s->capused, b->ngcols,
-                     sizeof *s->usedcols);
-  for (size_t i = 0; i < b->ngcols; i++) b->remap[i] = (size_t)-1;
-  for (size_t i = 0; i < s->nchanges; i++) {
-    change *c = &s->changes[i];
-    if (b->remap[c->col] == (size_t)-1) {
-      b->remap[c->col] = s->nused;
-      s->usedcols[s->nused++] = b->gcols[c->col];
-    }
-    pool_fix(&s->pool, &c->v, 1);
-  }
-  size_t width = b->nkeys + s->nused;
-  s->matrix = grow(s->matrix, &s->capmatrix, s->nchanged * width,
-                   sizeof *s->matrix);
-  s->set = grow(s->set, &s->capset, s->nchanged * s->nused, 1);
-  memset(s->matrix, 0, s->nchanged * width * sizeof *s->matrix);
-  memset(s->set, 0, s->nchanged * s->nused);
-  for (size_t r = 0; r < s->nchanged; r++)
-    memcpy(&s->matrix[r * width], &s->rows[s->changed[r] * b->ncols],
-           b->nkeys * sizeof *s->matrix);
-  for (size_t i = 0; i < s->nchanges; i++) {
-    change *c = &s->changes[i];
-    size_t j = b->remap[c->col];
-    s->matrix[c->row * width + b->nkeys + j] = c->v;
-    s->set[c->row * s->nused + j] = 1;
-  }
-  s->all = 1;
-  for (size_t i = 0; s->all && i < s->nchanged * s->nused; i++)
-    s->all = s->set[i];
-}
-
-/* The write itself; it touches the slot, the writer and the connection,
- * never Lua. */
-static void *write_thread(void *arg) {
-  slot *s = arg;
-  backfill *b = s->owner;
-  s->rc = b->d->writer_run(b->writer, s->nused, s->usedcols, s->nchanged,
-                           s->matrix, s->all ? NULL : s->set, &s->affected,
-                           &s->err);
-  return NULL;
-}
-
-/* Start writing a batch: on a thread of its own when pipelined (with
- * every signal blocked there, so that handlers run on the main thread),
- * else here and now. */
-static void write_start(backfill *b, slot *s) {
-  layout(b, s);
-  s->rc = LM_OK;
-  s->affected = 0;
-  if (!s->nchanged) return;
-  if (b->pipelined) {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int started = pthread_create(&s->thread, NULL, write_thread, s) == 0;
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (started) {
-      s->writing = 1;
-      b->env->hold = &b->hold;
-      return;
-    }
-  }
-  write_thread(s);
-}
-
-/* Wait for a batch's write thread, if one runs: the connection is free
- * afterwards.  The write's outcome stays in the slot. */
-static void write_join(backfill *b, slot *s) {
-  if (!s->writing) return;
-  pthread_join(s->thread, NULL);
-  s->writing = 0;
-  b->env->hold = b->outer_hold;
-}
-
-/* Wait for a batch's write and count what it updated.  LM_OK when it
- * succeeded, else its error is moved to b->err.  Waiting twice is
- * harmless. */
-static int write_wait(backfill *b, slot *s) {
-  write_join(b, s);
-  b->updated += s->affected;
-  s->affected = 0;
-  if (s->rc == LM_OK) return LM_OK;
-  s->rc = LM_OK;
-  lm_err_move(&b->err, &s->err);
-  return LM_ERROR;
-}
-
-/* fn calls an op.* function while the previous batch is being written:
- * the write finishes first, and what the function then reads includes
- * it, as without the pipeline.  A failed write is raised here and stays
- * in its slot, so that the loop reports it even if fn catches this. */
-static void backfill_release(lua_State *L, lm_hold *hold) {
-  backfill *b = (backfill *)hold;
-  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
-  for (int i = 0; i < 2; i++)
-    if (b->slots[i].rc != LM_OK) {
-      b->fn_row = NULL;   /* the write failed, not the function */
-      luaL_error(L, "backfill %s: %s", b->table,
-                 lm_err_msg(&b->slots[i].err));
-    }
-}
-
-/* A finalizer is about to use the connection: let the write finish. */
-static void backfill_quiesce(lm_hold *hold) {
-  backfill *b = (backfill *)hold;
-  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
 }
 
 /* ---- one row ---------------------------------------------------------------- */
@@ -601,7 +158,7 @@ static void take_result(lua_State *L, backfill *b, slot *s, int res,
         if (strcmp(b->keys[i], name) == 0)
           luaL_error(L, "backfill %s: the function cannot change the key "
                      "column %s", b->table, name);
-      b->gcols = grow(b->gcols, &b->capgcols, b->ngcols + 1,
+      b->gcols = lm_backfill_grow(b->gcols, &b->capgcols, b->ngcols + 1,
                       sizeof *b->gcols);
       col = b->ngcols;
       b->gcols[b->ngcols++] = lm_arena_strdup(&b->names, name);
@@ -610,20 +167,20 @@ static void take_result(lua_State *L, backfill *b, slot *s, int res,
       lua_rawset(L, 4);
     }
     lua_pop(L, 1);
-    s->changes = grow(s->changes, &s->capchanges, s->nchanges + 1,
+    s->changes = lm_backfill_grow(s->changes, &s->capchanges, s->nchanges + 1,
                       sizeof *s->changes);
     change *c = &s->changes[s->nchanges++];
     c->row = s->nchanged;
     c->col = col;
     lm_data_value(L, -1, "backfill", b->gcols[col], &c->v);
-    pool_value(&s->pool, &c->v);
+    lm_backfill_pool_value(&s->pool, &c->v);
     lua_pop(L, 1);
   }
   if (s->nchanges == before) {
     b->skipped++;
     return;
   }
-  s->changed = grow(s->changed, &s->capchanged, s->nchanged + 1,
+  s->changed = lm_backfill_grow(s->changed, &s->capchanged, s->nchanged + 1,
                     sizeof *s->changed);
   s->changed[s->nchanged++] = r;
 }
@@ -693,7 +250,7 @@ static size_t read_batch(lua_State *L, backfill *b, slot *s, int64_t limit,
   s->nread = 0;
   int rc;
   while ((rc = d->cursor_next(b->cur, &b->err)) == 1) {
-    s->rows = grow(s->rows, &s->caprows, (s->nread + 1) * b->ncols,
+    s->rows = lm_backfill_grow(s->rows, &s->caprows, (s->nread + 1) * b->ncols,
                    sizeof *s->rows);
     lm_value *row = &s->rows[s->nread * b->ncols];
     for (size_t i = 0; i < b->ncols; i++) {
@@ -701,22 +258,22 @@ static size_t read_batch(lua_State *L, backfill *b, slot *s, int64_t limit,
       if (i < b->nkeys && row[i].type == LM_V_NULL)
         luaL_error(L, "backfill %s: key column %s is NULL in a row; the "
                    "key must be unique and not null", b->table, b->keys[i]);
-      pool_value(&s->rowpool, &row[i]);
+      lm_backfill_pool_value(&s->rowpool, &row[i]);
     }
     s->nread++;
   }
   if (rc < 0) body_fail(L, b);
   d->cursor_close(b->cur);
   b->cur = NULL;
-  pool_fix(&s->rowpool, s->rows, s->nread * b->ncols);
+  lm_backfill_pool_fix(&s->rowpool, s->rows, s->nread * b->ncols);
   if (s->nread) {
     /* The last key read is where the next batch starts. */
     lm_buf_reset(&b->last_pool);
     for (size_t i = 0; i < b->nkeys; i++) {
       b->last[i] = s->rows[(s->nread - 1) * b->ncols + i];
-      pool_value(&b->last_pool, &b->last[i]);
+      lm_backfill_pool_value(&b->last_pool, &b->last[i]);
     }
-    pool_fix(&b->last_pool, b->last, b->nkeys);
+    lm_backfill_pool_fix(&b->last_pool, b->last, b->nkeys);
     b->have_last = 1;
   }
   return s->nread;
@@ -768,7 +325,7 @@ static int backfill_body(lua_State *L) {
   lua_newtable(L);
   lm_value *params = lm_arena_alloc(&b->names, (b->nkeys + 1) * sizeof *params);
 
-  if (b->commit_every && (state_ensure(b) != LM_OK || state_load(b) != LM_OK))
+  if (b->commit_every && (lm_backfill_state_ensure(b) != LM_OK || lm_backfill_state_load(b) != LM_OK))
     return body_fail(L, b);
   int64_t total = -1;
   lm_err tmp;
@@ -814,14 +371,14 @@ static int backfill_body(lua_State *L) {
        * its thread while fn runs over n+1. */
       limit = next_limit(b);
       if (more) m = read_batch(L, b, next, limit, params);
-      write_start(b, cur);
+      lm_backfill_write_start(b, cur);
       if (m) run_fn(L, b, next, top);
-      if (write_wait(b, cur) != LM_OK) return body_fail(L, b);
+      if (lm_backfill_write_wait(b, cur) != LM_OK) return body_fail(L, b);
     } else {
-      write_start(b, cur);
-      if (write_wait(b, cur) != LM_OK) return body_fail(L, b);
+      lm_backfill_write_start(b, cur);
+      if (lm_backfill_write_wait(b, cur) != LM_OK) return body_fail(L, b);
       if (b->commit_every && b->in_tx >= b->commit_every) {
-        if (state_save(b) != LM_OK || own_commit(b, 1) != LM_OK)
+        if (lm_backfill_state_save(b) != LM_OK || own_commit(b, 1) != LM_OK)
           return body_fail(L, b);
         b->in_tx = 0;
       }
@@ -837,7 +394,7 @@ static int backfill_body(lua_State *L) {
     next = t;
     n = m;
   }
-  if (b->commit_every && (own_begin(b) != LM_OK || state_clear(b) != LM_OK))
+  if (b->commit_every && (own_begin(b) != LM_OK || lm_backfill_state_clear(b) != LM_OK))
     return body_fail(L, b);
   if (own_commit(b, 0) != LM_OK) return body_fail(L, b);
   return 0;
@@ -858,7 +415,7 @@ static void slot_free(slot *s) {
 /* Release what a backfill holds, on every path: a write in flight is
  * waited for before anything it uses goes. */
 static void backfill_free(backfill *b) {
-  for (int i = 0; i < 2; i++) write_join(b, &b->slots[i]);
+  for (int i = 0; i < 2; i++) lm_backfill_write_join(b, &b->slots[i]);
   b->env->hold = b->outer_hold;
   if (b->cur) b->d->cursor_close(b->cur);
   if (b->writer) b->d->writer_close(b->writer);
@@ -973,8 +530,8 @@ int lm_op_backfill(lua_State *L) {
   b.last = lm_xcalloc(b.nkeys, sizeof *b.last);
   lm_arena_init(&b.names);
   lm_err_init(&b.err);
-  b.hold.release = backfill_release;
-  b.hold.quiesce = backfill_quiesce;
+  b.hold.release = lm_backfill_release;
+  b.hold.quiesce = lm_backfill_quiesce;
   b.outer_hold = env->hold;   /* released by lm_data_env above */
   /* With commit_every each batch is written before the next is read, so
    * that the key recorded with a commit is the last one written. */

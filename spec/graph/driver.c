@@ -12,7 +12,9 @@
  *   stamp TARGETS CUR PURGE
  *   format ID FLAGS | fmtbranch ID VERBOSE
  * Every command prints "== " and the command, then its result lines.
- * With -t, each command's time goes to stderr.
+ * With -t, each command's time goes to stderr.  With LM_GRAPH_TOPO_LITERAL
+ * set in the environment, every walk uses the literal topological sort
+ * (the graph's test hook), which compare.py checks against the fast one.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "graph.h"
@@ -75,6 +77,7 @@ static char *keep(store *s, char *p) {
 
 int main(int argc, char **argv) {
   int timing = argc > 1 && strcmp(argv[1], "-t") == 0;
+  int topo_literal = getenv("LM_GRAPH_TOPO_LITERAL") != NULL;
   lm_revision *revs = NULL;
   size_t nrevs = 0, cap = 0;
   store st = {0};
@@ -115,7 +118,10 @@ int main(int argc, char **argv) {
     printf("== %s\n", line);
     double t0 = lm_now();
     if (strcmp(cmd, "load") == 0) {
-      if (lm_graph_new(&g, revs, nrevs, &err) == LM_OK) printf("loaded\n");
+      if (lm_graph_new(&g, revs, nrevs, &err) == LM_OK) {
+        lm_graph_test_topo_literal(g, topo_literal);
+        printf("loaded\n");
+      }
       else { printf("graph-error\n"); printf("message: %s\n", lm_err_msg(&err)); lm_err_free(&err); }
     } else if (!g) {
       printf("no graph\n");
