@@ -33,6 +33,22 @@ static char *url_for(const lm_url *url, const char *name, lm_err *err) {
                       query ? query : "");
 }
 
+/* The configured database's name in lower-case letters, digits and
+ * underscores, at most size - 1 of them ("db" when the URL names none). */
+static void scratch_owner(const lm_url *url, char *out, size_t size) {
+  const char *rest = url->rest;
+  const char *p = rest + strcspn(rest, "/?");
+  size_t n = 0;
+  if (*p == '/')
+    for (p++; *p && *p != '?' && n + 1 < size; p++) {
+      char c = *p;
+      if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+      out[n++] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ? c : '_';
+    }
+  if (!n) n = (size_t)snprintf(out, size, "db");
+  out[n] = '\0';
+}
+
 /* The role a connection runs as, for the privilege message. */
 static char *current_role(lm_conn *c) {
   const lm_dialect *d = &lm_postgresql_dialect;
@@ -54,9 +70,14 @@ static char *current_role(lm_conn *c) {
 int lm_pg_scratch_create(const lm_url *url, char **scratch_url, lm_err *err) {
   const lm_dialect *d = &lm_postgresql_dialect;
   *scratch_url = NULL;
+  /* luamig_verify_<database>_<pid>_<stamp>: the configured database's
+   * name (folded to what needs no quoting, cut to 20 characters) says
+   * whose scratch database a leftover is, within 63 bytes. */
+  char db[21];
+  scratch_owner(url, db, sizeof db);
   char name[64];
-  snprintf(name, sizeof name, "luamig_verify_%ld_%lx", (long)getpid(),
-           (unsigned long)time(NULL) ^ (unsigned long)clock());
+  snprintf(name, sizeof name, "luamig_verify_%s_%ld_%lx", db, (long)getpid(),
+           ((unsigned long)time(NULL) ^ (unsigned long)clock()) & 0xffffffffUL);
   char *target = url_for(url, name, err);
   if (!target) return LM_ERROR;
   lm_conn *c;

@@ -108,10 +108,18 @@ local function verify(dir, args)
   return H.run(argv, {dir = dir})
 end
 
--- The scratch databases verify made and left on the test server.
-local function pg_scratches()
+-- The name pattern of the scratch databases verify makes for the database
+-- url names (other spec files run verify on the same server at once).
+local function scratch_pattern(url)
+  local db = (url or H.pg_url):match("/([^/?]*)[^/]*$"):lower()
+                              :gsub("[^a-z0-9_]", "_"):sub(1, 20)
+  return ("luamig_verify_" .. db .. "_%"):gsub("_", "\\_")
+end
+
+-- The scratch databases verify made for url's database and left behind.
+local function pg_scratches(url)
   return assert(H.psql(H.pg_url, "SELECT count(*) FROM pg_database " ..
-                       "WHERE datname LIKE 'luamig_verify_%'"))
+                       "WHERE datname LIKE '" .. scratch_pattern(url) .. "'"))
 end
 
 -- The broken downgrades: each fails at b4 and names the object.
@@ -169,7 +177,7 @@ for _, d in ipairs(H.dialects) do
         and "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
         or "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
       assert.are.equal("0\n", query(tables) or "0\n")
-      if d.name == "postgresql" then assert.are.equal("0\n", pg_scratches()) end
+      if d.name == "postgresql" then assert.are.equal("0\n", pg_scratches(url)) end
       code, out, err = verify(dir, {"--json"})
       assert.are.equal(0, code, err)
       local v = assert(json.decode(out), out)
@@ -187,7 +195,7 @@ for _, d in ipairs(H.dialects) do
         assert.matches("verify: b4 %(migrations/0004_b4%.lua%)", err)
         assert.truthy(err:find(case.says, 1, true), err)
         assert.falsy(err:find("b5", 1, true), err)
-        if d.name == "postgresql" then assert.are.equal("0\n", pg_scratches()) end
+        if d.name == "postgresql" then assert.are.equal("0\n", pg_scratches(url)) end
         code, out = verify(dir, {"--json"})
         assert.are.equal(1, code)
         local v = assert(json.decode(out), out)
@@ -291,7 +299,7 @@ describe("verify's scratch PostgreSQL database", function()
     assert.are.equal(1, code)
     assert.matches("role " .. role .. " lacks the CREATEDB privilege", err)
     assert.matches("%-%-scratch%-url", err)
-    assert.are.equal("0\n", pg_scratches())
+    assert.are.equal("0\n", pg_scratches(url))
   end)
 
   it("is dropped after SIGINT", function()
@@ -305,7 +313,7 @@ describe("verify's scratch PostgreSQL database", function()
 cd %s && %s %s verify >out 2>err &
 pid=$!
 for i in $(seq 1 100); do
-  n=$(psql -X -At %s -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'luamig_verify_%%'")
+  n=$(psql -X -At %s -c "SELECT count(*) FROM pg_database WHERE datname LIKE '%s'")
   [ "$n" = 1 ] && break
   sleep 0.1
 done
@@ -315,10 +323,11 @@ kill -INT $pid
 wait $pid
 echo $? >> %s
 ]], H.quote(dir), H.asan and "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" or "",
-      H.quote(H.bin), H.quote(H.pg_url), H.quote(log), H.quote(log))
+      H.quote(H.bin), H.quote(H.pg_url), scratch_pattern(url), H.quote(log),
+      H.quote(log))
     H.sh("sh -c " .. H.quote(script))
     assert.are.same({"1", "130"}, H.lines(H.read(log)))
-    assert.are.equal("0\n", pg_scratches())
+    assert.are.equal("0\n", pg_scratches(url))
     assert.matches("interrupted by SIGINT", H.read(dir .. "/err"))
   end)
 end)
