@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "core.h"
 #include "embedded.h"
 #include "lua_heap.h"
@@ -325,6 +326,36 @@ int lm_heads(lm_env *env, char ***out) {
   lm_revlist_free(&l);
   lm_strvec_free(&ids);
   return rc;
+}
+
+int lm_schema_json(char **json, lm_env *env, const char *const *tables,
+                   size_t ntables) {
+  *json = NULL;
+  lm_buf out = LM_BUF_INIT;
+  int rc = lm_schema_report(env, tables, ntables, 1, &out);
+  if (rc == LM_OK) *json = lm_buf_detach(&out);
+  lm_buf_free(&out);
+  return rc;
+}
+
+int lm_verify(char **json, lm_env *env, const char *scratch_url) {
+  *json = NULL;
+  if (enter(env, "verify") != LM_OK) return LM_EUSAGE;
+  lm_buf report = LM_BUF_INIT, problems = LM_BUF_INIT;
+  int code = lm_verify_report(env, scratch_url, &report, &problems);
+  int rc = LM_OK;
+  if (code) {
+    /* the problems as the command prints them, without the last newline */
+    if (problems.len && problems.data[problems.len - 1] == '\n')
+      problems.data[--problems.len] = '\0';
+    lm_err_set(&env->err, "%s", lm_buf_str(&problems));
+    rc = code == 2 ? LM_EUSAGE : LM_ERROR;
+    env->err.code = rc;
+  }
+  *json = lm_buf_detach(&report);
+  lm_buf_free(&report);
+  lm_buf_free(&problems);
+  return leave(env, rc);
 }
 
 const char *lm_version(void) {

@@ -90,6 +90,18 @@ LUAMIG_API void lm_free_list(char **list);
 /* The heads of the scripts (NULL-terminated, malloc'ed), without a
  * database. */
 LUAMIG_API int lm_heads(lm_env *env, char ***heads);
+/* The live database's schema model as `luamig schema --json` prints it
+ * (without the newline): every table, or the ntables named ("name" or
+ * "schema.name"); *json is malloc'ed.  Only reads. */
+LUAMIG_API int lm_schema_json(char **json, lm_env *env,
+                              const char *const *tables, size_t ntables);
+/* `luamig verify`: every downgrade undoes its upgrade, checked on a
+ * scratch database (scratch_url, which must be empty; NULL: one made on
+ * the configured server and dropped after).  *json (malloc'ed) receives
+ * the report `verify --json` prints, when verify ran, also on failure;
+ * a failure's lm_errmsg lists the problems.  The configured database is
+ * never touched. */
+LUAMIG_API int lm_verify(char **json, lm_env *env, const char *scratch_url);
 /* The version of the library that runs (LUAMIG_VERSION when built). */
 LUAMIG_API const char *lm_version(void);
 
