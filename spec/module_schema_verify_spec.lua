@@ -192,3 +192,79 @@ insulate("m:schema() and m:verify()", function()
     end)
   end
 end)
+
+-- The C library: what a function hands back comes first (libgit2's
+-- convention), and schema and verify are there too.
+describe("the C library's lm_schema_json and lm_verify, out-parameters first", function()
+  local program = [[
+#include <stdio.h>
+#include <stdlib.h>
+#include "luamig.h"
+
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  lm_options opts = {.url = argv[1], .script_location = argv[2], .quiet = 1};
+  lm_env *env;
+  char **applied = NULL, **current = NULL, **heads = NULL, *sql = NULL;
+  char *schema = NULL, *report = NULL;
+  const char *tables[] = {"wards"};
+  int rc = lm_open(&env, &opts);
+  if (rc == 0) rc = lm_sql(&sql, env, "upgrade", "base:s1");
+  if (rc == 0) rc = lm_upgrade(&applied, env, "s1");
+  if (rc == 0) rc = lm_current(&current, env);
+  if (rc == 0) rc = lm_heads(&heads, env);
+  if (rc == 0) rc = lm_schema_json(&schema, env, tables, 1);
+  if (rc == 0) rc = lm_verify(&report, env, NULL);
+  if (rc == 0) {
+    printf("applied %s\ncurrent %s\nheads %s\nsql %d\n", applied[0],
+           current[0], heads[0], sql != NULL);
+    printf("schema %s\nreport %.11s\n", schema, report);
+    lm_free_list(current);
+    rc = lm_current(&current, env);
+    if (rc == 0) printf("still %s\n", current[0]);
+  }
+  if (rc != 0) printf("error %d %s\n", rc, lm_errmsg(env));
+  /* a failing verify: its report and its problems */
+  if (rc == 0) {
+    free(report);
+    report = NULL;
+    rc = lm_verify(&report, env, argv[1]);
+    printf("refused %d %s\n%s\n", rc, lm_errmsg(env), report ? report : "");
+  }
+  lm_free_list(applied);
+  lm_free_list(current);
+  lm_free_list(heads);
+  free(sql);
+  free(schema);
+  free(report);
+  lm_close(env);
+  return 0;
+}
+]]
+
+  it("builds against the library and reads the schema and verifies", function()
+    local build = H.bin:match("^(.*)/[^/]*$")
+    local dir = H.project("unused", good)
+    H.write(dir .. "/prog.c", program)
+    local san = H.asan and " -fsanitize=address,undefined" or ""
+    local code = H.sh("cc -std=c11 -Wall -Wextra -Werror" .. san .. " -Isrc " ..
+                      H.quote(dir .. "/prog.c") .. " " .. H.quote(build .. "/libluamig.a") ..
+                      " -o " .. H.quote(dir .. "/prog") ..
+                      " $(pkg-config --libs lua5.4 sqlite3) -ldl -lm -pthread" ..
+                      " >" .. H.quote(dir .. "/cc.log") .. " 2>&1")
+    assert.are.equal(0, code, H.read(dir .. "/cc.log"))
+    local url = "sqlite:///" .. dir .. "/app.db"
+    local f = H.popen(H.quote(dir .. "/prog") .. " " .. H.quote(url) .. " " ..
+                      H.quote(dir .. "/migrations") .. " 2>&1")
+    local out = f:read("a")
+    f:close()
+    local lines = H.lines(out)
+    assert.are.same({"applied s1", "current s1", "heads s2", "sql 1"},
+                    {lines[1], lines[2], lines[3], lines[4]}, out)
+    local model = assert(json.decode(lines[5]:match("^schema (.*)$")), out)
+    assert.are.same({"wards"}, {model.tables[1].name, model.tables[2]})
+    assert.are.same({"report {\"ok\": true", "still s1"}, {lines[6], lines[7]}, out)
+    assert.matches("^refused %-2 verify: %-%-scratch%-url names the configured database", lines[8])
+    assert.matches('"ok": false', out)
+  end)
+end)

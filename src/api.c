@@ -169,17 +169,17 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   return leave(env, rc);
 }
 
-int lm_upgrade(lm_env *env, const char *target, char ***applied) {
+int lm_upgrade(char ***applied, lm_env *env, const char *target) {
   return migrate(env, "upgrade", lm_graph_plan_upgrade, target, applied);
 }
 
-int lm_downgrade(lm_env *env, const char *target, char ***applied) {
+int lm_downgrade(char ***applied, lm_env *env, const char *target) {
   return migrate(env, "downgrade", lm_graph_plan_downgrade, target, applied);
 }
 
 /* Also called back from a running command's on_event, on its connection
  * (and inside its transaction). */
-int lm_current(lm_env *env, char ***out) {
+int lm_current(char ***out, lm_env *env) {
   *out = NULL;
   /* From a backfill's progress event: its batch write finishes first. */
   if (env->hold) {
@@ -250,7 +250,8 @@ static int ends_at_base(const lm_plan *plan, size_t start) {
 }
 
 /* Offline: the same walk, written as a script instead of run. */
-int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
+int lm_sql(char **sql, lm_env *env, const char *command,
+           const char *target) {
   *sql = NULL;
   if (!target || !*target)
     return lm_err_usage(&env->err, "%s --sql needs a target", command);
@@ -313,7 +314,7 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   return leave(env, rc);
 }
 
-int lm_heads(lm_env *env, char ***out) {
+int lm_heads(char ***out, lm_env *env) {
   *out = NULL;
   lm_revlist l = {0};
   lm_strvec ids = LM_STRVEC_INIT;

@@ -325,14 +325,14 @@ static int runner_open(lua_State *L) {
 
 /* ---- commands ---------------------------------------------------------- */
 
-typedef int (*migrate_fn)(lm_env *, const char *, char ***);
+typedef int (*migrate_fn)(char ***, lm_env *, const char *);
 
 static int migrate(lua_State *L, const char *method, migrate_fn fn) {
   runner *r = check_idle(L, method);
   const char *target = check_string(L, 2, method, "the target");
   char **applied;
   command_start(r, L, method);
-  int rc = fn(r->env, target, &applied);
+  int rc = fn(&applied, r->env, target);
   r->busy = NULL;
   if (rc != LM_OK)
     return command_end(L, r, method, rc, push_fail(L, r));
@@ -355,7 +355,7 @@ static int runner_sql(lua_State *L) {
   const char *target = check_string(L, 3, "sql", "the target");
   char *sql;
   command_start(r, L, "sql");
-  int rc = lm_sql(r->env, command, target, &sql);
+  int rc = lm_sql(&sql, r->env, command, target);
   r->busy = NULL;
   if (rc != LM_OK) return command_end(L, r, "sql", rc, push_fail(L, r));
   lua_pushstring(L, sql);
@@ -415,7 +415,7 @@ static int runner_current(lua_State *L) {
   nested n;
   nested_start(r, &n);
   char **heads;
-  int rc = lm_current(r->env, &heads);
+  int rc = lm_current(&heads, r->env);
   char *msg = nested_end(r, &n, rc);
   if (rc != LM_OK) return push_fail_msg(L, msg);
   push_list(L, heads);
