@@ -32,8 +32,8 @@ int main(int argc, char **argv) {
   lm_env *env;
   int rc = lm_open(&env, &opts);
   char **applied = NULL, **heads = NULL;
-  if (rc == 0) rc = lm_upgrade(env, "head", &applied);
-  if (rc == 0) rc = lm_current(env, &heads);
+  if (rc == 0) rc = lm_upgrade(&applied, env, "head");
+  if (rc == 0) rc = lm_current(&heads, env);
   if (rc != 0) {
     fprintf(stderr, "embed: %s\n", lm_errmsg(env));
     lm_close(env);

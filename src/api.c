@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_args.h"
 #include "core.h"
 #include "embedded.h"
 #include "lua_heap.h"
@@ -168,17 +169,17 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   return leave(env, rc);
 }
 
-int lm_upgrade(lm_env *env, const char *target, char ***applied) {
+int lm_upgrade(char ***applied, lm_env *env, const char *target) {
   return migrate(env, "upgrade", lm_graph_plan_upgrade, target, applied);
 }
 
-int lm_downgrade(lm_env *env, const char *target, char ***applied) {
+int lm_downgrade(char ***applied, lm_env *env, const char *target) {
   return migrate(env, "downgrade", lm_graph_plan_downgrade, target, applied);
 }
 
 /* Also called back from a running command's on_event, on its connection
  * (and inside its transaction). */
-int lm_current(lm_env *env, char ***out) {
+int lm_current(char ***out, lm_env *env) {
   *out = NULL;
   /* From a backfill's progress event: its batch write finishes first. */
   if (env->hold) {
@@ -249,7 +250,8 @@ static int ends_at_base(const lm_plan *plan, size_t start) {
 }
 
 /* Offline: the same walk, written as a script instead of run. */
-int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
+int lm_sql(char **sql, lm_env *env, const char *command,
+           const char *target) {
   *sql = NULL;
   if (!target || !*target)
     return lm_err_usage(&env->err, "%s --sql needs a target", command);
@@ -312,7 +314,7 @@ int lm_sql(lm_env *env, const char *command, const char *target, char **sql) {
   return leave(env, rc);
 }
 
-int lm_heads(lm_env *env, char ***out) {
+int lm_heads(char ***out, lm_env *env) {
   *out = NULL;
   lm_revlist l = {0};
   lm_strvec ids = LM_STRVEC_INIT;
@@ -325,6 +327,36 @@ int lm_heads(lm_env *env, char ***out) {
   lm_revlist_free(&l);
   lm_strvec_free(&ids);
   return rc;
+}
+
+int lm_schema_json(char **json, lm_env *env, const char *const *tables,
+                   size_t ntables) {
+  *json = NULL;
+  lm_buf out = LM_BUF_INIT;
+  int rc = lm_schema_report(env, tables, ntables, 1, &out);
+  if (rc == LM_OK) *json = lm_buf_detach(&out);
+  lm_buf_free(&out);
+  return rc;
+}
+
+int lm_verify(char **json, lm_env *env, const char *scratch_url) {
+  *json = NULL;
+  if (enter(env, "verify") != LM_OK) return LM_EUSAGE;
+  lm_buf report = LM_BUF_INIT, problems = LM_BUF_INIT;
+  int code = lm_verify_report(env, scratch_url, &report, &problems);
+  int rc = LM_OK;
+  if (code) {
+    /* the problems as the command prints them, without the last newline */
+    if (problems.len && problems.data[problems.len - 1] == '\n')
+      problems.data[--problems.len] = '\0';
+    lm_err_set(&env->err, "%s", lm_buf_str(&problems));
+    rc = code == 2 ? LM_EUSAGE : LM_ERROR;
+    env->err.code = rc;
+  }
+  *json = lm_buf_detach(&report);
+  lm_buf_free(&report);
+  lm_buf_free(&problems);
+  return leave(env, rc);
 }
 
 const char *lm_version(void) {

@@ -155,7 +155,7 @@ static void print_revisions(lm_env *env, lm_args *a, const lm_revlist *l,
 
 static int print_sql(lm_env *env, const char *command, const char *target) {
   char *sql;
-  int rc = lm_sql(env, command, target, &sql);
+  int rc = lm_sql(&sql, env, command, target);
   if (rc != LM_OK) return lm_cli_fail(env, rc);
   fputs(sql, stdout);
   free(sql);
@@ -271,13 +271,13 @@ static int migrate_command(lm_env *env, lm_args *a, int up) {
     return lm_cli_fail(env, lm_err_usage(&env->err, "a FROM:TO range "
                        "works only with --sql"));
   char **applied, **current = NULL;
-  int rc = up ? lm_upgrade(env, target, &applied)
-              : lm_downgrade(env, target, &applied);
+  int rc = up ? lm_upgrade(&applied, env, target)
+              : lm_downgrade(&applied, env, target);
   if (rc != LM_OK) return lm_cli_fail(env, rc);
   int nothing = !applied[0];
   lm_free_list(applied);
   if ((a->json || (nothing && !env->quiet)) &&
-      (rc = lm_current(env, &current)) != LM_OK)
+      (rc = lm_current(&current, env)) != LM_OK)
     return lm_cli_fail(env, rc);
   if (nothing && !env->quiet) say_nothing_to_do(env, cmd, target, current);
   if (a->json) print_run_json(cmd, target, &cli_record, current);
@@ -313,7 +313,7 @@ static int cmd_stamp(lm_env *env, lm_args *a) {
   if (rc != LM_OK) return lm_cli_fail(env, rc);
   if (a->json) {
     char **current;
-    if ((rc = lm_current(env, &current)) != LM_OK) return lm_cli_fail(env, rc);
+    if ((rc = lm_current(&current, env)) != LM_OK) return lm_cli_fail(env, rc);
     lm_buf out = LM_BUF_INIT;
     lm_buf_puts(&out, "{\"command\": \"stamp\", \"targets\": ");
     json_list(&out, (const char *const *)a->pos.items, a->pos.n);
@@ -386,7 +386,7 @@ static int check_heads(lm_env *env, const lm_revlist *cur) {
 static int cmd_current(lm_env *env, lm_args *a) {
   char **heads;
   int rc = lm_scripts_load(env);
-  if (rc == LM_OK) rc = lm_current(env, &heads);
+  if (rc == LM_OK) rc = lm_current(&heads, env);
   if (rc != LM_OK) return lm_cli_fail(env, rc);
   size_t n = 0;
   while (heads[n]) n++;
@@ -444,7 +444,7 @@ static int cmd_history(lm_env *env, lm_args *a) {
   char **heads = NULL;
   size_t n = 0;
   if (a->indicate_current || (a->range && strstr(a->range, "current"))) {
-    rc = lm_current(env, &heads);
+    rc = lm_current(&heads, env);
     if (rc != LM_OK) return lm_cli_fail(env, rc);
     while (heads[n]) n++;
   }
@@ -471,7 +471,7 @@ static int cmd_show(lm_env *env, lm_args *a) {
   lm_revlist l = {0};
   if (strcmp(rev, "current") == 0) {
     char **current;
-    if ((rc = lm_current(env, &current)) != LM_OK) return lm_cli_fail(env, rc);
+    if ((rc = lm_current(&current, env)) != LM_OK) return lm_cli_fail(env, rc);
     size_t n = 0;
     while (current[n]) n++;
     l.idx = lm_xmalloc((n + 1) * sizeof *l.idx);

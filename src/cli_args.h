@@ -44,9 +44,21 @@ int lm_cmd_edit(lm_env *env, lm_args *a);
 
 /* cli_schema.c: schema [TABLE...] */
 int lm_cmd_schema(lm_env *env, lm_args *a);
+/* What `schema` prints, into out: the text form or (json) the model as
+ * JSON, of every table or of those named.  LM_OK, or LM_ERROR with
+ * env->err set (a name that is no table). */
+int lm_schema_report(lm_env *env, const char *const *tables, size_t ntables,
+                     int json, lm_buf *out);
 
 /* verify.c */
 int lm_cmd_verify(lm_env *env, lm_args *a);
+/* verify for an embedding: nothing printed; the report as `verify --json`
+ * writes it into json, the problems as text lines into text.  The
+ * connection env holds is set aside meanwhile and given back.  0: all
+ * verified; 1: problems (the report says which); 2: a usage error (a
+ * scratch URL naming the configured database). */
+int lm_verify_report(lm_env *env, const char *scratch_url, lm_buf *json,
+                     lm_buf *text);
 
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);

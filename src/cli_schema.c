@@ -36,15 +36,16 @@ static int is_view(const lm_schema *s, const char *arg) {
   return 0;
 }
 
-int lm_cmd_schema(lm_env *env, lm_args *a) {
+int lm_schema_report(lm_env *env, const char *const *tables, size_t ntables,
+                     int json, lm_buf *out) {
   lm_schema s;
   lm_schema_init(&s);
   int rc = lm_introspect_database(env, &s);
   char *only = NULL;
-  if (rc == LM_OK && a->pos.n) {
+  if (rc == LM_OK && ntables) {
     only = lm_xcalloc(s.ntables + 1, 1);
-    for (size_t k = 0; rc == LM_OK && k < a->pos.n; k++) {
-      const char *arg = a->pos.items[k];
+    for (size_t k = 0; rc == LM_OK && k < ntables; k++) {
+      const char *arg = tables[k];
       int found = 0;
       for (size_t i = 0; i < s.ntables; i++)
         if (names_table(&s, &s.tables[i], arg)) only[i] = found = 1;
@@ -60,25 +61,33 @@ int lm_cmd_schema(lm_env *env, lm_args *a) {
     }
   }
   if (rc == LM_OK) {
-    lm_buf out = LM_BUF_INIT;
-    if (a->json) {
-      lm_schema_json(&out, &s, only);
-      lm_buf_putc(&out, '\n');
+    if (json) {
+      lm_schema_model_json(out, &s, only);
     } else if (only) {
       int first = 1;
       for (size_t i = 0; i < s.ntables; i++) {
         if (!only[i]) continue;
-        if (!first) lm_buf_putc(&out, '\n');
+        if (!first) lm_buf_putc(out, '\n');
         first = 0;
-        lm_mtable_text(&out, &s.tables[i]);
+        lm_mtable_text(out, &s.tables[i]);
       }
     } else {
-      lm_schema_text(&out, &s);
+      lm_schema_text(out, &s);
     }
-    fputs(lm_buf_str(&out), stdout);
-    lm_buf_free(&out);
   }
   free(only);
   lm_schema_free(&s);
+  return rc;
+}
+
+int lm_cmd_schema(lm_env *env, lm_args *a) {
+  lm_buf out = LM_BUF_INIT;
+  int rc = lm_schema_report(env, (const char *const *)a->pos.items, a->pos.n,
+                            a->json, &out);
+  if (rc == LM_OK) {
+    if (a->json) lm_buf_putc(&out, '\n');
+    fputs(lm_buf_str(&out), stdout);
+  }
+  lm_buf_free(&out);
   return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }

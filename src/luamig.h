@@ -6,7 +6,7 @@
  *   lm_env *env;
  *   lm_options opts = {.config_path = "luamig.lua"};
  *   if (lm_open(&env, &opts) != 0) { puts(lm_errmsg(env)); ... }
- *   lm_upgrade(env, "head", NULL);
+ *   lm_upgrade(NULL, env, "head");
  *   lm_close(env);
  *
  * Every function returns 0 on success or a negative status; lm_errmsg() tells
@@ -77,19 +77,33 @@ LUAMIG_API const char *lm_errmsg(const lm_env *env);
 /* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
  * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the
  * revisions run, in order; free it with lm_free_list. */
-LUAMIG_API int lm_upgrade(lm_env *env, const char *target, char ***applied);
-LUAMIG_API int lm_downgrade(lm_env *env, const char *target, char ***applied);
+LUAMIG_API int lm_upgrade(char ***applied, lm_env *env, const char *target);
+LUAMIG_API int lm_downgrade(char ***applied, lm_env *env,
+                            const char *target);
 /* The offline (--sql) script for "upgrade"/"downgrade"/"stamp" and a
  * target or FROM:TO range; *sql is malloc'ed. */
-LUAMIG_API int lm_sql(lm_env *env, const char *command, const char *target, char **sql);
+LUAMIG_API int lm_sql(char **sql, lm_env *env, const char *command,
+                      const char *target);
 /* Mark the database as being at revs without running anything. */
 LUAMIG_API int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge);
 /* The revisions the version table holds (NULL-terminated, malloc'ed). */
-LUAMIG_API int lm_current(lm_env *env, char ***heads);
+LUAMIG_API int lm_current(char ***heads, lm_env *env);
 LUAMIG_API void lm_free_list(char **list);
 /* The heads of the scripts (NULL-terminated, malloc'ed), without a
  * database. */
-LUAMIG_API int lm_heads(lm_env *env, char ***heads);
+LUAMIG_API int lm_heads(char ***heads, lm_env *env);
+/* The live database's schema model as `luamig schema --json` prints it
+ * (without the newline): every table, or the ntables named ("name" or
+ * "schema.name"); *json is malloc'ed.  Only reads. */
+LUAMIG_API int lm_schema_json(char **json, lm_env *env,
+                              const char *const *tables, size_t ntables);
+/* `luamig verify`: every downgrade undoes its upgrade, checked on a
+ * scratch database (scratch_url, which must be empty; NULL: one made on
+ * the configured server and dropped after).  *json (malloc'ed) receives
+ * the report `verify --json` prints, when verify ran, also on failure;
+ * a failure's lm_errmsg lists the problems.  The configured database is
+ * never touched. */
+LUAMIG_API int lm_verify(char **json, lm_env *env, const char *scratch_url);
 /* The version of the library that runs (LUAMIG_VERSION when built). */
 LUAMIG_API const char *lm_version(void);
 

@@ -325,14 +325,14 @@ static int runner_open(lua_State *L) {
 
 /* ---- commands ---------------------------------------------------------- */
 
-typedef int (*migrate_fn)(lm_env *, const char *, char ***);
+typedef int (*migrate_fn)(char ***, lm_env *, const char *);
 
 static int migrate(lua_State *L, const char *method, migrate_fn fn) {
   runner *r = check_idle(L, method);
   const char *target = check_string(L, 2, method, "the target");
   char **applied;
   command_start(r, L, method);
-  int rc = fn(r->env, target, &applied);
+  int rc = fn(&applied, r->env, target);
   r->busy = NULL;
   if (rc != LM_OK)
     return command_end(L, r, method, rc, push_fail(L, r));
@@ -355,7 +355,7 @@ static int runner_sql(lua_State *L) {
   const char *target = check_string(L, 3, "sql", "the target");
   char *sql;
   command_start(r, L, "sql");
-  int rc = lm_sql(r->env, command, target, &sql);
+  int rc = lm_sql(&sql, r->env, command, target);
   r->busy = NULL;
   if (rc != LM_OK) return command_end(L, r, "sql", rc, push_fail(L, r));
   lua_pushstring(L, sql);
@@ -415,7 +415,7 @@ static int runner_current(lua_State *L) {
   nested n;
   nested_start(r, &n);
   char **heads;
-  int rc = lm_current(r->env, &heads);
+  int rc = lm_current(&heads, r->env);
   char *msg = nested_end(r, &n, rc);
   if (rc != LM_OK) return push_fail_msg(L, msg);
   push_list(L, heads);
@@ -569,6 +569,115 @@ static int runner_status(lua_State *L) {
   lm_buf_free(&dirty);
   lm_buf_free(&lock);
   return command_end(L, r, "status", rc, nres);
+}
+
+/* ---- schema and verify: the commands' JSON, as Lua tables ------------- */
+
+/* Load an embedded lua/ file ("luamig.NAME") into L and run it, leaving
+ * what it returns. */
+static void push_embedded(lua_State *L, const char *module) {
+  for (const lm_embedded *e = lm_embedded_files; e->module; e++) {
+    if (strcmp(e->module, module) != 0) continue;
+    const char *chunk = lua_pushfstring(L, "=%s", module);
+    if (luaL_loadbufferx(L, e->source, e->len, chunk, "t") != LUA_OK)
+      lua_error(L);
+    lua_remove(L, -2);
+    lua_pushstring(L, module);
+    lua_call(L, 1, 1);
+    return;
+  }
+  luaL_error(L, "%s is not compiled into this luamig", module);
+}
+
+/* Stack: 1 the JSON text (light userdata).  Its value decoded by
+ * luamig.json. */
+static int decode_json(lua_State *L) {
+  const char *json = lua_touserdata(L, 1);
+  push_embedded(L, "luamig.json");
+  lua_getfield(L, -1, "decode");
+  lua_pushstring(L, json);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* The JSON text the core wrote (malloc'ed, freed here whatever happens)
+ * pushed as a table; raises if it cannot be. */
+static void push_json(lua_State *L, char *json) {
+  lua_pushcfunction(L, decode_json);
+  lua_pushlightuserdata(L, json);
+  int status = lua_pcall(L, 1, 1, 0);
+  free(json);
+  if (status != LUA_OK) lua_error(L);
+}
+
+/* m:schema([tables]): the fields of `schema --json`; tables is a name or
+ * a list of names (all tables when absent). */
+static int runner_schema(lua_State *L) {
+  runner *r = check_idle(L, "schema");
+  size_t n = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    n = lua_rawlen(L, 2);
+    for (size_t i = 1; i <= n; i++) {
+      lua_rawgeti(L, 2, (lua_Integer)i);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "luamig: m:schema(): table %d must be a string (got "
+                   "%s)", (int)i, luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+  } else if (lua_type(L, 2) == LUA_TSTRING) {
+    n = 1;
+  } else if (!lua_isnoneornil(L, 2)) {
+    luaL_error(L, "luamig: m:schema(): the tables must be a string or a "
+               "list of strings (got %s)", luaL_typename(L, 2));
+  }
+  /* borrowed: the argument keeps the strings */
+  const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);
+  for (size_t i = 0; i < n; i++) {
+    if (lua_type(L, 2) == LUA_TSTRING) {
+      names[i] = lua_tostring(L, 2);
+    } else {
+      lua_rawgeti(L, 2, (lua_Integer)i + 1);
+      names[i] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  char *json;
+  command_start(r, L, "schema");
+  int rc = lm_schema_json(&json, r->env, names, n);
+  r->busy = NULL;
+  if (rc != LM_OK) return command_end(L, r, "schema", rc, push_fail(L, r));
+  push_json(L, json);
+  return command_end(L, r, "schema", rc, 1);
+}
+
+/* m:verify{scratch_url = URL}: the fields of `verify --json` when every
+ * revision verifies; else nil, the problems as `verify` prints them, and
+ * that table (ok = false) as a third value. */
+static int runner_verify(lua_State *L) {
+  runner *r = check_idle(L, "verify");
+  if (!lua_isnoneornil(L, 2) && !lua_istable(L, 2))
+    luaL_error(L, "luamig: m:verify(): the options must be a table (got %s)",
+               luaL_typename(L, 2));
+  const char *scratch_url = NULL;
+  if (lua_istable(L, 2)) {
+    lua_getfield(L, 2, "scratch_url");
+    if (!lua_isnil(L, -1))
+      scratch_url = check_string(L, -1, "verify", "scratch_url");
+    /* stays on the stack, referenced */
+  }
+  char *json;
+  command_start(r, L, "verify");
+  int rc = lm_verify(&json, r->env, scratch_url);
+  r->busy = NULL;
+  if (!json) return command_end(L, r, "verify", rc, push_fail(L, r));
+  if (rc == LM_OK) {
+    push_json(L, json);
+    return command_end(L, r, "verify", rc, 1);
+  }
+  luaL_pushfail(L);
+  lua_pushstring(L, lm_errmsg(r->env));
+  push_json(L, json);
+  return command_end(L, r, "verify", rc, 3);
 }
 
 /* ---- revision{} -------------------------------------------------------- */
@@ -830,6 +939,8 @@ static const luaL_Reg runner_methods[] = {
   {"show", runner_show},
   {"revision", runner_revision},
   {"status", runner_status},
+  {"schema", runner_schema},
+  {"verify", runner_verify},
   {"dialect", runner_dialect},
   {"execute", runner_execute},
   {"query", runner_query},

@@ -295,7 +295,8 @@ static void json_table(lm_buf *out, const lm_mtable *t) {
   lm_buf_puts(out, "]}");
 }
 
-void lm_schema_json(lm_buf *out, const lm_schema *s, const char *only) {
+void lm_schema_model_json(lm_buf *out, const lm_schema *s,
+                          const char *only) {
   lm_buf_puts(out, "{\"tables\":[");
   int first = 1;
   for (size_t i = 0; i < s->ntables; i++) {

@@ -21,6 +21,7 @@ void lm_mtable_text(lm_buf *out, const lm_mtable *t);
 void lm_schema_text(lm_buf *out, const lm_schema *s);
 /* The model as JSON: {"tables": [...], "views": [...]}.  `only` (when not
  * NULL) restricts tables to those flagged. */
-void lm_schema_json(lm_buf *out, const lm_schema *s, const char *only);
+void lm_schema_model_json(lm_buf *out, const lm_schema *s,
+                          const char *only);
 
 #endif

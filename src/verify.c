@@ -467,41 +467,65 @@ static void json_or_null(lm_buf *out, const char *s) {
   else lm_buf_puts(out, "null");
 }
 
+/* The report as JSON (what `verify --json` prints, without the newline). */
+static void report_json(const verify_run *v, const char *dialect,
+                        double seconds, int interrupted, lm_buf *out) {
+  lm_buf_printf(out, "{\"ok\": %s, \"dialect\": ",
+                v->nproblems || interrupted ? "false" : "true");
+  json_or_null(out, dialect);
+  lm_buf_printf(out, ", \"revisions_verified\": %zu, \"seconds\": %.3f, "
+                "\"problems\": [", v->verified, seconds);
+  for (size_t i = 0; i < v->nproblems; i++) {
+    const problem *p = &v->problems[i];
+    lm_buf_puts(out, i ? ",\n  " : "\n  ");
+    lm_buf_printf(out, "{\"kind\": \"%s\", \"revision\": ", p->kind);
+    json_or_null(out, p->revision);
+    lm_buf_puts(out, ", \"path\": ");
+    json_or_null(out, p->path);
+    lm_buf_puts(out, ", \"message\": ");
+    lm_json_string(out, p->message);
+    lm_buf_puts(out, ", \"table\": ");
+    json_or_null(out, p->data_table);
+    lm_buf_puts(out, ", \"differences\": ");
+    lm_diff_json(&p->diff, out);
+    lm_buf_putc(out, '}');
+  }
+  lm_buf_puts(out, "]}");
+}
+
+/* The problems as text, each line after `prefix`, with their diffs. */
+static void report_problems(const verify_run *v, const char *prefix,
+                            lm_buf *out) {
+  for (size_t i = 0; i < v->nproblems; i++) {
+    const problem *p = &v->problems[i];
+    lm_buf_puts(out, prefix);
+    if (p->revision)
+      lm_buf_printf(out, "%s (%s): ", p->revision, p->path ? p->path : "?");
+    lm_buf_printf(out, "%s\n", p->message);
+    lm_diff_lines(&p->diff, "  ", out);
+  }
+}
+
+/* Where the report goes: printed (json and text NULL; v->a->json picks
+ * the form), or into the buffers. */
+typedef struct report_to {
+  lm_buf *json, *text;
+} report_to;
+
 static void report(verify_run *v, const char *dialect, double seconds,
-                   int interrupted) {
+                   int interrupted, const report_to *to) {
+  if (to->json) {
+    report_json(v, dialect, seconds, interrupted, to->json);
+    report_problems(v, "verify: ", to->text);
+    return;
+  }
   lm_buf out = LM_BUF_INIT;
   if (v->a->json) {
-    lm_buf_printf(&out, "{\"ok\": %s, \"dialect\": ",
-                  v->nproblems || interrupted ? "false" : "true");
-    json_or_null(&out, dialect);
-    lm_buf_printf(&out, ", \"revisions_verified\": %zu, \"seconds\": %.3f, "
-                  "\"problems\": [", v->verified, seconds);
-    for (size_t i = 0; i < v->nproblems; i++) {
-      const problem *p = &v->problems[i];
-      lm_buf_puts(&out, i ? ",\n  " : "\n  ");
-      lm_buf_printf(&out, "{\"kind\": \"%s\", \"revision\": ", p->kind);
-      json_or_null(&out, p->revision);
-      lm_buf_puts(&out, ", \"path\": ");
-      json_or_null(&out, p->path);
-      lm_buf_puts(&out, ", \"message\": ");
-      lm_json_string(&out, p->message);
-      lm_buf_puts(&out, ", \"table\": ");
-      json_or_null(&out, p->data_table);
-      lm_buf_puts(&out, ", \"differences\": ");
-      lm_diff_json(&p->diff, &out);
-      lm_buf_putc(&out, '}');
-    }
-    lm_buf_puts(&out, "]}\n");
+    report_json(v, dialect, seconds, interrupted, &out);
+    lm_buf_putc(&out, '\n');
     fputs(lm_buf_str(&out), stdout);
   } else {
-    for (size_t i = 0; i < v->nproblems; i++) {
-      const problem *p = &v->problems[i];
-      lm_buf_puts(&out, "luamig: verify: ");
-      if (p->revision)
-        lm_buf_printf(&out, "%s (%s): ", p->revision, p->path ? p->path : "?");
-      lm_buf_printf(&out, "%s\n", p->message);
-      lm_diff_lines(&p->diff, "  ", &out);
-    }
+    report_problems(v, "luamig: verify: ", &out);
     fputs(lm_buf_str(&out), stderr);
     if (!v->nproblems && !interrupted)
       printf("verified %zu revision%s on %s in %.1f s\n", v->verified,
@@ -510,7 +534,38 @@ static void report(verify_run *v, const char *dialect, double seconds,
   lm_buf_free(&out);
 }
 
-int lm_cmd_verify(lm_env *env, lm_args *a) {
+/* The connection an environment holds (an embedding's), set aside while
+ * verify works on the scratch database and given back after: verify must
+ * never run on it, and an in-memory database must outlive it. */
+typedef struct held_conn {
+  const lm_dialect *dialect;
+  lm_url parsed_url;
+  lm_conn *conn;
+  lm_stmt *stmts[sizeof ((lm_env *)0)->stmts / sizeof (lm_stmt *)];
+} held_conn;
+
+static void hold_conn(lm_env *env, held_conn *h) {
+  lm_tx_rollback(env);
+  h->dialect = env->dialect;
+  h->parsed_url = env->parsed_url;
+  h->conn = env->conn;
+  memcpy(h->stmts, env->stmts, sizeof h->stmts);
+  env->dialect = NULL;
+  memset(&env->parsed_url, 0, sizeof env->parsed_url);
+  env->conn = NULL;
+  memset(env->stmts, 0, sizeof env->stmts);
+}
+
+static void give_back_conn(lm_env *env, held_conn *h) {
+  lm_disconnect(env);
+  lm_url_free(&env->parsed_url);
+  env->dialect = h->dialect;
+  env->parsed_url = h->parsed_url;
+  env->conn = h->conn;
+  memcpy(env->stmts, h->stmts, sizeof h->stmts);
+}
+
+static int run_verify(lm_env *env, lm_args *a, const report_to *to) {
   verify_run v;
   memset(&v, 0, sizeof v);
   v.env = env;
@@ -546,17 +601,38 @@ int lm_cmd_verify(lm_env *env, lm_args *a) {
       walk(&v, &before);
       env->quiet = quiet;
       close_scratch(&v);
-      report(&v, dialect, lm_now() - t0, lm_signal_received != 0);
+      report(&v, dialect, lm_now() - t0, lm_signal_received != 0, to);
       lm_schema_free(&before);
       goto done;
     }
     close_scratch(&v);
   }
-  report(&v, dialect, lm_now() - t0, lm_signal_received != 0);
+  report(&v, dialect, lm_now() - t0, lm_signal_received != 0, to);
 done:
   rc = usage ? 2 : v.nproblems || lm_signal_received ? 1 : 0;
   lm_schema_free(&v.kept[0]);
   lm_schema_free(&v.kept[1]);
   free_problems(&v);
   return rc;
+}
+
+int lm_cmd_verify(lm_env *env, lm_args *a) {
+  static const report_to print = {NULL, NULL};
+  return run_verify(env, a, &print);
+}
+
+int lm_verify_report(lm_env *env, const char *scratch_url, lm_buf *json,
+                     lm_buf *text) {
+  lm_args a;
+  memset(&a, 0, sizeof a);
+  a.silent = 1;
+  a.opts.quiet = 1;
+  a.json = 1;
+  a.scratch_url = scratch_url;
+  report_to to = {json, text};
+  held_conn held;
+  hold_conn(env, &held);
+  int code = run_verify(env, &a, &to);
+  give_back_conn(env, &held);
+  return code;
 }
