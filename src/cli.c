@@ -494,26 +494,9 @@ static int cmd_show(lm_env *env, lm_args *a) {
 /* status: heads, pending revisions, drifted and missing scripts, the dirty
  * mark and the lock holder, in one look. */
 static int cmd_status(lm_env *env, lm_args *a) {
-  if (lm_scripts_load(env) != LM_OK || lm_connect(env) != LM_OK)
-    return lm_cli_fail(env, LM_ERROR);
-  lm_strvec heads = LM_STRVEC_INIT;
-  lm_plan plan = {0};
-  lm_drift drift = {0};
-  lm_buf dirty = LM_BUF_INIT, lock = LM_BUF_INIT, out = LM_BUF_INIT;
-  int is_dirty = 0, locked = 0, rc = lm_read_heads(env, &heads);
-  if (rc == LM_OK) rc = lm_check_dirty(env, &is_dirty, &dirty);
-  if (rc == LM_OK) rc = lm_check_drift(env, &drift);
-  if (rc == LM_OK) rc = lm_lock_probe(env, &locked, &lock);
-  char *pending_error = NULL;
-  if (rc == LM_OK) {
-    lm_err perr;
-    lm_err_init(&perr);
-    if (lm_graph_plan_upgrade(env->graph, "heads",
-                              (const char *const *)heads.items, heads.n, &plan,
-                              &perr) != LM_OK)
-      pending_error = lm_xstrdup(lm_err_msg(&perr));
-    lm_err_free(&perr);
-  }
+  lm_status st;
+  lm_buf out = LM_BUF_INIT;
+  int rc = lm_status_read(env, &st);
   lm_disconnect(env);
   if (rc != LM_OK) {
     rc = lm_cli_fail(env, rc);
@@ -521,22 +504,22 @@ static int cmd_status(lm_env *env, lm_args *a) {
   }
   if (a->json) {
     lm_buf_puts(&out, "{\"current\": [");
-    for (size_t i = 0; i < heads.n; i++) {
+    for (size_t i = 0; i < st.heads.n; i++) {
       lm_buf_puts(&out, i ? ", " : "");
-      lm_json_string(&out, heads.items[i]);
+      lm_json_string(&out, st.heads.items[i]);
     }
     lm_buf_puts(&out, "], \"pending\": [");
-    for (size_t i = 0, k = 0; i < plan.nsteps; i++) {
-      if (plan.steps[i].rev < 0) continue;
+    for (size_t i = 0, k = 0; i < st.pending.nsteps; i++) {
+      if (st.pending.steps[i].rev < 0) continue;
       lm_buf_puts(&out, k++ ? ", " : "");
-      lm_json_string(&out, lm_graph_rev(env->graph, (size_t)plan.steps[i].rev)->id);
+      lm_json_string(&out, lm_graph_rev(env->graph, (size_t)st.pending.steps[i].rev)->id);
     }
     lm_buf_puts(&out, "], \"pending_error\": ");
-    if (pending_error) lm_json_string(&out, pending_error);
+    if (st.pending_error) lm_json_string(&out, st.pending_error);
     else lm_buf_puts(&out, "null");
     lm_buf_puts(&out, ", \"drifted\": [");
-    for (size_t i = 0; i < drift.drifted.n; i++) {
-      char *f[4], *p = drift.drifted.items[i];
+    for (size_t i = 0; i < st.drift.drifted.n; i++) {
+      char *f[4], *p = st.drift.drifted.items[i];
       for (int k = 0; k < 4; k++) {
         f[k] = p;
         p = strchr(p, '\t');
@@ -554,62 +537,57 @@ static int cmd_status(lm_env *env, lm_args *a) {
       lm_buf_putc(&out, '}');
     }
     lm_buf_puts(&out, "], \"missing\": [");
-    for (size_t i = 0; i < drift.missing.n; i++) {
+    for (size_t i = 0; i < st.drift.missing.n; i++) {
       lm_buf_puts(&out, i ? ", " : "");
-      lm_json_string(&out, drift.missing.items[i]);
+      lm_json_string(&out, st.drift.missing.items[i]);
     }
     lm_buf_puts(&out, "], \"dirty\": ");
-    if (is_dirty) lm_json_string(&out, lm_buf_str(&dirty));
+    if (st.dirty) lm_json_string(&out, lm_buf_str(&st.dirty_mark));
     else lm_buf_puts(&out, "null");
     lm_buf_puts(&out, ", \"lock\": ");
-    if (locked) lm_json_string(&out, lm_buf_str(&lock));
+    if (st.locked) lm_json_string(&out, lm_buf_str(&st.lock_holder));
     else lm_buf_puts(&out, "null");
     lm_buf_puts(&out, "}\n");
   } else {
     lm_buf_puts(&out, "Current:");
-    if (!heads.n) lm_buf_puts(&out, " <base>");
-    for (size_t i = 0; i < heads.n; i++)
-      lm_buf_printf(&out, " %s", heads.items[i]);
+    if (!st.heads.n) lm_buf_puts(&out, " <base>");
+    for (size_t i = 0; i < st.heads.n; i++)
+      lm_buf_printf(&out, " %s", st.heads.items[i]);
     lm_buf_putc(&out, '\n');
     size_t npending = 0;
-    for (size_t i = 0; i < plan.nsteps; i++) npending += plan.steps[i].rev >= 0;
-    if (pending_error)
-      lm_buf_printf(&out, "Pending: unknown (%s)\n", pending_error);
+    for (size_t i = 0; i < st.pending.nsteps; i++) npending += st.pending.steps[i].rev >= 0;
+    if (st.pending_error)
+      lm_buf_printf(&out, "Pending: unknown (%s)\n", st.pending_error);
     else
       lm_buf_printf(&out, "Pending: %zu\n", npending);
-    for (size_t i = 0; i < plan.nsteps; i++) {
-      if (plan.steps[i].rev < 0) continue;
+    for (size_t i = 0; i < st.pending.nsteps; i++) {
+      if (st.pending.steps[i].rev < 0) continue;
       lm_buf_puts(&out, "  ");
-      lm_graph_format(env->graph, (size_t)plan.steps[i].rev,
+      lm_graph_format(env->graph, (size_t)st.pending.steps[i].rev,
                       LM_FMT_PARENTS | LM_FMT_DOC, &out);
       lm_buf_putc(&out, '\n');
     }
-    lm_buf_printf(&out, "Drifted scripts: %zu\n", drift.drifted.n);
-    for (size_t i = 0; i < drift.drifted.n; i++) {
-      char *f = drift.drifted.items[i], *path = strchr(f, '\t') + 1;
+    lm_buf_printf(&out, "Drifted scripts: %zu\n", st.drift.drifted.n);
+    for (size_t i = 0; i < st.drift.drifted.n; i++) {
+      char *f = st.drift.drifted.items[i], *path = strchr(f, '\t') + 1;
       *strchr(path, '\t') = '\0';
       *strchr(f, '\t') = '\0';
       lm_buf_printf(&out, "  %s %s changed since it ran\n", f, path);
     }
-    lm_buf_printf(&out, "Missing scripts: %zu\n", drift.missing.n);
-    for (size_t i = 0; i < drift.missing.n; i++)
+    lm_buf_printf(&out, "Missing scripts: %zu\n", st.drift.missing.n);
+    for (size_t i = 0; i < st.drift.missing.n; i++)
       lm_buf_printf(&out, "  %s was applied but has no script\n",
-                    drift.missing.items[i]);
-    lm_buf_printf(&out, "Dirty: %s\n", is_dirty ? lm_buf_str(&dirty) : "no");
-    lm_buf_printf(&out, "Lock: %s\n", locked ? lm_buf_str(&lock) : "free");
+                    st.drift.missing.items[i]);
+    lm_buf_printf(&out, "Dirty: %s\n", st.dirty ? lm_buf_str(&st.dirty_mark) : "no");
+    lm_buf_printf(&out, "Lock: %s\n", st.locked ? lm_buf_str(&st.lock_holder) : "free");
   }
   fputs(lm_buf_str(&out), stdout);
   /* Like `check`, a status that needs attention is not a success. */
-  rc = (is_dirty || ((drift.drifted.n || drift.missing.n) &&
+  rc = (st.dirty || ((st.drift.drifted.n || st.drift.missing.n) &&
                      (env->strict_checksums || a->strict)))
            ? 1 : 0;
 done:
-  free(pending_error);
-  lm_strvec_free(&heads);
-  lm_plan_free(&plan);
-  lm_drift_free(&drift);
-  lm_buf_free(&dirty);
-  lm_buf_free(&lock);
+  lm_status_free(&st);
   lm_buf_free(&out);
   return rc;
 }

@@ -226,6 +226,17 @@ int lm_accept_checksums(lm_env *env, const char *const *revs, size_t nrevs);
 /* Before upgrade/downgrade: refuse when dirty; warn (or, strict, refuse)
  * when scripts drifted. */
 int lm_preflight(lm_env *env);
+/* What `status` shows, read in one go (scripts loaded, connected). */
+typedef struct lm_status {
+  lm_strvec heads;              /* the version table's revisions */
+  lm_plan pending;              /* the upgrade to every head */
+  char *pending_error;          /* why that upgrade cannot be planned, or NULL */
+  lm_drift drift;
+  int dirty, locked;
+  lm_buf dirty_mark, lock_holder;
+} lm_status;
+int lm_status_read(lm_env *env, lm_status *out);
+void lm_status_free(lm_status *st);
 
 /* Report progress (stderr unless quiet, and the on_event callback). */
 void lm_emit(lm_env *env, lm_event_kind kind, const char *revision,

@@ -493,27 +493,8 @@ static int runner_status(lua_State *L) {
   runner *r = check_idle(L, "status");
   lm_env *env = r->env;
   command_start(r, L, "status");
-  lm_strvec heads = LM_STRVEC_INIT;
-  lm_plan plan = {0};
-  lm_drift drift = {0};
-  lm_buf dirty = LM_BUF_INIT, lock = LM_BUF_INIT;
-  int is_dirty = 0, locked = 0;
-  int rc = lm_scripts_load(env);
-  if (rc == LM_OK) rc = lm_connect(env);
-  if (rc == LM_OK) rc = lm_read_heads(env, &heads);
-  if (rc == LM_OK) rc = lm_check_dirty(env, &is_dirty, &dirty);
-  if (rc == LM_OK) rc = lm_check_drift(env, &drift);
-  if (rc == LM_OK) rc = lm_lock_probe(env, &locked, &lock);
-  char *pending_error = NULL;
-  if (rc == LM_OK) {
-    lm_err perr;
-    lm_err_init(&perr);
-    if (lm_graph_plan_upgrade(env->graph, "heads",
-                              (const char *const *)heads.items, heads.n,
-                              &plan, &perr) != LM_OK)
-      pending_error = lm_xstrdup(lm_err_msg(&perr));
-    lm_err_free(&perr);
-  }
+  lm_status st;
+  int rc = lm_status_read(env, &st);
   r->busy = NULL;
   int nres;
   if (rc != LM_OK) {
@@ -521,25 +502,25 @@ static int runner_status(lua_State *L) {
   } else {
     nres = 1;
     lua_createtable(L, 0, 7);
-    push_strings(L, (const char *const *)heads.items, heads.n);
+    push_strings(L, (const char *const *)st.heads.items, st.heads.n);
     lua_setfield(L, -2, "current");
     lua_newtable(L);
-    for (size_t i = 0, k = 0; i < plan.nsteps; i++) {
-      if (plan.steps[i].rev < 0) continue;
-      lua_pushstring(L, lm_graph_rev(env->graph, (size_t)plan.steps[i].rev)->id);
+    for (size_t i = 0, k = 0; i < st.pending.nsteps; i++) {
+      if (st.pending.steps[i].rev < 0) continue;
+      lua_pushstring(L, lm_graph_rev(env->graph, (size_t)st.pending.steps[i].rev)->id);
       lua_rawseti(L, -2, (lua_Integer)++k);
     }
     lua_setfield(L, -2, "pending");
-    if (pending_error) {
-      lua_pushstring(L, pending_error);
+    if (st.pending_error) {
+      lua_pushstring(L, st.pending_error);
       lua_setfield(L, -2, "pending_error");
     }
-    lua_createtable(L, (int)drift.drifted.n, 0);
-    for (size_t i = 0; i < drift.drifted.n; i++) {
+    lua_createtable(L, (int)st.drift.drifted.n, 0);
+    for (size_t i = 0; i < st.drift.drifted.n; i++) {
       /* "rev\tpath\tlogged\tfile" */
       static const char *const keys[] = {"revision", "path",
                                          "logged_checksum", "file_checksum"};
-      const char *p = drift.drifted.items[i];
+      const char *p = st.drift.drifted.items[i];
       lua_createtable(L, 0, 4);
       for (int f = 0; f < 4; f++) {
         const char *tab = strchr(p, '\t');
@@ -551,23 +532,18 @@ static int runner_status(lua_State *L) {
       lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
     lua_setfield(L, -2, "drifted");
-    push_strings(L, (const char *const *)drift.missing.items, drift.missing.n);
+    push_strings(L, (const char *const *)st.drift.missing.items, st.drift.missing.n);
     lua_setfield(L, -2, "missing");
-    if (is_dirty) {
-      lua_pushstring(L, lm_buf_str(&dirty));
+    if (st.dirty) {
+      lua_pushstring(L, lm_buf_str(&st.dirty_mark));
       lua_setfield(L, -2, "dirty");
     }
-    if (locked) {
-      lua_pushstring(L, lm_buf_str(&lock));
+    if (st.locked) {
+      lua_pushstring(L, lm_buf_str(&st.lock_holder));
       lua_setfield(L, -2, "lock");
     }
   }
-  free(pending_error);
-  lm_strvec_free(&heads);
-  lm_plan_free(&plan);
-  lm_drift_free(&drift);
-  lm_buf_free(&dirty);
-  lm_buf_free(&lock);
+  lm_status_free(&st);
   return command_end(L, r, "status", rc, nres);
 }
 

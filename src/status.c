@@ -276,3 +276,34 @@ int lm_accept_checksums(lm_env *env, const char *const *revs, size_t nrevs) {
   lm_disconnect(env);
   return rc;
 }
+
+int lm_status_read(lm_env *env, lm_status *out) {
+  memset(out, 0, sizeof *out);
+  lm_buf_init(&out->dirty_mark);
+  lm_buf_init(&out->lock_holder);
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_connect(env);
+  if (rc == LM_OK) rc = lm_read_heads(env, &out->heads);
+  if (rc == LM_OK) rc = lm_check_dirty(env, &out->dirty, &out->dirty_mark);
+  if (rc == LM_OK) rc = lm_check_drift(env, &out->drift);
+  if (rc == LM_OK) rc = lm_lock_probe(env, &out->locked, &out->lock_holder);
+  if (rc != LM_OK) return rc;
+  /* A graph the heads do not fit is something to show, not a failure. */
+  lm_err perr;
+  lm_err_init(&perr);
+  if (lm_graph_plan_upgrade(env->graph, "heads",
+                            (const char *const *)out->heads.items,
+                            out->heads.n, &out->pending, &perr) != LM_OK)
+    out->pending_error = lm_xstrdup(lm_err_msg(&perr));
+  lm_err_free(&perr);
+  return LM_OK;
+}
+
+void lm_status_free(lm_status *st) {
+  lm_strvec_free(&st->heads);
+  lm_plan_free(&st->pending);
+  free(st->pending_error);
+  lm_drift_free(&st->drift);
+  lm_buf_free(&st->dirty_mark);
+  lm_buf_free(&st->lock_holder);
+}
