@@ -909,6 +909,7 @@ static int pg_lock(lm_conn *c, const char *key, double timeout,
       rc = lm_err_set(err, "another luamig run holds the lock on %s: %s; "
                       "gave up after %g s (lock_timeout)", name, holder,
                       timeout);
+      lm_err_kind(err, "lock_timeout");
       break;
     }
     /* Short sleeps first, so a lock freed quickly is taken quickly. */

@@ -26,10 +26,25 @@
 
 /* ---- errors ---------------------------------------------------------- */
 
+/* The SQLSTATE PostgreSQL gives the same constraint violation, so a
+ * program reads one code on both dialects; NULL for the others. */
+static const char *constraint_sqlstate(int extended) {
+  switch (extended) {
+  case SQLITE_CONSTRAINT_UNIQUE:
+  case SQLITE_CONSTRAINT_PRIMARYKEY: return "23505";
+  case SQLITE_CONSTRAINT_NOTNULL: return "23502";
+  case SQLITE_CONSTRAINT_FOREIGNKEY: return "23503";
+  case SQLITE_CONSTRAINT_CHECK: return "23514";
+  default: return NULL;
+  }
+}
+
 int lm_sqlite_error(lm_conn *c, const char *sql, lm_err *err) {
-  if (sql)
-    return lm_err_set(err, "%s\n  in: %s", sqlite3_errmsg(c->db), sql);
-  return lm_err_set(err, "%s", sqlite3_errmsg(c->db));
+  if (sql) lm_err_set(err, "%s\n  in: %s", sqlite3_errmsg(c->db), sql);
+  else lm_err_set(err, "%s", sqlite3_errmsg(c->db));
+  const char *state = constraint_sqlstate(sqlite3_extended_errcode(c->db));
+  if (state) memcpy(err->sqlstate, state, 6);
+  return LM_ERROR;
 }
 
 /* ---- connection ------------------------------------------------------ */
@@ -383,6 +398,7 @@ static int sqlite_lock(lm_conn *c, const char *key, double timeout,
       lock_holder(fd, holder, sizeof holder);
       lm_err_set(err, "another luamig run (%s) holds the lock on %s; gave up "
                  "after %g s (lock_timeout)", holder, c->path, timeout);
+      lm_err_kind(err, "lock_timeout");
       goto fail;
     }
     sleep_ms(50);

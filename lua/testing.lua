@@ -10,8 +10,9 @@
 --
 -- The scratch database is a fresh SQLite file in the temporary directory,
 -- or, when url names a PostgreSQL server, a database created there and
--- dropped by db:close().  Methods return nil, message on failure (as the
--- module's do); the schema questions return booleans or the type.
+-- dropped by db:close().  Methods return nil, message, code on failure (as
+-- the module's do, its code passed through); the schema questions return
+-- booleans or the type.
 --
 -- The schema questions read the database's own catalogs; the queries for
 -- each dialect are in the `catalog` table below, keyed by the dialect's
@@ -80,13 +81,13 @@ local function scratch_url(opts)
     return "sqlite:///" .. path, {path = path}
   end
   -- A server: create the database there, through a runner of its own.
-  local admin, err = luamig.open{url = url, config = opts.config,
-                                 script_location = opts.script_location}
-  if not admin then return nil, err end
-  local dialect, derr = admin:dialect()
+  local admin, err, code = luamig.open{url = url, config = opts.config,
+                                       script_location = opts.script_location}
+  if not admin then return nil, err, code end
+  local dialect, derr, dcode = admin:dialect()
   if not dialect then
     admin:close()
-    return nil, derr
+    return nil, derr, dcode
   end
   local q = catalog[dialect]
   if not (q and q.create_database) then
@@ -95,10 +96,10 @@ local function scratch_url(opts)
                 tostring(dialect) .. " URLs; give a server's URL or none"
   end
   local name = unique_name()
-  local ok, cerr = admin:execute(q.create_database:format(name))
+  local ok, cerr, ccode = admin:execute(q.create_database:format(name))
   if not ok then
     admin:close()
-    return nil, cerr
+    return nil, cerr, ccode
   end
   -- The same URL with the database name replaced (before any ?query).
   local base, query = url:match("^([^?]*)(.*)$")
@@ -122,16 +123,16 @@ function testing.scratch(opts)
             type(opts[k]) .. ")", 2)
     end
   end
-  local url, owned = scratch_url(opts)
-  if not url then return nil, owned end
-  local m, err = luamig.open{config = opts.config, url = url,
-                             script_location = opts.script_location,
-                             version_table = opts.version_table, x = opts.x,
-                             on_event = opts.on_event}
+  local url, owned, ucode = scratch_url(opts)
+  if not url then return nil, owned, ucode end
+  local m, err, code = luamig.open{config = opts.config, url = url,
+                                   script_location = opts.script_location,
+                                   version_table = opts.version_table,
+                                   x = opts.x, on_event = opts.on_event}
   local db = setmetatable({url = url, runner = m, owned = owned}, Scratch)
   if not m then
     db:close()
-    return nil, err
+    return nil, err, code
   end
   db.dialect = m:dialect()
   return db
@@ -177,16 +178,16 @@ end
 
 function Scratch:has_table(t)
   check_string("has_table", "the table", t)
-  local rows, err = ask(self, "has_table", {t})
-  if not rows then return nil, err end
+  local rows, err, code = ask(self, "has_table", {t})
+  if not rows then return nil, err, code end
   return #rows > 0
 end
 
 function Scratch:has_column(t, c)
   check_string("has_column", "the table", t)
   check_string("has_column", "the column", c)
-  local rows, err = ask(self, "column_type", {t, c})
-  if not rows then return nil, err end
+  local rows, err, code = ask(self, "column_type", {t, c})
+  if not rows then return nil, err, code end
   return #rows > 0
 end
 
@@ -196,8 +197,8 @@ end
 function Scratch:column_type(t, c)
   check_string("column_type", "the table", t)
   check_string("column_type", "the column", c)
-  local rows, err = ask(self, "column_type", {t, c})
-  if not rows then return nil, err end
+  local rows, err, code = ask(self, "column_type", {t, c})
+  if not rows then return nil, err, code end
   if not rows[1] then return nil, "no column " .. c .. " in table " .. t end
   return (rows[1].type or ""):lower()
 end
@@ -205,8 +206,8 @@ end
 function Scratch:has_index(t, name)
   check_string("has_index", "the table", t)
   check_string("has_index", "the index", name)
-  local rows, err = ask(self, "has_index", {t, name})
-  if not rows then return nil, err end
+  local rows, err, code = ask(self, "has_index", {t, name})
+  if not rows then return nil, err, code end
   return #rows > 0
 end
 
@@ -218,8 +219,8 @@ function Scratch:has_fk(t, cols)
     error("luamig.testing: db:has_fk(): the columns must be a list of " ..
           "strings (got " .. type(cols) .. ")", 2)
   end
-  local rows, err = ask(self, "fk_columns", {t})
-  if not rows then return nil, err end
+  local rows, err, code = ask(self, "fk_columns", {t})
+  if not rows then return nil, err, code end
   local keys, order = {}, {}
   for _, row in ipairs(rows) do
     local id = tostring(row.id)
@@ -242,7 +243,7 @@ function Scratch:close()
   self.closed = true
   if self.runner then self.runner:close() end
   local owned = self.owned or {}
-  local ok, err = true, nil
+  local ok, err, code = true, nil, nil
   if owned.path then
     os.remove(owned.path)
     for _, suffix in ipairs({"-journal", "-wal", "-shm", ".luamig-lock"}) do
@@ -250,10 +251,10 @@ function Scratch:close()
     end
   end
   if owned.admin then
-    ok, err = owned.admin:execute(owned.drop:format(owned.name))
+    ok, err, code = owned.admin:execute(owned.drop:format(owned.name))
     owned.admin:close()
   end
-  if not ok then return nil, err end
+  if not ok then return nil, err, code end
   return true
 end
 

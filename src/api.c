@@ -62,6 +62,7 @@ int lm_open(lm_env **out, const lm_options *opts) {
   lm_env *env = lm_xcalloc(1, sizeof *env);
   *out = env;
   lm_err_init(&env->err);
+  lm_err_init(&env->raised);
   lm_arena_init(&env->script_arena);
   env->on_event = opts->on_event;
   env->event_payload = opts->event_payload;
@@ -89,7 +90,12 @@ void lm_close(lm_env *env) {
   lm_strvec_free(&env->x);
   lm_strvec_free(&env->include_schemas);
   lm_err_free(&env->err);
+  lm_err_free(&env->raised);
   free(env);
+}
+
+const char *lm_errcode(const lm_env *env) {
+  return env ? lm_err_code(&env->err) : "";
 }
 
 const char *lm_errmsg(const lm_env *env) {

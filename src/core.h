@@ -91,6 +91,9 @@ struct lm_env {
                                    calling back may only read */
   lm_strvec include_schemas;    /* config: schemas introspection reads
                                    (none: the default one) */
+  lm_err raised;                /* op.c: the last failure an op raised as a
+                                   Lua error (its text and code), so the
+                                   script's error keeps the code */
 };
 
 /* config.c */

@@ -30,7 +30,10 @@ int lm_graph_lookup(const lm_graph *g, const char *id, size_t *idx, lm_err *err)
     }
   int rc = LM_OK;
   if (found == 1) *idx = first;
-  else if (found == 0) rc = lm_err_set(err, "no such revision '%s'", id);
+  else if (found == 0) {
+    lm_err_set(err, "no such revision '%s'", id);
+    rc = lm_err_kind(err, "unknown_revision");
+  }
   else rc = lm_err_set(err, "revision prefix '%s' is ambiguous; it matches %s%s", id, lm_buf_str(&b), found > 10 ? ", ..." : "");
   lm_buf_free(&b);
   return rc;
@@ -92,6 +95,7 @@ static int resolve_number(lm_gctx *c, const char *id, gnum *out, lm_err *err) {
       else
         lm_err_set(err, "multiple heads are present: %s; name a specific revision, '<branchname>@head' to narrow "
                    "to one branch, or 'heads' for all heads", lm_buf_str(&b));
+      lm_err_kind(err, "multiple_heads");
       lm_buf_free(&b);
       gnum_free(out);
       return LM_ERROR;
@@ -154,7 +158,8 @@ int lm_g_revision_for_ident(lm_gctx *c, const char *id, const char *branch, long
       lm_gvec_free(&cand);
       /* Any unique prefix of an id works, however short (Alembic's hint
          to type four characters contradicts that): no hint. */
-      return lm_err_set(err, "no such revision or branch '%s'", id);
+      lm_err_set(err, "no such revision or branch '%s'", id);
+      return lm_err_kind(err, "unknown_revision");
     }
     if (cand.n > 1) {
       lm_buf b = LM_BUF_INIT;
@@ -301,6 +306,7 @@ int lm_g_get_revision(lm_gctx *c, const char *id, long *out, lm_err *err) {
     lm_g_join(g, num.ids.v, num.ids.n, &b);
     rc = lm_err_set(err, "multiple heads are present for '%s': %s; name one revision or a '<branchname>@head'", id,
                     lm_buf_str(&b));
+    lm_err_kind(err, "multiple_heads");
     lm_buf_free(&b);
   } else {
     const char *rid = num.raw ? num.raw : num.ids.n ? g->revs[num.ids.v[0]].id : NULL;

@@ -183,6 +183,7 @@ int lm_g_parse_downgrade_target(lm_gctx *c, lm_gspec cur, const char *target, in
             for (size_t i = 0; i < cur.n; i++) lm_buf_printf(&b, "%s%s", i ? ", " : "", cur.list[i]);
             rc = lm_err_set(err, "downgrade %s is ambiguous with several current heads (%s); use "
                             "<branchname>@%s or <revision>%s", m.relstr, lm_buf_str(&b), m.relstr, m.relstr);
+            lm_err_kind(err, "multiple_heads");
             lm_buf_free(&b);
           } else {
             symbol = lm_xstrdup(cur.list[0]);
@@ -274,6 +275,7 @@ int lm_g_parse_upgrade_target(lm_gctx *c, lm_gspec cur, lm_gspec target, int ass
           for (size_t i = 0; i < ncur; i++) lm_buf_printf(&b, "%s%s", i ? ", " : "", cur.str ? cur.str : cur.list[i]);
           rc = lm_err_set(err, "upgrade %s is ambiguous from several current revisions (%s); use <branchname>@%s "
                           "or <revision>%s", m.relstr, lm_buf_str(&b), m.relstr, m.relstr);
+          lm_err_kind(err, "multiple_heads");
           lm_buf_free(&b);
           goto up_done;
         }
@@ -287,6 +289,7 @@ int lm_g_parse_upgrade_target(lm_gctx *c, lm_gspec cur, lm_gspec target, int ass
         rc = lm_err_set(err, "upgrade %s%s%s is ambiguous from several current revisions (%s); name the revision, "
                         "e.g. %s%s", m.label ? m.label : "", m.label ? "@" : "", m.relstr, lm_buf_str(&b),
                         g->revs[start.v[0]].id, m.relstr);
+        lm_err_kind(err, "multiple_heads");
         lm_buf_free(&b);
         goto up_done;
       }

@@ -73,6 +73,9 @@ typedef struct lm_options {
 LUAMIG_API int lm_open(lm_env **out, const lm_options *opts);
 LUAMIG_API void lm_close(lm_env *env);
 LUAMIG_API const char *lm_errmsg(const lm_env *env);
+/* The code of the last failure, for programs: the SQLSTATE when the
+ * database gave one, else a luamig code (README, "Error codes"), else "". */
+LUAMIG_API const char *lm_errcode(const lm_env *env);
 
 /* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
  * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the

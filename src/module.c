@@ -17,6 +17,7 @@
  * and raised by the method once its command is over.
  */
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -153,6 +154,7 @@ static int command_end(lua_State *L, runner *r, const char *method, int rc,
 typedef struct nested {
   int active;
   lm_err outer;
+  char code[32];        /* the nested call's error code, "" when none */
 } nested;
 
 static void nested_start(runner *r, nested *n) {
@@ -162,9 +164,11 @@ static void nested_start(runner *r, nested *n) {
   lm_err_init(&r->env->err);
 }
 
-/* Ends a nested call; returns its message (malloc'ed) when rc failed. */
+/* Ends a nested call; returns its message (malloc'ed) when rc failed,
+ * its code in n->code. */
 static char *nested_end(runner *r, nested *n, int rc) {
   char *msg = rc != LM_OK ? lm_xstrdup(lm_errmsg(r->env)) : NULL;
+  snprintf(n->code, sizeof n->code, "%s", rc != LM_OK ? lm_errcode(r->env) : "");
   if (n->active) {
     lm_err_free(&r->env->err);
     r->env->err = n->outer;
@@ -174,17 +178,23 @@ static char *nested_end(runner *r, nested *n, int rc) {
 
 /* ---- results ----------------------------------------------------------- */
 
-static int push_fail_msg(lua_State *L, char *msg) {
+/* A failure: nil, message, code (nil when no code is known). */
+static int push_fail_code(lua_State *L, const char *msg, const char *code) {
   luaL_pushfail(L);
   lua_pushstring(L, msg);
+  if (code && *code) lua_pushstring(L, code);
+  else lua_pushnil(L);
+  return 3;
+}
+
+static int push_fail_msg(lua_State *L, char *msg, const char *code) {
+  push_fail_code(L, msg, code);
   free(msg);
-  return 2;
+  return 3;
 }
 
 static int push_fail(lua_State *L, runner *r) {
-  luaL_pushfail(L);
-  lua_pushstring(L, lm_errmsg(r->env));
-  return 2;
+  return push_fail_code(L, lm_errmsg(r->env), lm_errcode(r->env));
 }
 
 static void push_list(lua_State *L, char **items) {
@@ -314,10 +324,9 @@ static int runner_open(lua_State *L) {
   r->busy = NULL;
   lm_strvec_free(&x);
   if (rc != LM_OK) {
-    luaL_pushfail(L);
-    lua_pushstring(L, lm_errmsg(env));
+    push_fail_code(L, lm_errmsg(env), lm_errcode(env));
     lm_close(env);
-    return 2;   /* and the runner, closed, is garbage */
+    return 3;   /* and the runner, closed, is garbage */
   }
   r->env = env;   /* from here __gc closes it, even if this raises */
   return command_end(L, r, "open", rc, 1);
@@ -417,7 +426,7 @@ static int runner_current(lua_State *L) {
   char **heads;
   int rc = lm_current(&heads, r->env);
   char *msg = nested_end(r, &n, rc);
-  if (rc != LM_OK) return push_fail_msg(L, msg);
+  if (rc != LM_OK) return push_fail_msg(L, msg, n.code);
   push_list(L, heads);
   lm_free_list(heads);
   return 1;
@@ -432,7 +441,7 @@ static int runner_heads(lua_State *L) {
   int rc = lm_scripts_load(r->env);
   if (rc == LM_OK) rc = lm_graph_heads(r->env->graph, &l);
   char *msg = nested_end(r, &n, rc);
-  if (rc != LM_OK) return push_fail_msg(L, msg);
+  if (rc != LM_OK) return push_fail_msg(L, msg, n.code);
   push_revlist(L, r->env, &l, 1);
   lm_revlist_free(&l);
   return 1;
@@ -450,7 +459,7 @@ static int runner_history(lua_State *L) {
   if (rc == LM_OK)
     rc = lm_graph_history(r->env->graph, range, NULL, 0, &l, &r->env->err);
   char *msg = nested_end(r, &n, rc);
-  if (rc != LM_OK) return push_fail_msg(L, msg);
+  if (rc != LM_OK) return push_fail_msg(L, msg, n.code);
   push_revlist(L, r->env, &l, 0);
   lm_revlist_free(&l);
   return 1;
@@ -472,7 +481,7 @@ static int runner_show(lua_State *L) {
   char *msg = nested_end(r, &n, rc);
   if (rc != LM_OK) {
     lm_revlist_free(&l);
-    return push_fail_msg(L, msg);
+    return push_fail_msg(L, msg, n.code);
   }
   push_revision(L, r->env, l.idx[0]);
   lm_revlist_free(&l);
@@ -767,10 +776,8 @@ static int runner_revision(lua_State *L) {
       push_revision(L, env, idx);
       nres = 1;
     } else {
-      luaL_pushfail(L);
-      lua_pushliteral(L, "the new revision script was written but does not "
-                      "load as a revision");
-      nres = 2;
+      nres = push_fail_code(L, "the new revision script was written but "
+                            "does not load as a revision", NULL);
     }
   }
   lm_map_free(&known);

@@ -691,8 +691,17 @@ void lm_op_parse_constraint(lua_State *L, lm_arena *a, int idx,
 int lm_op_raise(lua_State *L, lm_err *err) {
   luaL_where(L, 1);
   lua_pushstring(L, lm_err_msg(err));
-  lm_err_free(err);
   lua_concat(L, 2);
+  /* The script may let this error through as it is: remember its text
+   * and code (lm_script_call gives the code back when the text matches). */
+  lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);
+  lm_env *env = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (env) {
+    lm_err_set(&env->raised, "%s", lua_tostring(L, -1));
+    lm_err_copy_code(&env->raised, err);
+  }
+  lm_err_free(err);
   return lua_error(L);
 }
 

@@ -698,14 +698,17 @@ static void report_rolled_back(lm_env *env, const lm_plan *plan,
                   lm_graph_rev(env->graph, (size_t)plan->steps[i].rev)->id);
   }
   if (n) {
-    char *msg = lm_xstrdup(lm_err_msg(&env->err));
+    lm_err first_err = env->err;   /* its message, and the code to keep */
+    const char *msg = lm_err_msg(&first_err);
+    lm_err_init(&env->err);
     lm_err_set(&env->err, "%s\nThe %zu migration%s run before it in the "
                "same transaction (transaction_per_migration = false) %s "
                "rolled back with it: %s; %s.", msg, n, n == 1 ? "" : "s",
                n == 1 ? "was" : "were", lm_buf_str(&revs),
                first == 0 ? "nothing of this run is applied"
                           : "the migrations before them stay applied");
-    free(msg);
+    lm_err_copy_code(&env->err, &first_err);
+    lm_err_free(&first_err);
   }
   lm_buf_free(&revs);
 }

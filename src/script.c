@@ -414,7 +414,14 @@ int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
   if (rc != LUA_OK) {
     /* An error from the database keeps its own text (SQL and message);
      * a Lua error already names the file and line. */
-    lm_err_set(&env->err, "%s", lua_tostring(L, -1));
+    const char *msg = lua_tostring(L, -1);
+    if (!msg) msg = "(error object is not a string)";
+    lm_err_set(&env->err, "%s", msg);
+    if (env->raised.msg && strcmp(env->raised.msg, msg) == 0)
+      lm_err_copy_code(&env->err, &env->raised);
+    else
+      lm_err_kind(&env->err, "script_error");
+    lm_err_free(&env->raised);
     lua_settop(L, base);
     return LM_ERROR;
   }

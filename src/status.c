@@ -183,6 +183,7 @@ int lm_preflight(lm_env *env) {
     lm_err_set(&env->err, "the database is dirty: %s\nInspect the schema, "
                "then run `luamig stamp REV` with the revision it is really at.",
                lm_buf_str(&why));
+    lm_err_kind(&env->err, "dirty");
     lm_buf_free(&why);
     return LM_ERROR;
   }

@@ -21,6 +21,7 @@ void lm_err_init(lm_err *err) {
   err->msg = NULL;
   err->sqlstate[0] = '\0';
   err->code = LM_OK;
+  err->kind = NULL;
 }
 
 void lm_err_free(lm_err *err) {
@@ -35,6 +36,7 @@ int lm_err_vset(lm_err *err, const char *fmt, va_list ap) {
   err->msg = lm_buf_detach(&b);
   err->sqlstate[0] = '\0';
   err->code = LM_ERROR;
+  err->kind = NULL;
   return LM_ERROR;
 }
 
@@ -78,6 +80,23 @@ void lm_err_move(lm_err *dst, lm_err *src) {
 
 const char *lm_err_msg(const lm_err *err) {
   return err->msg ? err->msg : "unknown error";
+}
+
+int lm_err_kind(lm_err *err, const char *kind) {
+  err->kind = kind;
+  if (err->code == LM_OK) err->code = LM_ERROR;
+  return err->code;
+}
+
+const char *lm_err_code(const lm_err *err) {
+  if (err->sqlstate[0]) return err->sqlstate;
+  if (err->kind) return err->kind;
+  return err->code == LM_EUSAGE ? "usage" : "";
+}
+
+void lm_err_copy_code(lm_err *dst, const lm_err *src) {
+  memcpy(dst->sqlstate, src->sqlstate, sizeof dst->sqlstate);
+  dst->kind = src->kind;
 }
 
 /* ---- allocation ------------------------------------------------------ */

@@ -26,12 +26,15 @@ enum {
   LM_EINTR = -3         /* interrupted by a signal */
 };
 
-/* An error record: a message for people and, when a database produced it,
- * its SQLSTATE for programs. */
+/* An error record: a message for people and, for programs, the SQLSTATE
+ * when a database produced it or a luamig code naming the condition
+ * (README, "Error codes"). */
 typedef struct lm_err {
   char *msg;            /* owned; NULL when no error */
   char sqlstate[6];     /* "" when unknown */
   int code;             /* LM_ERROR, LM_EUSAGE, ... */
+  const char *kind;     /* a luamig code ("lock_timeout", ...), a string
+                           literal; NULL when none.  lm_err_set clears it. */
 } lm_err;
 
 void lm_err_init(lm_err *err);
@@ -46,6 +49,14 @@ void lm_err_prefix(lm_err *err, const char *fmt, ...) LM_PRINTF(2, 3);
 /* Move the error from src to dst (dst's old message is freed). */
 void lm_err_move(lm_err *dst, lm_err *src);
 const char *lm_err_msg(const lm_err *err);
+/* Name the failure just set with a luamig code (a string literal); returns
+ * the status, so callers can `return lm_err_kind(err, "dirty")`. */
+int lm_err_kind(lm_err *err, const char *kind);
+/* The code for programs: the SQLSTATE, else the luamig code ("usage" for a
+ * usage error without one), else "". */
+const char *lm_err_code(const lm_err *err);
+/* Give dst the code of src: for a message rebuilt from another one. */
+void lm_err_copy_code(lm_err *dst, const lm_err *src);
 
 /* Allocation that never returns NULL: out of memory aborts with a message,
  * which is the only sane reaction for a command-line tool. */
