@@ -367,4 +367,78 @@ function P.sql_running(text)
   return t
 end
 
+-- ---- offline SQL, statement by statement ----------------------------------
+
+-- A module has Lua's own assert; the specs' is luassert's.
+local check = require "luassert"
+
+-- Statements of an offline script, whitespace collapsed, without luamig's
+-- own bookkeeping (version and log tables) and transaction control.
+function P.statements(text)
+  local out = {}
+  for stmt in ((text or "") .. "\n\n"):gmatch("(.-);\n\n") do
+    stmt = stmt:gsub("%-%-[^\n]*\n", ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
+    stmt = stmt:gsub("%( ", "("):gsub(" %)", ")")
+    if stmt ~= "" and not stmt:find("luamig_", 1, true) and stmt ~= "BEGIN" and stmt ~= "COMMIT" then
+      out[#out + 1] = stmt
+    end
+  end
+  return out
+end
+
+-- Alembic offline: `py` is the body of a function of `op` (sqlalchemy's
+-- names imported); `naming` (Python dict source), when given, becomes the
+-- metadata's naming convention.
+local offline_driver = [[
+import io, sys
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy import *
+from sqlalchemy.dialects import postgresql
+buf = io.StringIO()
+nc = eval(sys.argv[2]) if len(sys.argv) > 2 else None
+opts = {"as_sql": True, "output_buffer": buf}
+if nc: opts["target_metadata"] = MetaData(naming_convention=nc)
+ctx = MigrationContext.configure(dialect_name=sys.argv[1], opts=opts)
+op = Operations(ctx)
+exec(sys.stdin.read())
+sys.stdout.write(buf.getvalue())
+]]
+
+-- What Alembic writes for `py` on `dialect`: its statements, and the raw text.
+function P.alembic_offline(dialect, py, naming)
+  local python = P.require_alembic()
+  local dir = H.tempdir()
+  H.write(dir .. "/driver.py", offline_driver)
+  H.write(dir .. "/ops.py", py)
+  local f = H.popen(H.quote(python) .. " " .. H.quote(dir .. "/driver.py") .. " " .. dialect ..
+                    (naming and (" " .. H.quote(naming)) or "") ..
+                    " <" .. H.quote(dir .. "/ops.py") .. " 2>&1")
+  local out = f:read("a")
+  f:close()
+  return P.statements(out), out
+end
+
+-- What luamig writes offline for the revision body `up` on url.
+function P.luamig_offline(url, up, config)
+  local dir = H.project(url, {{rev = "aaaaaaaaaaa1", up = up}}, config)
+  local code, out, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
+  check.are.equal(0, code, err)
+  return P.statements(out)
+end
+
+-- Every statement Alembic writes appears in luamig's script, in order.
+function P.assert_writes_like_alembic(ours, theirs, raw)
+  check.is_true(#theirs > 0, raw)
+  local at = 1
+  for _, stmt in ipairs(theirs) do
+    local found
+    for i = at, #ours do
+      if ours[i] == stmt then found = i break end
+    end
+    assert(found, "Alembic writes\n  " .. stmt .. "\nluamig wrote\n  " .. table.concat(ours, "\n  "))
+    at = found + 1
+  end
+end
+
 return P

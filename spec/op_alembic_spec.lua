@@ -7,68 +7,8 @@
 local H = require "helpers"
 local P = require "alembic_peer"
 
--- Statements of an offline script, whitespace collapsed, without luamig's
--- own bookkeeping (version and log tables) and transaction control.
-local function statements(text)
-  local out = {}
-  for stmt in ((text or "") .. "\n\n"):gmatch("(.-);\n\n") do
-    stmt = stmt:gsub("%-%-[^\n]*\n", ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-    stmt = stmt:gsub("%( ", "("):gsub(" %)", ")")
-    if stmt ~= "" and not stmt:find("luamig_", 1, true) and stmt ~= "BEGIN" and stmt ~= "COMMIT" then
-      out[#out + 1] = stmt
-    end
-  end
-  return out
-end
-
--- What Alembic writes for `py` (the body of a function of `op`, with
--- sqlalchemy's names imported) on `dialect`, as statements.
-local driver = [[
-import io, sys
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-from sqlalchemy import *
-buf = io.StringIO()
-ctx = MigrationContext.configure(dialect_name=sys.argv[1],
-                                 opts={"as_sql": True, "output_buffer": buf})
-op = Operations(ctx)
-exec(sys.stdin.read())
-sys.stdout.write(buf.getvalue())
-]]
-
-local function alembic(dialect, py)
-  local python = P.require_alembic()
-  local dir = H.tempdir()
-  H.write(dir .. "/driver.py", driver)
-  H.write(dir .. "/ops.py", py)
-  local f = H.popen(H.quote(python) .. " " .. H.quote(dir .. "/driver.py") .. " " .. dialect ..
-                    " <" .. H.quote(dir .. "/ops.py") .. " 2>&1")
-  local out = f:read("a")
-  f:close()
-  return statements(out), out
-end
-
--- What luamig writes offline for the revision body `up` on url.
-local function luamig_sql(url, up)
-  local dir = H.project(url, {{rev = "aaaaaaaaaaa1", up = up}})
-  local code, out, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
-  assert.are.equal(0, code, err)
-  return statements(out)
-end
-
--- Every statement Alembic writes appears in luamig's script, in order.
-local function assert_writes_like_alembic(ours, theirs, raw)
-  assert.is_true(#theirs > 0, raw)
-  local at = 1
-  for _, stmt in ipairs(theirs) do
-    local found
-    for i = at, #ours do
-      if ours[i] == stmt then found = i break end
-    end
-    assert(found, "Alembic writes\n  " .. stmt .. "\nluamig wrote\n  " .. table.concat(ours, "\n  "))
-    at = found + 1
-  end
-end
+local statements, alembic = P.statements, P.alembic_offline
+local luamig_sql, assert_writes_like_alembic = P.luamig_offline, P.assert_writes_like_alembic
 
 -- Run `up` online on a fresh database; returns code, stderr, query.
 local function migrate(d, up, revisions)

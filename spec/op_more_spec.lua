@@ -5,68 +5,8 @@
 local H = require "helpers"
 local P = require "alembic_peer"
 
-local function statements(text)
-  local out = {}
-  for stmt in ((text or "") .. "\n\n"):gmatch("(.-);\n\n") do
-    stmt = stmt:gsub("%-%-[^\n]*\n", ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", "")
-    stmt = stmt:gsub("%( ", "("):gsub(" %)", ")")
-    if stmt ~= "" and not stmt:find("luamig_", 1, true) and stmt ~= "BEGIN" and stmt ~= "COMMIT" then
-      out[#out + 1] = stmt
-    end
-  end
-  return out
-end
-
--- Alembic offline; `naming` (Python dict source) becomes the metadata's
--- naming convention.
-local driver = [[
-import io, sys
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
-from sqlalchemy import *
-from sqlalchemy.dialects import postgresql
-buf = io.StringIO()
-nc = eval(sys.argv[2]) if len(sys.argv) > 2 else None
-opts = {"as_sql": True, "output_buffer": buf}
-if nc: opts["target_metadata"] = MetaData(naming_convention=nc)
-ctx = MigrationContext.configure(dialect_name=sys.argv[1], opts=opts)
-op = Operations(ctx)
-exec(sys.stdin.read())
-sys.stdout.write(buf.getvalue())
-]]
-
-local function alembic(dialect, py, naming)
-  local python = P.require_alembic()
-  local dir = H.tempdir()
-  H.write(dir .. "/driver.py", driver)
-  H.write(dir .. "/ops.py", py)
-  local f = H.popen(H.quote(python) .. " " .. H.quote(dir .. "/driver.py") .. " " .. dialect ..
-                    (naming and (" " .. H.quote(naming)) or "") ..
-                    " <" .. H.quote(dir .. "/ops.py") .. " 2>&1")
-  local out = f:read("a")
-  f:close()
-  return statements(out), out
-end
-
-local function luamig_sql(url, up, config)
-  local dir = H.project(url, {{rev = "aaaaaaaaaaa1", up = up}}, config)
-  local code, out, err = H.run({"upgrade", "head", "--sql"}, {dir = dir})
-  assert.are.equal(0, code, err)
-  return statements(out)
-end
-
-local function assert_same_statements(ours, theirs, raw)
-  assert.is_true(#theirs > 0, raw)
-  local at = 1
-  for _, stmt in ipairs(theirs) do
-    local found
-    for i = at, #ours do
-      if ours[i] == stmt then found = i break end
-    end
-    assert(found, "Alembic writes\n  " .. stmt .. "\nluamig wrote\n  " .. table.concat(ours, "\n  "))
-    at = found + 1
-  end
-end
+local statements, alembic = P.statements, P.alembic_offline
+local luamig_sql, assert_same_statements = P.luamig_offline, P.assert_writes_like_alembic
 
 local function migrate(d, revisions, config)
   local url, query = d.fresh()
