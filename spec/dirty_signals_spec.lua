@@ -4,39 +4,7 @@
 -- C call, and COMMIT or ROLLBACK in a script's own SQL.
 local H = require "helpers"
 
--- Start the binary in the background; returns its pid and file names.
-local function spawn(args, dir, tag)
-  local out, err = H.tmp .. "/" .. tag .. ".out", H.tmp .. "/" .. tag .. ".err"
-  local parts = {"cd", H.quote(dir), "&& ("}
-  if H.asan then parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" end
-  parts[#parts + 1] = "exec " .. H.quote(H.bin)
-  for _, a in ipairs(args) do parts[#parts + 1] = H.quote(a) end
-  parts[#parts + 1] = ">" .. out .. " 2>" .. err .. " </dev/null) & echo $!"
-  local f = H.popen("sh -c " .. H.quote(table.concat(parts, " ")))
-  local pid = tonumber(f:read("l"))
-  f:close()
-  return pid, out, err
-end
-
-local function alive(pid)
-  return H.sh("kill -0 " .. pid .. " 2>/dev/null") == 0
-end
-
-local function wait_pid(pid, seconds)
-  local deadline = os.time() + seconds
-  while alive(pid) and os.time() <= deadline do H.sh("sleep 0.05") end
-  return not alive(pid)
-end
-
-local function wait_for(path, pattern, seconds)
-  local deadline = os.time() + seconds
-  while os.time() <= deadline do
-    local s = H.read(path)
-    if s and s:find(pattern) then return true end
-    H.sh("sleep 0.02")
-  end
-  return false
-end
+local spawn, wait_pid, wait_for = H.spawn, H.wait_pid, H.wait_for
 
 -- Start the binary in the background under a shell that records its exit
 -- code; returns its pid, its stderr file and a function waiting for that

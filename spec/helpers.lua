@@ -194,4 +194,45 @@ function H.lines(s)
   return t
 end
 
+
+-- ---- processes in the background -------------------------------------------
+
+-- Start the binary in dir in the background, stdout and stderr into
+-- H.tmp/<tag>.out and .err; returns its pid and the two file names.
+function H.spawn(args, dir, tag, env)
+  local out, err = H.tmp .. "/" .. tag .. ".out", H.tmp .. "/" .. tag .. ".err"
+  local parts = {"cd", H.quote(dir), "&& ("}
+  if H.asan then parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" end
+  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.quote(v) end
+  parts[#parts + 1] = "exec " .. H.quote(H.bin)
+  for _, a in ipairs(args) do parts[#parts + 1] = H.quote(a) end
+  parts[#parts + 1] = ">" .. out .. " 2>" .. err .. " </dev/null) & echo $!"
+  local f = H.popen("sh -c " .. H.quote(table.concat(parts, " ")))
+  local pid = tonumber(f:read("l"))
+  f:close()
+  return pid, out, err
+end
+
+function H.alive(pid)
+  return H.sh("kill -0 " .. pid .. " 2>/dev/null") == 0
+end
+
+-- Wait up to `seconds` for pid to end; true when it did.
+function H.wait_pid(pid, seconds)
+  local deadline = os.time() + seconds
+  while H.alive(pid) and os.time() <= deadline do H.sh("sleep 0.05") end
+  return not H.alive(pid)
+end
+
+-- Wait up to `seconds` until the file at path contains the pattern.
+function H.wait_for(path, pattern, seconds)
+  local deadline = os.time() + seconds
+  while os.time() <= deadline do
+    local s = H.read(path)
+    if s and s:find(pattern) then return true end
+    H.sh("sleep 0.02")
+  end
+  return false
+end
+
 return H

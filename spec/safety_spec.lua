@@ -17,43 +17,7 @@ local function trace_history(n)
   return revs
 end
 
--- Start the binary in the background; returns its pid and file names.
-local function spawn(args, dir, tag, env)
-  local out, err = H.tmp .. "/" .. tag .. ".out", H.tmp .. "/" .. tag .. ".err"
-  local rc = H.tmp .. "/" .. tag .. ".rc"
-  os.remove(rc)
-  local parts = {"cd", H.quote(dir), "&& ("}
-  if H.asan then parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" end
-  for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.quote(v) end
-  parts[#parts + 1] = "exec " .. H.quote(H.bin)
-  for _, a in ipairs(args) do parts[#parts + 1] = H.quote(a) end
-  parts[#parts + 1] = ">" .. out .. " 2>" .. err .. " </dev/null) & echo $!"
-  local f = H.popen("sh -c " .. H.quote(table.concat(parts, " ")))
-  local pid = tonumber(f:read("l"))
-  f:close()
-  return pid, out, err
-end
-
-local function alive(pid)
-  return H.sh("kill -0 " .. pid .. " 2>/dev/null") == 0
-end
-
-local function wait_pid(pid, seconds)
-  local deadline = os.time() + seconds
-  while alive(pid) and os.time() <= deadline do H.sh("sleep 0.1") end
-  return not alive(pid)
-end
-
--- Wait until a file contains a pattern.
-local function wait_for(path, pattern, seconds)
-  local deadline = os.time() + seconds
-  while os.time() <= deadline do
-    local s = H.read(path)
-    if s and s:find(pattern) then return true end
-    H.sh("sleep 0.05")
-  end
-  return false
-end
+local spawn, alive, wait_pid, wait_for = H.spawn, H.alive, H.wait_pid, H.wait_for
 
 -- A slow statement for each dialect (seconds of work, interruptible).
 local slow = {
