@@ -372,24 +372,51 @@ static int runner_sql(lua_State *L) {
   return command_end(L, r, "sql", rc, 1);
 }
 
-/* m:stamp(rev or {revs}, {purge = true}).  The arguments are checked
- * before anything is copied, so a raise leaks nothing. */
-static int runner_stamp(lua_State *L) {
-  runner *r = check_idle(L, "stamp");
-  size_t n = 1;
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    n = lua_rawlen(L, 2);
-    for (size_t i = 1; i <= n; i++) {
-      lua_rawgeti(L, 2, (lua_Integer)i);
+/* Argument idx as a list of strings: a string, a list of strings, or
+ * (optional) nothing.  Raises naming the method and what the strings are
+ * (`one` and `many`: "revision", "revisions").  The strings are anchored
+ * in a table of the userdata pushed, so the caller's table may change
+ * under a callback without freeing them; *n is their number. */
+static const char **check_names(lua_State *L, int idx, const char *method,
+                                const char *one, const char *many,
+                                int optional, size_t *n) {
+  *n = 0;
+  if (lua_type(L, idx) == LUA_TTABLE) {
+    *n = lua_rawlen(L, idx);
+    for (size_t i = 1; i <= *n; i++) {
+      lua_rawgeti(L, idx, (lua_Integer)i);
       if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "luamig: m:stamp(): revision %d must be a string (got "
-                   "%s)", (int)i, luaL_typename(L, -1));
+        luaL_error(L, "luamig: m:%s(): %s %d must be a string (got %s)",
+                   method, one, (int)i, luaL_typename(L, -1));
       lua_pop(L, 1);
     }
-  } else if (lua_type(L, 2) != LUA_TSTRING) {
-    luaL_error(L, "luamig: m:stamp(): the revisions must be a string or a "
-               "list of strings (got %s)", luaL_typename(L, 2));
+  } else if (lua_type(L, idx) == LUA_TSTRING) {
+    *n = 1;
+  } else if (!optional || !lua_isnoneornil(L, idx)) {
+    luaL_error(L, "luamig: m:%s(): the %s must be a string or a list of "
+               "strings (got %s)", method, many, luaL_typename(L, idx));
   }
+  const char **names =
+      lua_newuserdatauv(L, (*n ? *n : 1) * sizeof *names, 1);
+  lua_createtable(L, (int)*n, 0);
+  for (size_t i = 0; i < *n; i++) {
+    if (lua_type(L, idx) == LUA_TSTRING) lua_pushvalue(L, idx);
+    else lua_rawgeti(L, idx, (lua_Integer)i + 1);
+    names[i] = lua_tostring(L, -1);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setiuservalue(L, -2, 1);
+  return names;
+}
+
+/* m:stamp(rev or {revs}, {purge = true}).  The arguments live on the Lua
+ * stack until the stamp is done, so a raise leaks nothing. */
+static int runner_stamp(lua_State *L) {
+  runner *r = check_idle(L, "stamp");
+  lua_settop(L, 3);             /* the names' userdata goes above the options */
+  size_t n;
+  const char **revs =
+      check_names(L, 2, "stamp", "revision", "revisions", 0, &n);
   if (!lua_isnoneornil(L, 3) && !lua_istable(L, 3))
     luaL_error(L, "luamig: m:stamp(): the options must be a table (got %s)",
                luaL_typename(L, 3));
@@ -399,17 +426,9 @@ static int runner_stamp(lua_State *L) {
     purge = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
-  lm_strvec revs = LM_STRVEC_INIT;
-  for (size_t i = 1; i <= n; i++) {
-    if (lua_type(L, 2) == LUA_TSTRING) lua_pushvalue(L, 2);
-    else lua_rawgeti(L, 2, (lua_Integer)i);
-    lm_strvec_push(&revs, lm_xstrdup(lua_tostring(L, -1)));
-    lua_pop(L, 1);
-  }
   command_start(r, L, "stamp");
-  int rc = lm_stamp(r->env, (const char *const *)revs.items, revs.n, purge);
+  int rc = lm_stamp(r->env, revs, n, purge);
   r->busy = NULL;
-  lm_strvec_free(&revs);
   if (rc != LM_OK)
     return command_end(L, r, "stamp", rc, push_fail(L, r));
   lua_pushboolean(L, 1);
@@ -599,33 +618,9 @@ static void push_json(lua_State *L, char *json) {
  * a list of names (all tables when absent). */
 static int runner_schema(lua_State *L) {
   runner *r = check_idle(L, "schema");
-  size_t n = 0;
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    n = lua_rawlen(L, 2);
-    for (size_t i = 1; i <= n; i++) {
-      lua_rawgeti(L, 2, (lua_Integer)i);
-      if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "luamig: m:schema(): table %d must be a string (got "
-                   "%s)", (int)i, luaL_typename(L, -1));
-      lua_pop(L, 1);
-    }
-  } else if (lua_type(L, 2) == LUA_TSTRING) {
-    n = 1;
-  } else if (!lua_isnoneornil(L, 2)) {
-    luaL_error(L, "luamig: m:schema(): the tables must be a string or a "
-               "list of strings (got %s)", luaL_typename(L, 2));
-  }
-  /* borrowed: the argument keeps the strings */
-  const char **names = lua_newuserdatauv(L, (n ? n : 1) * sizeof *names, 0);
-  for (size_t i = 0; i < n; i++) {
-    if (lua_type(L, 2) == LUA_TSTRING) {
-      names[i] = lua_tostring(L, 2);
-    } else {
-      lua_rawgeti(L, 2, (lua_Integer)i + 1);
-      names[i] = lua_tostring(L, -1);
-      lua_pop(L, 1);
-    }
-  }
+  lua_settop(L, 2);
+  size_t n;
+  const char **names = check_names(L, 2, "schema", "table", "tables", 1, &n);
   char *json;
   command_start(r, L, "schema");
   int rc = lm_schema_json(&json, r->env, names, n);
