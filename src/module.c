@@ -157,7 +157,10 @@ typedef struct nested {
   char code[32];        /* the nested call's error code, "" when none */
 } nested;
 
-static void nested_start(runner *r, nested *n) {
+/* Starts a read-only call from L: inside another command's callback it
+ * keeps that command's error aside (and its Lua state in r->L). */
+static void nested_start(runner *r, lua_State *L, nested *n) {
+  if (!r->busy) r->L = L;
   n->active = r->busy != NULL;
   if (!n->active) return;
   n->outer = r->env->err;
@@ -439,9 +442,8 @@ static int runner_stamp(lua_State *L) {
 
 static int runner_current(lua_State *L) {
   runner *r = check_runner(L, "current");
-  if (!r->busy) r->L = L;
   nested n;
-  nested_start(r, &n);
+  nested_start(r, L, &n);
   char **heads;
   int rc = lm_current(&heads, r->env);
   char *msg = nested_end(r, &n, rc);
@@ -451,45 +453,44 @@ static int runner_current(lua_State *L) {
   return 1;
 }
 
+/* Ends a read-only call that read a revision list: the list (as heads
+ * or as history entries), or nil, message, code. */
+static int revlist_result(lua_State *L, runner *r, nested *n, int rc,
+                          lm_revlist *l, int as_heads) {
+  char *msg = nested_end(r, n, rc);
+  if (rc == LM_OK) push_revlist(L, r->env, l, as_heads);
+  lm_revlist_free(l);
+  return rc == LM_OK ? 1 : push_fail_msg(L, msg, n->code);
+}
+
 static int runner_heads(lua_State *L) {
   runner *r = check_runner(L, "heads");
-  if (!r->busy) r->L = L;
   nested n;
-  nested_start(r, &n);
+  nested_start(r, L, &n);
   lm_revlist l = {0};
   int rc = lm_scripts_load(r->env);
   if (rc == LM_OK) rc = lm_graph_heads(r->env->graph, &l);
-  char *msg = nested_end(r, &n, rc);
-  if (rc != LM_OK) return push_fail_msg(L, msg, n.code);
-  push_revlist(L, r->env, &l, 1);
-  lm_revlist_free(&l);
-  return 1;
+  return revlist_result(L, r, &n, rc, &l, 1);
 }
 
 static int runner_history(lua_State *L) {
   runner *r = check_runner(L, "history");
   const char *range = lua_isnoneornil(L, 2)
                           ? NULL : check_string(L, 2, "history", "the range");
-  if (!r->busy) r->L = L;
   nested n;
-  nested_start(r, &n);
+  nested_start(r, L, &n);
   lm_revlist l = {0};
   int rc = lm_scripts_load(r->env);
   if (rc == LM_OK)
     rc = lm_graph_history(r->env->graph, range, NULL, 0, &l, &r->env->err);
-  char *msg = nested_end(r, &n, rc);
-  if (rc != LM_OK) return push_fail_msg(L, msg, n.code);
-  push_revlist(L, r->env, &l, 0);
-  lm_revlist_free(&l);
-  return 1;
+  return revlist_result(L, r, &n, rc, &l, 0);
 }
 
 static int runner_show(lua_State *L) {
   runner *r = check_runner(L, "show");
   const char *rev = check_string(L, 2, "show", "the revision");
-  if (!r->busy) r->L = L;
   nested n;
-  nested_start(r, &n);
+  nested_start(r, L, &n);
   lm_revlist l = {0};
   int rc = lm_scripts_load(r->env);
   if (rc == LM_OK)
