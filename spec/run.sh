@@ -58,6 +58,7 @@ ls -S spec/*_spec.lua | xargs -P "$jobs" -I{} sh -c '
     >"$0/$(basename "$f" .lua).log" 2>&1 || true' "$tmp/reports" {} "$@"
 passed=0
 failed=0
+failing=""
 for log in "$tmp"/reports/*.log; do
   name=$(basename "$log" .log)
   echo "== spec/$name.lua"
@@ -66,12 +67,22 @@ for log in "$tmp"/reports/*.log; do
   if [ -z "$line" ]; then
     echo "spec/$name.lua: no summary (the runner stopped early)"
     failed=$((failed + 1))
+    failing="$failing $log"
     continue
   fi
   p=${line%% passed*}
   f=${line#*passed, }
+  f=${f%% failed*}
   passed=$((passed + p))
-  failed=$((failed + ${f%% failed*}))
+  failed=$((failed + f))
+  [ "$f" -eq 0 ] || failing="$failing $log"
+done
+# The reports of failing files once more, last, where a log cut short at
+# its head still shows them.
+for log in $failing; do
+  echo
+  echo "== FAILED: spec/$(basename "$log" .log).lua"
+  grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 150 || true
 done
 echo
 echo "$passed passed, $failed failed"
