@@ -10,9 +10,9 @@ local spawn, wait_pid, wait_for = H.spawn, H.wait_pid, H.wait_for
 -- code; returns its pid, its stderr file and a function waiting for that
 -- code.
 local function run_bg(args, dir, tag)
-  local rcfile = H.tmp .. "/" .. tag .. ".rc"
-  os.remove(rcfile)
-  local out, err = H.tmp .. "/" .. tag .. ".out", H.tmp .. "/" .. tag .. ".err"
+  local base = H.tempdir() .. "/" .. tag
+  local rcfile = base .. ".rc"
+  local out, err = base .. ".out", base .. ".err"
   local parts = {"cd", H.quote(dir), "&&"}
   if H.asan then parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" end
   parts[#parts + 1] = H.quote(H.bin)

@@ -198,9 +198,11 @@ end
 -- ---- processes in the background -------------------------------------------
 
 -- Start the binary in dir in the background, stdout and stderr into
--- H.tmp/<tag>.out and .err; returns its pid and the two file names.
+-- <tag>.out and .err in a fresh directory (spec files run side by side);
+-- returns its pid and the two file names.
 function H.spawn(args, dir, tag, env)
-  local out, err = H.tmp .. "/" .. tag .. ".out", H.tmp .. "/" .. tag .. ".err"
+  local base = H.tempdir() .. "/" .. tag
+  local out, err = base .. ".out", base .. ".err"
   local parts = {"cd", H.quote(dir), "&& ("}
   if H.asan then parts[#parts + 1] = "LD_PRELOAD= ASAN_OPTIONS=detect_leaks=1:exitcode=99" end
   for k, v in pairs(env or {}) do parts[#parts + 1] = k .. "=" .. H.quote(v) end
@@ -233,6 +235,18 @@ function H.wait_for(path, pattern, seconds)
     H.sh("sleep 0.02")
   end
   return false
+end
+
+-- Wait up to `seconds` until fn() is true; true when it became so.  For
+-- what another process finishes on its own time (a server backend ending
+-- after its client hung up, a lock taken by a background holder).
+function H.wait_until(seconds, fn)
+  local deadline = os.time() + seconds
+  repeat
+    if fn() then return true end
+    H.sh("sleep 0.02")
+  until os.time() > deadline
+  return fn() and true or false
 end
 
 return H

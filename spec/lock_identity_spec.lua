@@ -157,14 +157,20 @@ describe("the SQLite lock's holder", function()
     -- a holder that is not luamig, then one that wrote a pid and died
     for _, pid_text in ipairs({"", "999999999\n"}) do
       H.write(lock, pid_text)
-      local f = H.popen("flock " .. H.quote(lock) .. " sleep 3 >/dev/null 2>&1 & echo $!")
+      local f = H.popen("flock -o " .. H.quote(lock) .. " sleep 60 >/dev/null 2>&1 & echo $!")
       local holder = tonumber(f:read("l"))
       f:close()
-      H.sh("sleep 0.3")
+      -- the holder has the lock (not merely started) before luamig looks
+      assert.is_true(H.wait_until(20, function()
+        return H.sh("flock -n " .. H.quote(lock) .. " true") ~= 0
+      end))
       local code2, _, err2 = H.run({"current"}, {dir = pdir})
       local _, status = H.run({"status"}, {dir = pdir})
       local code3, _, err3 = H.run({"stamp", "aaaaaaaaaaa1"}, {dir = pdir})
-      H.sh("kill " .. holder .. " 2>/dev/null")
+      H.sh("kill " .. holder .. " 2>/dev/null")   -- (its sleep holds no lock: -o)
+      assert.is_true(H.wait_until(20, function()
+        return H.sh("flock -n " .. H.quote(lock) .. " true") == 0
+      end))
       assert.are.equal(0, code2, err2)
       assert.matches("\nLock: held by another process\n", status)
       assert.are.equal(1, code3)
