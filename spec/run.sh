@@ -56,6 +56,22 @@ ls -S spec/*_spec.lua | xargs -P "$jobs" -I{} sh -c '
   f=$1; shift
   "$LUA" /usr/bin/busted --output=spec/summary.lua "$@" "$f" \
     >"$0/$(basename "$f" .lua).log" 2>&1 || true' "$tmp/reports" {} "$@"
+# A file that failed beside the others runs once more, alone: what passes
+# then is reported as load-sensitive (its first report is shown, last) and
+# what fails again fails.
+summary() { grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true; }
+flaky=""
+for log in "$tmp"/reports/*.log; do
+  line=$(summary "$log")
+  case $line in *" 0 failed") continue ;; esac
+  name=$(basename "$log" .log)
+  mv "$log" "$tmp/$name.first"
+  "$LUA" /usr/bin/busted --output=spec/summary.lua "$@" "spec/$name.lua" \
+    >"$log" 2>&1 || true
+  case $(summary "$log") in
+    *" 0 failed") flaky="$flaky $name" ;;
+  esac
+done
 passed=0
 failed=0
 failing=""
@@ -63,7 +79,7 @@ for log in "$tmp"/reports/*.log; do
   name=$(basename "$log" .log)
   echo "== spec/$name.lua"
   grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || true
-  line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1 || true)
+  line=$(summary "$log")
   if [ -z "$line" ]; then
     echo "spec/$name.lua: no summary (the runner stopped early)"
     failed=$((failed + 1))
@@ -76,6 +92,11 @@ for log in "$tmp"/reports/*.log; do
   passed=$((passed + p))
   failed=$((failed + f))
   [ "$f" -eq 0 ] || failing="$failing $log"
+done
+for name in $flaky; do
+  echo
+  echo "== LOAD-SENSITIVE: spec/$name.lua failed beside the others and passed alone; its first report:"
+  grep -v -E '^[0-9]+ passed, [0-9]+ failed$' "$tmp/$name.first" | tail -n 150 || true
 done
 # The reports of failing files once more, last, where a log cut short at
 # its head still shows them.
