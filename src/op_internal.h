@@ -2,7 +2,8 @@
  * op_internal.h - what the files behind the op table share: argument
  * checks that raise a Lua error naming the operation, the argument and the
  * script line, and the parsers of column, constraint, type and default
- * specs (op.c), used by the schema-changing operations (op.c, op_alter.c).
+ * specs (op_spec.c), used by the schema-changing operations (op.c,
+ * op_alter.c).
  */
 #ifndef LM_OP_INTERNAL_H
 #define LM_OP_INTERNAL_H
