@@ -497,6 +497,17 @@ static int pg_render_params(lm_buf *out, const char *sql, size_t nparams,
   return lm_sql_render_params(&lexer, out, sql, nparams, params, err);
 }
 
+/* What PostgreSQL takes as postgresql_<option> (Alembic's names). */
+static const lm_dialect_option pg_options[] = {
+  {"alter_column", "using"},
+  {"create_index", "where"},
+  {"create_index", "concurrently"},
+  {"create_index", "include"},
+  {"create_index", "using"},
+  {"drop_index", "concurrently"},
+  {NULL, NULL}
+};
+
 const lm_dialect lm_postgresql_dialect = {
   .version = LM_DIALECT_VERSION,
   .name = "postgresql",
@@ -541,4 +552,5 @@ const lm_dialect lm_postgresql_dialect = {
   .scratch_drop = lm_pg_scratch_drop,
   .scratch_tune = lm_pg_scratch_tune,
   .render_params = pg_render_params,
+  .options = pg_options,
 };

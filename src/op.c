@@ -58,7 +58,30 @@ const char *lm_op_check_name(lua_State *L, int arg, const char *op,
   return s;
 }
 
-/* Options table: check that every key is one the operation knows. */
+/* The registered dialect whose name prefixes key ("postgresql_where"),
+ * with *option the rest ("where"); NULL when none does. */
+static const lm_dialect *key_dialect(const char *key, const char **option) {
+  for (size_t i = 0; lm_dialects[i]; i++) {
+    size_t n = strlen(lm_dialects[i]->name);
+    if (strncmp(key, lm_dialects[i]->name, n) == 0 && key[n] == '_') {
+      *option = key + n + 1;
+      return lm_dialects[i];
+    }
+  }
+  return NULL;
+}
+
+/* Does dialect d declare `option` of operation `op` as its own? */
+static int dialect_declares(const lm_dialect *d, const char *op,
+                            const char *option) {
+  if (d->version < 7 || !d->options) return 0;
+  for (const lm_dialect_option *o = d->options; o->op; o++)
+    if (strcmp(o->op, op) == 0 && strcmp(o->option, option) == 0) return 1;
+  return 0;
+}
+
+/* Options table: check that every key is one the operation knows, or a
+ * dialect-named option a registered dialect declares for it. */
 void lm_op_check_opts(lua_State *L, int idx, const char *op,
                        const char *const *allowed) {
   if (lua_isnoneornil(L, idx)) return;
@@ -74,8 +97,33 @@ void lm_op_check_opts(lua_State *L, int idx, const char *op,
     int ok = 0;
     for (size_t i = 0; allowed[i]; i++)
       if (strcmp(allowed[i], key) == 0) ok = 1;
+    const char *option;
+    const lm_dialect *d = ok ? NULL : key_dialect(key, &option);
+    if (d && dialect_declares(d, op, option)) ok = 1;
     if (!ok) luaL_error(L, "%s: unknown option '%s'", op, key);
   }
+}
+
+const char *const *lm_op_dialect_forms(lua_State *L, lm_arena *a,
+                                       const char *op, const char *option,
+                                       const char **own) {
+  const lm_dialect *running = lm_op_get_env(L)->dialect;
+  size_t n = 0;
+  while (lm_dialects[n]) n++;
+  const char **forms = lm_arena_alloc(a, (n + 1) * sizeof *forms);
+  size_t k = 0;
+  *own = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const lm_dialect *d = lm_dialects[i];
+    if (!dialect_declares(d, op, option)) continue;
+    lm_buf b = LM_BUF_INIT;
+    lm_buf_printf(&b, "%s_%s", d->name, option);
+    forms[k] = lm_arena_strdup(a, lm_buf_str(&b));
+    lm_buf_free(&b);
+    if (d == running) *own = forms[k];
+    k++;
+  }
+  return forms;
 }
 
 /* Optional string field of the table at idx; NULL when absent. */

@@ -22,9 +22,19 @@ const char *lm_op_tostring(lua_State *L, int idx, const char *op,
 /* A non-empty string argument, strictly (no number coercion). */
 const char *lm_op_check_name(lua_State *L, int arg, const char *op,
                              const char *what);
-/* nil or a table whose keys are all in `allowed` (NULL-terminated). */
+/* nil or a table whose keys are all in `allowed` (NULL-terminated) or
+ * dialect-named options of `op` that a dialect declares
+ * (lm_dialect.options). */
 void lm_op_check_opts(lua_State *L, int idx, const char *op,
                       const char *const *allowed);
+/* The dialect-named forms of `option` of `op` ("postgresql_where" for
+ * create_index's "where"), one per registered dialect declaring it,
+ * NULL-terminated, in the arena; *own is the running dialect's, or NULL.
+ * A caller reads each (so a bad value is an error on any database) and
+ * applies *own's only. */
+const char *const *lm_op_dialect_forms(lua_State *L, lm_arena *a,
+                                       const char *op, const char *option,
+                                       const char **own);
 const char *lm_op_opt_string(lua_State *L, lm_arena *a, int idx,
                              const char *key, const char *op);
 int lm_op_opt_bool(lua_State *L, int idx, const char *key, const char *op,
