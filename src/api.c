@@ -98,6 +98,15 @@ const char *lm_errcode(const lm_env *env) {
   return env ? lm_err_code(&env->err) : "";
 }
 
+void lm_errinfo(const char **revision, const char **file, int *line,
+                const char **sqlstate, const lm_env *env) {
+  const lm_err *e = env ? &env->err : NULL;
+  if (revision) *revision = e ? e->revision : NULL;
+  if (file) *file = e ? e->file : NULL;
+  if (line) *line = e ? e->line : 0;
+  if (sqlstate) *sqlstate = e ? e->sqlstate : "";
+}
+
 const char *lm_errmsg(const lm_env *env) {
   if (!env) return "out of memory";
   return lm_err_msg(&env->err);

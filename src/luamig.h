@@ -76,6 +76,14 @@ LUAMIG_API const char *lm_errmsg(const lm_env *env);
 /* The code of the last failure, for programs: the SQLSTATE when the
  * database gave one, else a luamig code (README, "Error codes"), else "". */
 LUAMIG_API const char *lm_errcode(const lm_env *env);
+/* Where the last failure happened, when a revision script failed: its
+ * revision id, the script's path and the line in it (NULL, NULL, 0 where
+ * unknown, e.g. a failure outside any script); and the SQLSTATE when the
+ * database gave one ("" otherwise).  Any out-parameter may be NULL; the
+ * strings belong to env until its next call. */
+LUAMIG_API void lm_errinfo(const char **revision, const char **file,
+                           int *line, const char **sqlstate,
+                           const lm_env *env);
 
 /* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
  * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the

@@ -5,7 +5,8 @@
  *   local m = assert(luamig.open{config = "luamig.lua"})
  *   m:upgrade("head"); m:current(); m:heads(); m:history(); m:close()
  *
- * Expected failures return nil, message (Lua's io convention); misuse
+ * Expected failures return nil, message, code, info (Lua's io convention,
+ * then {code=, sqlstate=, revision=, file=, line=}); misuse
  * (wrong argument types) raises, naming the method.  Each object owns an
  * lm_env with its own private Lua state for the scripts and one database
  * connection for its life; only results cross into the caller's state.
@@ -151,10 +152,14 @@ void lm_mod_nested_start(lm_mod_runner *r, lua_State *L, lm_mod_nested *n) {
 }
 
 /* Ends a nested call; returns its message (malloc'ed) when rc failed,
- * its code in n->code. */
+ * its code and place in n->info. */
 char *lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n, int rc) {
   char *msg = rc != LM_OK ? lm_xstrdup(lm_errmsg(r->env)) : NULL;
-  snprintf(n->code, sizeof n->code, "%s", rc != LM_OK ? lm_errcode(r->env) : "");
+  lm_err_init(&n->info);
+  if (rc != LM_OK) {
+    lm_err_copy_code(&n->info, &r->env->err);
+    n->info.code = r->env->err.code;
+  }
   if (n->active) {
     lm_err_free(&r->env->err);
     r->env->err = n->outer;
@@ -164,23 +169,41 @@ char *lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n, int rc) {
 
 /* ---- results ----------------------------------------------------------- */
 
-/* A failure: nil, message, code (nil when no code is known). */
-int lm_mod_push_fail_code(lua_State *L, const char *msg, const char *code) {
+static void set_string(lua_State *L, const char *key, const char *value) {
+  if (!value || !*value) return;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, key);
+}
+
+int lm_mod_push_fail_err(lua_State *L, const char *msg, const lm_err *e) {
+  const char *code = e ? lm_err_code(e) : NULL;
   luaL_pushfail(L);
   lua_pushstring(L, msg);
   if (code && *code) lua_pushstring(L, code);
   else lua_pushnil(L);
-  return 3;
+  lua_createtable(L, 0, 5);     /* {code=, sqlstate=, revision=, file=, line=} */
+  set_string(L, "code", code);
+  if (e) {
+    set_string(L, "sqlstate", e->sqlstate);
+    set_string(L, "revision", e->revision);
+    set_string(L, "file", e->file);
+    if (e->line > 0) {
+      lua_pushinteger(L, e->line);
+      lua_setfield(L, -2, "line");
+    }
+  }
+  return 4;
 }
 
-int lm_mod_push_fail_msg(lua_State *L, char *msg, const char *code) {
-  lm_mod_push_fail_code(L, msg, code);
+int lm_mod_push_fail_msg(lua_State *L, char *msg, lm_err *info) {
+  lm_mod_push_fail_err(L, msg, info);
   free(msg);
-  return 3;
+  lm_err_free(info);
+  return 4;
 }
 
 int lm_mod_push_fail(lua_State *L, lm_mod_runner *r) {
-  return lm_mod_push_fail_code(L, lm_errmsg(r->env), lm_errcode(r->env));
+  return lm_mod_push_fail_err(L, lm_errmsg(r->env), &r->env->err);
 }
 
 void lm_mod_push_list(lua_State *L, char **items) {
@@ -310,9 +333,9 @@ static int runner_open(lua_State *L) {
   r->busy = NULL;
   lm_strvec_free(&x);
   if (rc != LM_OK) {
-    lm_mod_push_fail_code(L, lm_errmsg(env), lm_errcode(env));
+    lm_mod_push_fail_err(L, lm_errmsg(env), env ? &env->err : NULL);
     lm_close(env);
-    return 3;   /* and the runner, closed, is garbage */
+    return 4;   /* and the runner, closed, is garbage */
   }
   r->env = env;   /* from here __gc closes it, even if this raises */
   return lm_mod_command_end(L, r, "open", rc, 1);

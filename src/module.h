@@ -42,17 +42,20 @@ int lm_mod_command_end(lua_State *L, lm_mod_runner *r, const char *method,
 typedef struct lm_mod_nested {
   int active;
   lm_err outer;
-  char code[32];        /* the nested call's error code, "" when none */
+  lm_err info;          /* the nested call's code and place, when it failed */
 } lm_mod_nested;
 
 void lm_mod_nested_start(lm_mod_runner *r, lua_State *L, lm_mod_nested *n);
-/* Its message (malloc'ed) when rc failed, its code in n->code. */
+/* Its message (malloc'ed) when rc failed, its code and place in
+ * n->info (for lm_mod_push_fail_msg). */
 char *lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n, int rc);
 
-/* A failure: nil, message, code (nil when no code is known). */
-int lm_mod_push_fail_code(lua_State *L, const char *msg, const char *code);
-/* The same with a malloc'ed message, freed. */
-int lm_mod_push_fail_msg(lua_State *L, char *msg, const char *code);
+/* A failure: nil, message, code (nil when no code is known), and a table
+ * {code=, sqlstate=, revision=, file=, line=} of what e knows (e may be
+ * NULL). */
+int lm_mod_push_fail_err(lua_State *L, const char *msg, const lm_err *e);
+/* The same with a malloc'ed message and a nested call's info, freed. */
+int lm_mod_push_fail_msg(lua_State *L, char *msg, lm_err *info);
 /* The runner's last failure. */
 int lm_mod_push_fail(lua_State *L, lm_mod_runner *r);
 void lm_mod_push_list(lua_State *L, char **items);

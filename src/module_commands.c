@@ -372,8 +372,8 @@ int lm_mod_revision(lua_State *L) {
       lm_mod_push_revision(L, env, idx);
       nres = 1;
     } else {
-      nres = lm_mod_push_fail_code(L, "the new revision script was written but "
-                            "does not load as a revision", NULL);
+      nres = lm_mod_push_fail_err(L, "the new revision script was written "
+                                  "but does not load as a revision", NULL);
     }
   }
   lm_map_free(&known);

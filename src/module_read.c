@@ -20,7 +20,7 @@ int lm_mod_current(lua_State *L) {
   char **heads;
   int rc = lm_current(&heads, r->env);
   char *msg = lm_mod_nested_end(r, &n, rc);
-  if (rc != LM_OK) return lm_mod_push_fail_msg(L, msg, n.code);
+  if (rc != LM_OK) return lm_mod_push_fail_msg(L, msg, &n.info);
   lm_mod_push_list(L, heads);
   lm_free_list(heads);
   return 1;
@@ -33,7 +33,7 @@ static int revlist_result(lua_State *L, lm_mod_runner *r, lm_mod_nested *n,
   char *msg = lm_mod_nested_end(r, n, rc);
   if (rc == LM_OK) lm_mod_push_revlist(L, r->env, l, as_heads);
   lm_revlist_free(l);
-  return rc == LM_OK ? 1 : lm_mod_push_fail_msg(L, msg, n->code);
+  return rc == LM_OK ? 1 : lm_mod_push_fail_msg(L, msg, &n->info);
 }
 
 int lm_mod_heads(lua_State *L) {
@@ -75,7 +75,7 @@ int lm_mod_show(lua_State *L) {
   char *msg = lm_mod_nested_end(r, &n, rc);
   if (rc != LM_OK) {
     lm_revlist_free(&l);
-    return lm_mod_push_fail_msg(L, msg, n.code);
+    return lm_mod_push_fail_msg(L, msg, &n.info);
   }
   lm_mod_push_revision(L, r->env, l.idx[0]);
   lm_revlist_free(&l);

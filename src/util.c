@@ -22,10 +22,20 @@ void lm_err_init(lm_err *err) {
   err->sqlstate[0] = '\0';
   err->code = LM_OK;
   err->kind = NULL;
+  err->revision = err->file = NULL;
+  err->line = 0;
+}
+
+static void clear_where(lm_err *err) {
+  free(err->revision);
+  free(err->file);
+  err->revision = err->file = NULL;
+  err->line = 0;
 }
 
 void lm_err_free(lm_err *err) {
   free(err->msg);
+  clear_where(err);
   lm_err_init(err);
 }
 
@@ -37,6 +47,7 @@ int lm_err_vset(lm_err *err, const char *fmt, va_list ap) {
   err->sqlstate[0] = '\0';
   err->code = LM_ERROR;
   err->kind = NULL;
+  clear_where(err);
   return LM_ERROR;
 }
 
@@ -74,6 +85,7 @@ void lm_err_prefix(lm_err *err, const char *fmt, ...) {
 
 void lm_err_move(lm_err *dst, lm_err *src) {
   free(dst->msg);
+  clear_where(dst);
   *dst = *src;
   lm_err_init(src);
 }
@@ -97,6 +109,27 @@ const char *lm_err_code(const lm_err *err) {
 void lm_err_copy_code(lm_err *dst, const lm_err *src) {
   memcpy(dst->sqlstate, src->sqlstate, sizeof dst->sqlstate);
   dst->kind = src->kind;
+  if (dst != src) {
+    clear_where(dst);
+    lm_err_where(dst, src->revision, src->file, src->line);
+  }
+}
+
+void lm_err_where(lm_err *err, const char *revision, const char *file,
+                  int line) {
+  /* copied before the old one goes, so that running out of memory
+   * leaves nothing dangling */
+  if (revision) {
+    char *copy = lm_xstrdup(revision);
+    free(err->revision);
+    err->revision = copy;
+  }
+  if (file) {
+    char *copy = lm_xstrdup(file);
+    free(err->file);
+    err->file = copy;
+  }
+  if (line > 0) err->line = line;
 }
 
 /* ---- allocation ------------------------------------------------------ */
