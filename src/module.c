@@ -28,6 +28,7 @@
 
 #include "embedded.h"
 #include "module.h"
+#include "oom.h"
 
 /* ---- checks ------------------------------------------------------------ */
 
@@ -151,20 +152,18 @@ void lm_mod_nested_start(lm_mod_runner *r, lua_State *L, lm_mod_nested *n) {
   lm_err_init(&r->env->err);
 }
 
-/* Ends a nested call; returns its message (malloc'ed) when rc failed,
- * its code and place in n->info. */
-char *lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n, int rc) {
-  char *msg = rc != LM_OK ? lm_xstrdup(lm_errmsg(r->env)) : NULL;
-  lm_err_init(&n->info);
-  if (rc != LM_OK) {
-    lm_err_copy_code(&n->info, &r->env->err);
-    n->info.code = r->env->err.code;
-  }
-  if (n->active) {
-    lm_err_free(&r->env->err);
-    r->env->err = n->outer;
-  }
-  return msg;
+/* Ends a nested call: its error moves to n->info (nothing is allocated,
+ * so this cannot fail). */
+void lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n) {
+  n->info = r->env->err;
+  lm_err_init(&r->env->err);
+  if (n->active) r->env->err = n->outer;
+}
+
+int lm_mod_core(lm_env *env, int (*fn)(lm_env *env, void *payload),
+                void *payload) {
+  LM_OOM_ENTRY(env, LM_ERROR);
+  return fn(env, payload);
 }
 
 /* ---- results ----------------------------------------------------------- */
@@ -195,9 +194,8 @@ int lm_mod_push_fail_err(lua_State *L, const char *msg, const lm_err *e) {
   return 4;
 }
 
-int lm_mod_push_fail_msg(lua_State *L, char *msg, lm_err *info) {
-  lm_mod_push_fail_err(L, msg, info);
-  free(msg);
+int lm_mod_push_fail_info(lua_State *L, lm_err *info) {
+  lm_mod_push_fail_err(L, lm_err_msg(info), info);
   lm_err_free(info);
   return 4;
 }
@@ -292,24 +290,35 @@ static int runner_open(lua_State *L) {
     return luaL_error(L, "luamig.open: on_event must be a function (got %s)",
                       luaL_typename(L, -1));
   int on_event_idx = lua_gettop(L);
-  /* x = {key = value}: collected as "key=value" strings. */
+  /* x = {key = value}: collected as "key=value" strings, made by Lua and
+   * kept on the stack (a table of them, their array in a userdata), so
+   * that nothing here is lost if making them raises. */
   lua_getfield(L, 1, "x");
   if (!lua_isnil(L, -1) && !lua_istable(L, -1))
     return luaL_error(L, "luamig.open: x must be a table (got %s)",
                       luaL_typename(L, -1));
-  lm_strvec x = LM_STRVEC_INIT;
-  if (lua_istable(L, -1)) {
+  int x_idx = lua_gettop(L);
+  lua_newtable(L);
+  int strings = lua_gettop(L);
+  size_t nx = 0;
+  if (lua_istable(L, x_idx)) {
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
-        lm_strvec_push(&x, lm_xasprintf("%s=%s", lua_tostring(L, -2),
-                                        lua_tostring(L, -1)));
+    while (lua_next(L, x_idx)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING) {
+        lua_pushfstring(L, "%s=%s", lua_tostring(L, -2), lua_tostring(L, -1));
+        lua_rawseti(L, strings, (lua_Integer)++nx);
+      }
       lua_pop(L, 1);
     }
   }
-  lua_pop(L, 1);
-  opts.x = (const char *const *)x.items;
-  opts.nx = x.n;
+  const char **x = lua_newuserdatauv(L, (nx ? nx : 1) * sizeof *x, 0);
+  for (size_t i = 0; i < nx; i++) {
+    lua_rawgeti(L, strings, (lua_Integer)i + 1);
+    x[i] = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  opts.x = x;
+  opts.nx = nx;
 
   /* The userdata exists, closed, before the environment does: an error
    * while creating it leaks nothing. */
@@ -331,9 +340,13 @@ static int runner_open(lua_State *L) {
   lm_mod_command_start(r, L, "open");
   int rc = lm_open(&env, &opts);
   r->busy = NULL;
-  lm_strvec_free(&x);
   if (rc != LM_OK) {
-    lm_mod_push_fail_err(L, lm_errmsg(env), env ? &env->err : NULL);
+    if (env) {
+      lm_mod_push_fail_err(L, lm_errmsg(env), &env->err);
+    } else {            /* memory ran out before there was an env */
+      lm_err oom = {.kind = "out_of_memory", .code = LM_ERROR};
+      lm_mod_push_fail_err(L, "out of memory", &oom);
+    }
     lm_close(env);
     return 4;   /* and the runner, closed, is garbage */
   }
@@ -397,8 +410,16 @@ static const luaL_Reg runner_metamethods[] = {
   {"__index", NULL},
   {NULL, NULL}};
 
+/* luamig._test_fail_alloc(n): a test hook for luamig's own specs (oom.h):
+ * the n-th allocation of the core from now on, on this thread, fails. */
+static int test_fail_alloc(lua_State *L) {
+  lm_oom_fail_after((long)luaL_checkinteger(L, 1));
+  return 0;
+}
+
 static const luaL_Reg module_functions[] = {
   {"open", runner_open},
+  {"_test_fail_alloc", test_fail_alloc},
   {NULL, NULL}};
 
 LUAMIG_API int luaopen_luamig_core(lua_State *L);

@@ -46,16 +46,23 @@ typedef struct lm_mod_nested {
 } lm_mod_nested;
 
 void lm_mod_nested_start(lm_mod_runner *r, lua_State *L, lm_mod_nested *n);
-/* Its message (malloc'ed) when rc failed, its code and place in
- * n->info (for lm_mod_push_fail_msg). */
-char *lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n, int rc);
+/* The call's error (message, code, place) moves to n->info, for
+ * lm_mod_push_fail_info; the running command's is put back. */
+void lm_mod_nested_end(lm_mod_runner *r, lm_mod_nested *n);
+
+/* Run fn(env, payload), which reaches the core, under a recovery point
+ * (oom.h): running out of memory there returns LM_ERROR, "out_of_memory",
+ * instead of ending the process; a spent env is refused.  fn must not
+ * raise into the caller's Lua state. */
+int lm_mod_core(lm_env *env, int (*fn)(lm_env *env, void *payload),
+                void *payload);
 
 /* A failure: nil, message, code (nil when no code is known), and a table
  * {code=, sqlstate=, revision=, file=, line=} of what e knows (e may be
  * NULL). */
 int lm_mod_push_fail_err(lua_State *L, const char *msg, const lm_err *e);
-/* The same with a malloc'ed message and a nested call's info, freed. */
-int lm_mod_push_fail_msg(lua_State *L, char *msg, lm_err *info);
+/* The same from a nested call's info (lm_mod_nested_end), freed. */
+int lm_mod_push_fail_info(lua_State *L, lm_err *info);
 /* The runner's last failure. */
 int lm_mod_push_fail(lua_State *L, lm_mod_runner *r);
 void lm_mod_push_list(lua_State *L, char **items);

@@ -12,6 +12,7 @@
 #include "cli_args.h"
 #include "embedded.h"
 #include "module.h"
+#include "oom.h"
 
 typedef int (*migrate_fn)(char ***, lm_env *, const char *);
 
@@ -116,12 +117,17 @@ int lm_mod_stamp(lua_State *L) {
   return lm_mod_command_end(L, r, "stamp", rc, 1);
 }
 
+static int status_read(lm_env *env, void *st) {
+  return lm_status_read(env, st);
+}
+
+/* m:status(): the fields of `status --json`. */
 int lm_mod_status(lua_State *L) {
   lm_mod_runner *r = lm_mod_check_idle(L, "status");
   lm_env *env = r->env;
   lm_mod_command_start(r, L, "status");
   lm_status st;
-  int rc = lm_status_read(env, &st);
+  int rc = lm_mod_core(env, status_read, &st);
   r->busy = NULL;
   int nres;
   if (rc != LM_OK) {
@@ -170,7 +176,7 @@ int lm_mod_status(lua_State *L) {
       lua_setfield(L, -2, "lock");
     }
   }
-  lm_status_free(&st);
+  if (!lm_oom_spent(env)) lm_status_free(&st);   /* else half-made */
   return lm_mod_command_end(L, r, "status", rc, nres);
 }
 
@@ -321,6 +327,30 @@ static void rev_check(lua_State *L) {
   }
 }
 
+/* What m:revision() asks of the core: the new script written, and the
+ * ids there were before, to find the new one after. */
+typedef struct revision_call {
+  lm_args *args;
+  lm_strvec before;
+  lm_map known;
+} revision_call;
+
+static int revision_write(lm_env *env, void *payload) {
+  revision_call *c = payload;
+  int rc = lm_scripts_load(env);
+  for (size_t i = 0; rc == LM_OK && i < lm_graph_size(env->graph); i++)
+    lm_strvec_push(&c->before, lm_xstrdup(lm_graph_rev(env->graph, i)->id));
+  for (size_t i = 0; i < c->before.n; i++)
+    lm_map_put(&c->known, c->before.items[i], c->before.items[i]);
+  if (rc == LM_OK) rc = lm_cmd_revision(env, c->args);
+  /* The graph is read again, new script included. */
+  if (rc == LM_OK) {
+    lm_scripts_free(env);
+    rc = lm_scripts_load(env);
+  }
+  return rc;
+}
+
 /* m:revision{message =, head =, splice =, branch_labels =, depends_on =,
  * rev_id =, autogenerate =}: writes a new script as `luamig revision`
  * does and returns it as history() lists it. */
@@ -343,21 +373,9 @@ int lm_mod_revision(lua_State *L) {
   rev_strings(L, 2, "depends_on", &a.depends_on);
 
   lm_mod_command_start(r, L, "revision");
-  /* The ids there are before, to find the new one after. */
-  lm_strvec before = LM_STRVEC_INIT;
-  lm_map known;
-  lm_map_init(&known);
-  int rc = lm_scripts_load(env);
-  for (size_t i = 0; rc == LM_OK && i < lm_graph_size(env->graph); i++)
-    lm_strvec_push(&before, lm_xstrdup(lm_graph_rev(env->graph, i)->id));
-  for (size_t i = 0; i < before.n; i++)
-    lm_map_put(&known, before.items[i], before.items[i]);
-  if (rc == LM_OK) rc = lm_cmd_revision(env, &a);
-  /* The graph is read again, new script included. */
-  if (rc == LM_OK) {
-    lm_scripts_free(env);
-    rc = lm_scripts_load(env);
-  }
+  revision_call c = {.args = &a, .before = LM_STRVEC_INIT};
+  lm_map_init(&c.known);
+  int rc = lm_mod_core(env, revision_write, &c);
   r->busy = NULL;
   free(a.branch_labels.items);
   free(a.depends_on.items);
@@ -367,7 +385,7 @@ int lm_mod_revision(lua_State *L) {
   } else {
     size_t n = lm_graph_size(env->graph), idx = n;
     for (size_t i = 0; i < n && idx == n; i++)
-      if (!lm_map_get(&known, lm_graph_rev(env->graph, i)->id)) idx = i;
+      if (!lm_map_get(&c.known, lm_graph_rev(env->graph, i)->id)) idx = i;
     if (idx < n) {
       lm_mod_push_revision(L, env, idx);
       nres = 1;
@@ -376,7 +394,9 @@ int lm_mod_revision(lua_State *L) {
                                   "but does not load as a revision", NULL);
     }
   }
-  lm_map_free(&known);
-  lm_strvec_free(&before);
+  if (!lm_oom_spent(env)) {
+    lm_map_free(&c.known);
+    lm_strvec_free(&c.before);
+  }
   return lm_mod_command_end(L, r, "revision", rc, nres);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "module.h"
+#include "oom.h"
 #include "op_data.h"
 
 /* ---- read-only: also from on_event ------------------------------------ */
@@ -19,79 +20,101 @@ int lm_mod_current(lua_State *L) {
   lm_mod_nested_start(r, L, &n);
   char **heads;
   int rc = lm_current(&heads, r->env);
-  char *msg = lm_mod_nested_end(r, &n, rc);
-  if (rc != LM_OK) return lm_mod_push_fail_msg(L, msg, &n.info);
+  lm_mod_nested_end(r, &n);
+  if (rc != LM_OK) return lm_mod_push_fail_info(L, &n.info);
+  lm_err_free(&n.info);
   lm_mod_push_list(L, heads);
   lm_free_list(heads);
   return 1;
 }
 
-/* Ends a read-only call that read a revision list: the list (as heads
- * or as history entries), or nil, message, code. */
-static int revlist_result(lua_State *L, lm_mod_runner *r, lm_mod_nested *n,
-                          int rc, lm_revlist *l, int as_heads) {
-  char *msg = lm_mod_nested_end(r, n, rc);
-  if (rc == LM_OK) lm_mod_push_revlist(L, r->env, l, as_heads);
-  lm_revlist_free(l);
-  return rc == LM_OK ? 1 : lm_mod_push_fail_msg(L, msg, &n->info);
+/* What a read-only call asks of the core, and gets back. */
+typedef struct read_call {
+  const char *arg;              /* history's range, show's revision */
+  lm_revlist list;
+} read_call;
+
+static int read_heads(lm_env *env, void *payload) {
+  read_call *c = payload;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK) rc = lm_graph_heads(env->graph, &c->list);
+  return rc;
+}
+
+static int read_history(lm_env *env, void *payload) {
+  read_call *c = payload;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK)
+    rc = lm_graph_history(env->graph, c->arg, NULL, 0, &c->list, &env->err);
+  return rc;
+}
+
+static int read_show(lm_env *env, void *payload) {
+  read_call *c = payload;
+  int rc = lm_scripts_load(env);
+  if (rc == LM_OK)
+    rc = lm_graph_resolve(env->graph, c->arg, NULL, 0, &c->list, &env->err);
+  if (rc == LM_OK && c->list.n != 1)
+    rc = lm_err_set(&env->err, "%s names %zu revisions; show takes one",
+                    c->arg, c->list.n);
+  return rc;
+}
+
+/* A read-only call that reads a revision list: the list (as heads, as
+ * history entries, or show's one revision), or nil, message, code, info. */
+static int read_revisions(lua_State *L, lm_mod_runner *r, read_call *c,
+                          int (*fn)(lm_env *, void *), int shape) {
+  lm_mod_nested n;
+  lm_mod_nested_start(r, L, &n);
+  int rc = lm_mod_core(r->env, fn, c);
+  lm_mod_nested_end(r, &n);
+  if (rc != LM_OK) {
+    lm_revlist_free(&c->list);
+    return lm_mod_push_fail_info(L, &n.info);
+  }
+  lm_err_free(&n.info);
+  if (shape == 2) lm_mod_push_revision(L, r->env, c->list.idx[0]);
+  else lm_mod_push_revlist(L, r->env, &c->list, shape);
+  lm_revlist_free(&c->list);
+  return 1;
 }
 
 int lm_mod_heads(lua_State *L) {
   lm_mod_runner *r = lm_mod_check_runner(L, "heads");
-  lm_mod_nested n;
-  lm_mod_nested_start(r, L, &n);
-  lm_revlist l = {0};
-  int rc = lm_scripts_load(r->env);
-  if (rc == LM_OK) rc = lm_graph_heads(r->env->graph, &l);
-  return revlist_result(L, r, &n, rc, &l, 1);
+  read_call c = {0};
+  return read_revisions(L, r, &c, read_heads, 1);
 }
 
 int lm_mod_history(lua_State *L) {
   lm_mod_runner *r = lm_mod_check_runner(L, "history");
-  const char *range = lua_isnoneornil(L, 2)
-                          ? NULL
-                          : lm_mod_check_string(L, 2, "history", "the range");
-  lm_mod_nested n;
-  lm_mod_nested_start(r, L, &n);
-  lm_revlist l = {0};
-  int rc = lm_scripts_load(r->env);
-  if (rc == LM_OK)
-    rc = lm_graph_history(r->env->graph, range, NULL, 0, &l, &r->env->err);
-  return revlist_result(L, r, &n, rc, &l, 0);
+  read_call c = {0};
+  c.arg = lua_isnoneornil(L, 2)
+              ? NULL : lm_mod_check_string(L, 2, "history", "the range");
+  return read_revisions(L, r, &c, read_history, 0);
 }
 
 int lm_mod_show(lua_State *L) {
   lm_mod_runner *r = lm_mod_check_runner(L, "show");
-  const char *rev = lm_mod_check_string(L, 2, "show", "the revision");
-  lm_mod_nested n;
-  lm_mod_nested_start(r, L, &n);
-  lm_revlist l = {0};
-  int rc = lm_scripts_load(r->env);
-  if (rc == LM_OK)
-    rc = lm_graph_resolve(r->env->graph, rev, NULL, 0, &l, &r->env->err);
-  if (rc == LM_OK && l.n != 1)
-    rc = lm_err_set(&r->env->err, "%s names %zu revisions; show takes one",
-                    rev, l.n);
-  char *msg = lm_mod_nested_end(r, &n, rc);
-  if (rc != LM_OK) {
-    lm_revlist_free(&l);
-    return lm_mod_push_fail_msg(L, msg, &n.info);
-  }
-  lm_mod_push_revision(L, r->env, l.idx[0]);
-  lm_revlist_free(&l);
-  return 1;
+  read_call c = {0};
+  c.arg = lm_mod_check_string(L, 2, "show", "the revision");
+  return read_revisions(L, r, &c, read_show, 2);
+}
+
+static int pick_dialect(lm_env *env, void *payload) {
+  (void)payload;
+  return lm_pick_dialect(env);
 }
 
 /* The name of the runner's dialect ("sqlite", "postgresql"), as op.dialect
  * shows it: found from the URL, without connecting. */
 int lm_mod_dialect(lua_State *L) {
   lm_mod_runner *r = lm_mod_check_runner(L, "dialect");
-  if (lm_pick_dialect(r->env) != LM_OK) return lm_mod_push_fail(L, r);
+  if (lm_mod_core(r->env, pick_dialect, NULL) != LM_OK)
+    return lm_mod_push_fail(L, r);
   lua_pushstring(L, r->env->dialect->name);
   return 1;
 }
 
-/* m:status(): the fields of `status --json`. */
 /* ---- SQL on the runner's connection (for tests and tools) -------------- */
 
 /* Parameters {p1, p2, ...} (n counts trailing nils, as table.pack does):
@@ -130,6 +153,40 @@ static lm_value *sql_params(lua_State *L, int idx, const char *method,
   return params;
 }
 
+/* What m:execute() and m:query() ask of the core. */
+typedef struct sql_call {
+  const char *sql;
+  size_t n;
+  const lm_value *params;
+  int64_t affected;
+  lm_cursor *cur;
+} sql_call;
+
+static int sql_execute(lm_env *env, void *payload) {
+  sql_call *c = payload;
+  int rc = lm_connect(env);
+  if (rc == LM_OK)
+    rc = env->dialect->exec(env->conn, c->sql, c->n, c->params, &c->affected,
+                            &env->err);
+  return rc;
+}
+
+static int sql_query(lm_env *env, void *payload) {
+  sql_call *c = payload;
+  int rc = lm_connect(env);
+  if (rc == LM_OK)
+    rc = env->dialect->query(env->conn, c->sql, c->n, c->params, &c->cur,
+                             &env->err);
+  return rc;
+}
+
+/* The next row of c->cur: 1, 0 at the end, < 0 on an error. */
+static int sql_next(lm_env *env, void *payload) {
+  sql_call *c = payload;
+  int more = env->dialect->cursor_next(c->cur, &env->err);
+  return more < 0 ? LM_ERROR : more;
+}
+
 /* m:execute(sql, params): one statement (or several, without params) on
  * the runner's connection, outside any migration; the rows changed. */
 int lm_mod_execute(lua_State *L) {
@@ -137,13 +194,10 @@ int lm_mod_execute(lua_State *L) {
   const char *sql = lm_mod_check_string(L, 2, "execute", "the SQL");
   size_t n;
   lm_value *params = sql_params(L, 3, "execute", &n);
-  lm_env *env = r->env;
-  int64_t affected = 0;
-  int rc = lm_connect(env);
-  if (rc == LM_OK)
-    rc = env->dialect->exec(env->conn, sql, n, params, &affected, &env->err);
-  if (rc != LM_OK) return lm_mod_push_fail(L, r);
-  lua_pushinteger(L, (lua_Integer)affected);
+  sql_call c = {.sql = sql, .n = n, .params = params};
+  if (lm_mod_core(r->env, sql_execute, &c) != LM_OK)
+    return lm_mod_push_fail(L, r);
+  lua_pushinteger(L, (lua_Integer)c.affected);
   return 1;
 }
 
@@ -155,18 +209,14 @@ int lm_mod_query(lua_State *L) {
   size_t n;
   lm_value *params = sql_params(L, 3, "query", &n);
   lm_env *env = r->env;
-  const lm_dialect *d;
-  lm_cursor *cur = NULL;
-  int rc = lm_connect(env);
-  if (rc == LM_OK) {
-    d = env->dialect;
-    rc = d->query(env->conn, sql, n, params, &cur, &env->err);
-  }
-  if (rc != LM_OK) return lm_mod_push_fail(L, r);
+  sql_call c = {.sql = sql, .n = n, .params = params};
+  if (lm_mod_core(env, sql_query, &c) != LM_OK) return lm_mod_push_fail(L, r);
+  const lm_dialect *d = env->dialect;
+  lm_cursor *cur = c.cur;
   lua_newtable(L);
   lua_Integer nrows = 0;
   int more;
-  while ((more = d->cursor_next(cur, &env->err)) > 0) {
+  while ((more = lm_mod_core(env, sql_next, &c)) > 0) {
     if (!lua_checkstack(L, 4)) {
       more = lm_err_set(&env->err, "m:query(): out of Lua stack");
       break;
@@ -183,7 +233,8 @@ int lm_mod_query(lua_State *L) {
     }
     lua_rawseti(L, -2, ++nrows);
   }
-  d->cursor_close(cur);
+  /* A spent env's cursor may be half-way through a change: left alone. */
+  if (!lm_oom_spent(env)) d->cursor_close(cur);
   if (more < 0) return lm_mod_push_fail(L, r);
   return 1;
 }

@@ -446,6 +446,7 @@ int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
       lm_err_copy_code(&env->err, &env->raised);
     else
       lm_err_kind(&env->err, "script_error");
+    if (rc == LUA_ERRMEM) lm_err_kind(&env->err, "out_of_memory");
     lm_err_where(&env->err, s->rev.id, s->path, where.line);
     lm_err_free(&env->raised);
     lua_settop(L, base);

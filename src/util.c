@@ -91,7 +91,11 @@ void lm_err_move(lm_err *dst, lm_err *src) {
 }
 
 const char *lm_err_msg(const lm_err *err) {
-  return err->msg ? err->msg : "unknown error";
+  if (err->msg) return err->msg;
+  /* set without a message, as memory ran out (oom.c) */
+  if (err->kind && strcmp(err->kind, "out_of_memory") == 0)
+    return "out of memory";
+  return "unknown error";
 }
 
 int lm_err_kind(lm_err *err, const char *kind) {
@@ -134,26 +138,21 @@ void lm_err_where(lm_err *err, const char *revision, const char *file,
 
 /* ---- allocation ------------------------------------------------------ */
 
-static void out_of_memory(void) {
-  fputs("luamig: out of memory\n", stderr);
-  abort();
-}
-
 void *lm_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) out_of_memory();
+  void *p = lm_oom_injected() ? NULL : malloc(n ? n : 1);
+  if (!p) lm_out_of_memory();
   return p;
 }
 
 void *lm_xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) out_of_memory();
+  void *p = lm_oom_injected() ? NULL : calloc(n ? n : 1, size ? size : 1);
+  if (!p) lm_out_of_memory();
   return p;
 }
 
 void *lm_xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) out_of_memory();
+  void *q = lm_oom_injected() ? NULL : realloc(p, n ? n : 1);
+  if (!q) lm_out_of_memory();
   return q;
 }
 

@@ -67,14 +67,19 @@ void lm_err_copy_code(lm_err *dst, const lm_err *src);
 void lm_err_where(lm_err *err, const char *revision, const char *file,
                   int line);
 
-/* Allocation that never returns NULL: out of memory aborts with a message,
- * which is the only sane reaction for a command-line tool. */
+/* Allocation that never returns NULL: out of memory goes to the thread's
+ * recovery point (oom.h), so that the public call running returns an
+ * error; with none, the process ends with a message (exit status 1). */
 void *lm_xmalloc(size_t n);
 void *lm_xcalloc(size_t n, size_t size);
 void *lm_xrealloc(void *p, size_t n);
 char *lm_xstrdup(const char *s);
 char *lm_xstrndup(const char *s, size_t n);
 char *lm_xasprintf(const char *fmt, ...) LM_PRINTF(1, 2);
+/* oom.c: what a failed allocation leads to (it does not return), and
+ * whether the test hook makes this allocation fail (oom.h). */
+void lm_out_of_memory(void);
+int lm_oom_injected(void);
 
 /* A growable NUL-terminated string. */
 typedef struct lm_buf {
