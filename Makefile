@@ -26,9 +26,12 @@ CFLAGS_ALL = -std=c11 $(OPT) $(WARN) $(SAN) -pthread -fPIC -fvisibility=hidden -
              -I$(BUILD) $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lm -pthread $(LDLIBS)
 
-# The core library: every file in src/ and dialects/ except the two entry
-# points and the build-time embedder.
-ENTRY     = src/main.c src/module.c src/embedgen.c
+# The core library: every file in src/ and dialects/ except the entry
+# points (the binary's main.c, the module's module*.c) and the build-time
+# embedder.
+MODULE_SRC = $(wildcard src/module*.c)
+MODULE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(MODULE_SRC))
+ENTRY     = src/main.c $(MODULE_SRC) src/embedgen.c
 LIB_SRC   = $(filter-out $(ENTRY),$(wildcard src/*.c)) $(wildcard dialects/*.c)
 LIB_OBJ   = $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/embedded.o
 LUA_FILES = $(sort $(wildcard lua/*.lua))
@@ -64,7 +67,7 @@ $(BUILD)/luamig: $(BUILD)/obj/src/main.o $(BUILD)/libluamig.a
 
 # A Lua module links the core but not liblua: the host provides Lua.  Of
 # the core it exports nothing (--exclude-libs): only its luaopen_*.
-$(BUILD)/luamig.so: $(BUILD)/obj/src/module.o $(BUILD)/libluamig.a
+$(BUILD)/luamig.so: $(MODULE_OBJ) $(BUILD)/libluamig.a
 	$(CC) $(SAN) -shared -Wl,--exclude-libs,ALL $^ -o $@ \
 	  $(filter-out -llua5.4,$(LDLIBS_ALL))
 

@@ -44,6 +44,13 @@ typedef struct lm_compile_ctx {
   const char *revision; /* the revision being run, for messages; or NULL */
 } lm_compile_ctx;
 
+/* An option an operation takes under a dialect's name (dialect.h,
+ * lm_dialect.options): create_index's "where" as "postgresql_where". */
+typedef struct lm_dialect_option {
+  const char *op;               /* "create_index" */
+  const char *option;           /* "where": the operation's own option */
+} lm_dialect_option;
+
 typedef struct lm_dialect {
   int version;                  /* LM_DIALECT_VERSION of the header it was built for */
   const char *name;             /* "postgresql", "sqlite": what op.dialect shows */
@@ -240,9 +247,19 @@ typedef struct lm_dialect {
    * error naming it. */
   int (*render_params)(lm_buf *out, const char *sql, size_t nparams,
                        const lm_value *params, lm_err *err);
+
+  /* ---- version 7: dialect-named options ------------------------------ */
+
+  /* The options operations take under this dialect's name, as Alembic's
+   * dialect keyword arguments: "<name>_<option>" for each entry, up to
+   * {NULL, NULL}.  The core accepts those keys, applies one on this
+   * dialect only (and only where the plain option is not given), ignores
+   * it on another, and refuses any other key with this dialect's prefix,
+   * naming it.  NULL: none. */
+  const lm_dialect_option *options;
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 6
+#define LM_DIALECT_VERSION 7
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

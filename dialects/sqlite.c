@@ -475,6 +475,12 @@ static int sqlite_render_params(lm_buf *out, const char *sql, size_t nparams,
   return lm_sql_render_params(&lexer, out, sql, nparams, params, err);
 }
 
+/* What SQLite takes as sqlite_<option> (Alembic's names). */
+static const lm_dialect_option sqlite_options[] = {
+  {"create_index", "where"},
+  {NULL, NULL}
+};
+
 const lm_dialect lm_sqlite_dialect = {
   .version = LM_DIALECT_VERSION,
   .name = "sqlite",
@@ -519,4 +525,5 @@ const lm_dialect lm_sqlite_dialect = {
   .scratch_drop = lm_sqlite_scratch_drop,
   .scratch_tune = lm_sqlite_scratch_tune,
   .render_params = sqlite_render_params,
+  .options = sqlite_options,
 };

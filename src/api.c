@@ -12,6 +12,7 @@
 #include "core.h"
 #include "embedded.h"
 #include "lua_heap.h"
+#include "oom.h"
 #include "schema.h"
 
 /* package.searchers entry for the embedded lua/ files ("luamig.NAME"). */
@@ -56,7 +57,7 @@ int lm_lua_call(lm_env *env, const char *module, const char *fn, int nargs) {
   return LM_OK;
 }
 
-int lm_open(lm_env **out, const lm_options *opts) {
+static int open_env(lm_env **out, const lm_options *opts) {
   static const lm_options none = {0};
   if (!opts) opts = &none;
   lm_env *env = lm_xcalloc(1, sizeof *env);
@@ -74,8 +75,14 @@ int lm_open(lm_env **out, const lm_options *opts) {
   return lm_config_load(env, opts);
 }
 
+int lm_open(lm_env **out, const lm_options *opts) {
+  LM_OOM_OPEN(out, LM_ERROR);
+  return open_env(out, opts);
+}
+
 void lm_close(lm_env *env) {
   if (!env) return;
+  LM_OOM_CLOSE(env);
   lm_tx_rollback(env);
   lm_disconnect(env);
   lm_scripts_free(env);
@@ -96,6 +103,15 @@ void lm_close(lm_env *env) {
 
 const char *lm_errcode(const lm_env *env) {
   return env ? lm_err_code(&env->err) : "";
+}
+
+void lm_errinfo(const char **revision, const char **file, int *line,
+                const char **sqlstate, const lm_env *env) {
+  const lm_err *e = env ? &env->err : NULL;
+  if (revision) *revision = e ? e->revision : NULL;
+  if (file) *file = e ? e->file : NULL;
+  if (line) *line = e ? e->line : 0;
+  if (sqlstate) *sqlstate = e ? e->sqlstate : "";
 }
 
 const char *lm_errmsg(const lm_env *env) {
@@ -176,10 +192,12 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
 }
 
 int lm_upgrade(char ***applied, lm_env *env, const char *target) {
+  LM_OOM_ENTRY(env, LM_ERROR);
   return migrate(env, "upgrade", lm_graph_plan_upgrade, target, applied);
 }
 
 int lm_downgrade(char ***applied, lm_env *env, const char *target) {
+  LM_OOM_ENTRY(env, LM_ERROR);
   return migrate(env, "downgrade", lm_graph_plan_downgrade, target, applied);
 }
 
@@ -187,6 +205,7 @@ int lm_downgrade(char ***applied, lm_env *env, const char *target) {
  * (and inside its transaction). */
 int lm_current(char ***out, lm_env *env) {
   *out = NULL;
+  LM_OOM_ENTRY(env, LM_ERROR);
   /* From a backfill's progress event: its batch write finishes first. */
   if (env->hold) {
     if (!env->hold->quiesce)
@@ -214,6 +233,7 @@ static int resolve_ids(lm_env *env, const char *target, lm_strvec *out) {
 }
 
 int lm_stamp(lm_env *env, const char *const *revs, size_t nrevs, int purge) {
+  LM_OOM_ENTRY(env, LM_ERROR);
   if (!nrevs) return lm_err_usage(&env->err, "stamp needs a revision");
   if (enter(env, "stamp") != LM_OK) return LM_EUSAGE;
   if (lm_scripts_load(env) != LM_OK || lm_begin_run(env) != LM_OK)
@@ -259,6 +279,7 @@ static int ends_at_base(const lm_plan *plan, size_t start) {
 int lm_sql(char **sql, lm_env *env, const char *command,
            const char *target) {
   *sql = NULL;
+  LM_OOM_ENTRY(env, LM_ERROR);
   if (!target || !*target)
     return lm_err_usage(&env->err, "%s --sql needs a target", command);
   if (lm_pick_dialect(env) != LM_OK || lm_scripts_load(env) != LM_OK)
@@ -322,6 +343,7 @@ int lm_sql(char **sql, lm_env *env, const char *command,
 
 int lm_heads(char ***out, lm_env *env) {
   *out = NULL;
+  LM_OOM_ENTRY(env, LM_ERROR);
   lm_revlist l = {0};
   lm_strvec ids = LM_STRVEC_INIT;
   int rc = lm_scripts_load(env);
@@ -338,6 +360,7 @@ int lm_heads(char ***out, lm_env *env) {
 int lm_schema_json(char **json, lm_env *env, const char *const *tables,
                    size_t ntables) {
   *json = NULL;
+  LM_OOM_ENTRY(env, LM_ERROR);
   lm_buf out = LM_BUF_INIT;
   int rc = lm_schema_report(env, tables, ntables, 1, &out);
   if (rc == LM_OK) *json = lm_buf_detach(&out);
@@ -347,6 +370,7 @@ int lm_schema_json(char **json, lm_env *env, const char *const *tables,
 
 int lm_verify(char **json, lm_env *env, const char *scratch_url) {
   *json = NULL;
+  LM_OOM_ENTRY(env, LM_ERROR);
   if (enter(env, "verify") != LM_OK) return LM_EUSAGE;
   lm_buf report = LM_BUF_INIT, problems = LM_BUF_INIT;
   int code = lm_verify_report(env, scratch_url, &report, &problems);

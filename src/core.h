@@ -94,6 +94,7 @@ struct lm_env {
   lm_err raised;                /* op.c: the last failure an op raised as a
                                    Lua error (its text and code), so the
                                    script's error keeps the code */
+  int oom_spent;                /* oom.c: memory ran out; only lm_close */
 };
 
 /* config.c */

@@ -10,7 +10,9 @@
  *   lm_close(env);
  *
  * Every function returns 0 on success or a negative status; lm_errmsg() tells
- * what went wrong.  An env is used by one thread at a time.
+ * what went wrong.  An env is used by one thread at a time.  Running out of
+ * memory fails the call (lm_errcode "out_of_memory") instead of ending the
+ * process; the env can then only be lm_close'd (README, "Error codes").
  *
  * An env keeps one database connection from its first command to lm_close
  * (so sqlite://:memory: lives as long as the env); the run lock is taken by
@@ -68,14 +70,23 @@ typedef struct lm_options {
   int statements;               /* also LM_EVENT_STATEMENT for each statement */
 } lm_options;
 
-/* Open an environment.  *out is set even on failure (so lm_errmsg works)
- * unless memory runs out; always lm_close it. */
+/* Open an environment.  *out is set even on failure (so lm_errmsg works),
+ * NULL only when memory ran out before there was one; always lm_close
+ * it. */
 LUAMIG_API int lm_open(lm_env **out, const lm_options *opts);
 LUAMIG_API void lm_close(lm_env *env);
 LUAMIG_API const char *lm_errmsg(const lm_env *env);
 /* The code of the last failure, for programs: the SQLSTATE when the
  * database gave one, else a luamig code (README, "Error codes"), else "". */
 LUAMIG_API const char *lm_errcode(const lm_env *env);
+/* Where the last failure happened, when a revision script failed: its
+ * revision id, the script's path and the line in it (NULL, NULL, 0 where
+ * unknown, e.g. a failure outside any script); and the SQLSTATE when the
+ * database gave one ("" otherwise).  Any out-parameter may be NULL; the
+ * strings belong to env until its next call. */
+LUAMIG_API void lm_errinfo(const char **revision, const char **file,
+                           int *line, const char **sqlstate,
+                           const lm_env *env);
 
 /* Upgrade or downgrade to a target ("head", "base", "+1", "-1", an id...).
  * applied (may be NULL) receives a NULL-terminated, malloc'ed array of the

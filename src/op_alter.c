@@ -32,14 +32,30 @@ static const char *opt_name(lua_State *L, lm_arena *a, int idx, const char *op,
   return lm_arena_strdup(a, lm_op_check_name(L, idx, op, what));
 }
 
-/* Is `key` a per-dialect option (postgresql_where, sqlite_where, ...)
- * naming the dialect the migration runs on?  Such an option applies there
- * only, as Alembic's dialect keyword arguments do. */
-static int own_dialect(lua_State *L, const char *key) {
-  lm_env *env = lm_op_get_env(L);
-  const char *d = env->dialect ? env->dialect->name : NULL;
-  size_t n = d ? strlen(d) : 0;
-  return n && strncmp(key, d, n) == 0 && key[n] == '_';
+/* A string option and its dialect-named forms (postgresql_using, ...):
+ * the plain one when given, else the running dialect's, as Alembic's
+ * dialect keyword arguments apply on their dialect only.  Every form
+ * given is checked. */
+static const char *dialect_string(lua_State *L, lm_arena *a, int o,
+                                  const char *op, const char *option) {
+  const char *s = lm_op_opt_string(L, a, o, option, op), *own;
+  const char *const *forms = lm_op_dialect_forms(L, a, op, option, &own);
+  for (size_t i = 0; forms[i]; i++) {
+    const char *v = lm_op_opt_string(L, a, o, forms[i], op);
+    if (!s && forms[i] == own) s = v;
+  }
+  return s;
+}
+
+/* The same for a boolean that is set by any of its forms. */
+static int dialect_flag(lua_State *L, lm_arena *a, int o, const char *op,
+                        const char *option) {
+  int v = lm_op_opt_bool(L, o, option, op, 0);
+  const char *own;
+  const char *const *forms = lm_op_dialect_forms(L, a, op, option, &own);
+  for (size_t i = 0; forms[i]; i++)
+    if (lm_op_opt_bool(L, o, forms[i], op, 0) && forms[i] == own) v = 1;
+  return v;
 }
 
 /* ---- the builders ----------------------------------------------------- */
@@ -110,9 +126,8 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "nullable", "type", "type_", "new_column_name", "server_default",
     "comment", "existing_type", "existing_nullable",
-    "existing_server_default", "existing_comment", "using",
-    "postgresql_using", "schema", "computed", "identity",
-    "existing_identity", NULL};
+    "existing_server_default", "existing_comment", "using", "schema",
+    "computed", "identity", "existing_identity", NULL};
   const char *name = "alter_column";
   int o = at.rest;
   op->kind = LM_OP_ALTER_COLUMN;
@@ -148,10 +163,7 @@ static void b_alter_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
                luaL_typename(L, -1));
   }
   lua_pop(L, 1);
-  al->using_expr = lm_op_opt_string(L, a, o, "using", name);
-  const char *pg_using = lm_op_opt_string(L, a, o, "postgresql_using", name);
-  if (!al->using_expr && own_dialect(L, "postgresql_using"))
-    al->using_expr = pg_using;
+  al->using_expr = dialect_string(L, a, o, name, "using");
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
   if (field(L, o, "identity") == LUA_TBOOLEAN && !lua_toboolean(L, -1))
     al->identity_drop = 1;
@@ -225,9 +237,8 @@ static const char *opt_sql(lua_State *L, lm_arena *a, int o, const char *key,
 
 static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
-    "unique", "where", "postgresql_where", "sqlite_where", "if_not_exists",
-    "concurrently", "postgresql_concurrently", "schema", "include",
-    "postgresql_include", "using", "postgresql_using", NULL};
+    "unique", "where", "if_not_exists", "concurrently", "schema", "include",
+    "using", NULL};
   const char *name = "create_index";
   int o = at.rest + 1;
   op->kind = LM_OP_CREATE_INDEX;
@@ -244,31 +255,27 @@ static void b_create_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
                "needs a naming_convention with ix)");
   lm_op_check_opts(L, o, name, keys);
   op->index.unique = lm_op_opt_bool(L, o, "unique", name, 0);
+  const char *own;
   op->index.where = opt_sql(L, a, o, "where", name);
-  static const char *const wheres[] = {"postgresql_where", "sqlite_where"};
-  for (size_t i = 0; i < 2; i++) {
+  const char *const *wheres = lm_op_dialect_forms(L, a, name, "where", &own);
+  for (size_t i = 0; wheres[i]; i++) {
     const char *w = opt_sql(L, a, o, wheres[i], name);
-    if (w && !op->index.where && own_dialect(L, wheres[i]))
-      op->index.where = w;
+    if (w && !op->index.where && wheres[i] == own) op->index.where = w;
   }
-  op->index.concurrently = lm_op_opt_bool(L, o, "concurrently", name, 0);
-  if (lm_op_opt_bool(L, o, "postgresql_concurrently", name, 0) &&
-      own_dialect(L, "postgresql_concurrently"))
-    op->index.concurrently = 1;
+  op->index.concurrently = dialect_flag(L, a, o, name, "concurrently");
   op->if_not_exists = lm_op_opt_bool(L, o, "if_not_exists", name, 0);
   op->schema = lm_op_opt_string(L, a, o, "schema", name);
-  static const char *const includes[] = {"include", "postgresql_include"};
-  for (size_t i = 0; i < 2; i++) {
-    if (field(L, o, includes[i]) != LUA_TNIL && (i == 0 ||
-        own_dialect(L, includes[i])) && !op->index.include)
+  /* include, else the running dialect's form of it (another dialect's is
+   * not read) */
+  lm_op_dialect_forms(L, a, name, "include", &own);
+  const char *const includes[] = {"include", own};
+  for (size_t i = 0; i < 2 && includes[i]; i++) {
+    if (field(L, o, includes[i]) != LUA_TNIL && !op->index.include)
       op->index.include = lm_op_string_array(L, a, -1, name, includes[i],
                                              &op->index.ninclude);
     lua_pop(L, 1);
   }
-  op->index.method = lm_op_opt_string(L, a, o, "using", name);
-  const char *pg_method = lm_op_opt_string(L, a, o, "postgresql_using", name);
-  if (!op->index.method && own_dialect(L, "postgresql_using"))
-    op->index.method = pg_method;
+  op->index.method = dialect_string(L, a, o, name, "using");
 }
 
 /* op.create_table_comment(table, comment, opts) and
@@ -296,8 +303,7 @@ static void b_drop_table_comment(lua_State *L, lm_arena *a, args at,
 }
 
 static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"if_exists", "concurrently",
-                                     "postgresql_concurrently", "schema",
+  static const char *const keys[] = {"if_exists", "concurrently", "schema",
                                      NULL};
   const char *name = "drop_index";
   op->kind = LM_OP_DROP_INDEX;
@@ -305,10 +311,7 @@ static void b_drop_index(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                                  "the index name"));
   lm_op_check_opts(L, at.rest, name, keys);
   op->if_exists = lm_op_opt_bool(L, at.rest, "if_exists", name, 0);
-  op->index.concurrently = lm_op_opt_bool(L, at.rest, "concurrently", name, 0);
-  if (lm_op_opt_bool(L, at.rest, "postgresql_concurrently", name, 0) &&
-      own_dialect(L, "postgresql_concurrently"))
-    op->index.concurrently = 1;
+  op->index.concurrently = dialect_flag(L, a, at.rest, name, "concurrently");
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
 }
 

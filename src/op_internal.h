@@ -2,7 +2,8 @@
  * op_internal.h - what the files behind the op table share: argument
  * checks that raise a Lua error naming the operation, the argument and the
  * script line, and the parsers of column, constraint, type and default
- * specs (op.c), used by the schema-changing operations (op.c, op_alter.c).
+ * specs (op_spec.c), used by the schema-changing operations (op.c,
+ * op_alter.c).
  */
 #ifndef LM_OP_INTERNAL_H
 #define LM_OP_INTERNAL_H
@@ -21,9 +22,19 @@ const char *lm_op_tostring(lua_State *L, int idx, const char *op,
 /* A non-empty string argument, strictly (no number coercion). */
 const char *lm_op_check_name(lua_State *L, int arg, const char *op,
                              const char *what);
-/* nil or a table whose keys are all in `allowed` (NULL-terminated). */
+/* nil or a table whose keys are all in `allowed` (NULL-terminated) or
+ * dialect-named options of `op` that a dialect declares
+ * (lm_dialect.options). */
 void lm_op_check_opts(lua_State *L, int idx, const char *op,
                       const char *const *allowed);
+/* The dialect-named forms of `option` of `op` ("postgresql_where" for
+ * create_index's "where"), one per registered dialect declaring it,
+ * NULL-terminated, in the arena; *own is the running dialect's, or NULL.
+ * A caller reads each (so a bad value is an error on any database) and
+ * applies *own's only. */
+const char *const *lm_op_dialect_forms(lua_State *L, lm_arena *a,
+                                       const char *op, const char *option,
+                                       const char **own);
 const char *lm_op_opt_string(lua_State *L, lm_arena *a, int idx,
                              const char *key, const char *op);
 int lm_op_opt_bool(lua_State *L, int idx, const char *key, const char *op,

@@ -398,12 +398,37 @@ static int call_migration(lua_State *L) {
   return 1;
 }
 
+/* Where in a script an error was raised. */
+typedef struct script_where {
+  const char *path;
+  int line;             /* 0 when no frame of the script is on the stack */
+} script_where;
+
+/* The message handler of a script's call: before the message is made, the
+ * innermost frame running the script's own chunk gives the line (an error
+ * raised by an op, or by a helper the script called, is placed at the
+ * script's line that led to it).  Upvalue 1: the script_where. */
+static int script_handler(lua_State *L) {
+  script_where *w = lua_touserdata(L, lua_upvalueindex(1));
+  lua_Debug ar;
+  for (int level = 0; !w->line && lua_getstack(L, level, &ar); level++)
+    if (lua_getinfo(L, "Sl", &ar) && ar.source[0] == '@' &&
+        strcmp(ar.source + 1, w->path) == 0 && ar.currentline > 0)
+      w->line = ar.currentline;
+  return lm_lua_message_handler(L);
+}
+
 int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
   lua_State *L = env->L;
   *found = 0;
-  if (compile_script(env, s) != LM_OK) return LM_ERROR;
+  if (compile_script(env, s) != LM_OK) {
+    lm_err_where(&env->err, s->rev.id, s->path, 0);
+    return LM_ERROR;
+  }
   int base = lua_gettop(L);
-  lua_pushcfunction(L, lm_lua_message_handler);
+  script_where where = {s->path, 0};
+  lua_pushlightuserdata(L, &where);
+  lua_pushcclosure(L, script_handler, 1);
   lua_pushcfunction(L, call_migration);
   lua_pushlightuserdata(L, env);
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
@@ -421,6 +446,8 @@ int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
       lm_err_copy_code(&env->err, &env->raised);
     else
       lm_err_kind(&env->err, "script_error");
+    if (rc == LUA_ERRMEM) lm_err_kind(&env->err, "out_of_memory");
+    lm_err_where(&env->err, s->rev.id, s->path, where.line);
     lm_err_free(&env->raised);
     lua_settop(L, base);
     return LM_ERROR;
@@ -434,8 +461,11 @@ int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   const char *fn = upgrade ? "upgrade" : "downgrade";
   int found;
   if (lm_script_call(env, s, fn, &found) != LM_OK) return LM_ERROR;
-  if (!found)
-    return lm_err_set(&env->err, "%s has no %s function", s->path, fn);
+  if (!found) {
+    lm_err_set(&env->err, "%s has no %s function", s->path, fn);
+    lm_err_where(&env->err, s->rev.id, s->path, 0);
+    return LM_ERROR;
+  }
   return LM_OK;
 }
 

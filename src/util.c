@@ -22,10 +22,20 @@ void lm_err_init(lm_err *err) {
   err->sqlstate[0] = '\0';
   err->code = LM_OK;
   err->kind = NULL;
+  err->revision = err->file = NULL;
+  err->line = 0;
+}
+
+static void clear_where(lm_err *err) {
+  free(err->revision);
+  free(err->file);
+  err->revision = err->file = NULL;
+  err->line = 0;
 }
 
 void lm_err_free(lm_err *err) {
   free(err->msg);
+  clear_where(err);
   lm_err_init(err);
 }
 
@@ -37,6 +47,7 @@ int lm_err_vset(lm_err *err, const char *fmt, va_list ap) {
   err->sqlstate[0] = '\0';
   err->code = LM_ERROR;
   err->kind = NULL;
+  clear_where(err);
   return LM_ERROR;
 }
 
@@ -74,12 +85,17 @@ void lm_err_prefix(lm_err *err, const char *fmt, ...) {
 
 void lm_err_move(lm_err *dst, lm_err *src) {
   free(dst->msg);
+  clear_where(dst);
   *dst = *src;
   lm_err_init(src);
 }
 
 const char *lm_err_msg(const lm_err *err) {
-  return err->msg ? err->msg : "unknown error";
+  if (err->msg) return err->msg;
+  /* set without a message, as memory ran out (oom.c) */
+  if (err->kind && strcmp(err->kind, "out_of_memory") == 0)
+    return "out of memory";
+  return "unknown error";
 }
 
 int lm_err_kind(lm_err *err, const char *kind) {
@@ -97,30 +113,46 @@ const char *lm_err_code(const lm_err *err) {
 void lm_err_copy_code(lm_err *dst, const lm_err *src) {
   memcpy(dst->sqlstate, src->sqlstate, sizeof dst->sqlstate);
   dst->kind = src->kind;
+  if (dst != src) {
+    clear_where(dst);
+    lm_err_where(dst, src->revision, src->file, src->line);
+  }
+}
+
+void lm_err_where(lm_err *err, const char *revision, const char *file,
+                  int line) {
+  /* copied before the old one goes, so that running out of memory
+   * leaves nothing dangling */
+  if (revision) {
+    char *copy = lm_xstrdup(revision);
+    free(err->revision);
+    err->revision = copy;
+  }
+  if (file) {
+    char *copy = lm_xstrdup(file);
+    free(err->file);
+    err->file = copy;
+  }
+  if (line > 0) err->line = line;
 }
 
 /* ---- allocation ------------------------------------------------------ */
 
-static void out_of_memory(void) {
-  fputs("luamig: out of memory\n", stderr);
-  abort();
-}
-
 void *lm_xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) out_of_memory();
+  void *p = lm_oom_injected() ? NULL : malloc(n ? n : 1);
+  if (!p) lm_out_of_memory();
   return p;
 }
 
 void *lm_xcalloc(size_t n, size_t size) {
-  void *p = calloc(n ? n : 1, size ? size : 1);
-  if (!p) out_of_memory();
+  void *p = lm_oom_injected() ? NULL : calloc(n ? n : 1, size ? size : 1);
+  if (!p) lm_out_of_memory();
   return p;
 }
 
 void *lm_xrealloc(void *p, size_t n) {
-  void *q = realloc(p, n ? n : 1);
-  if (!q) out_of_memory();
+  void *q = lm_oom_injected() ? NULL : realloc(p, n ? n : 1);
+  if (!q) lm_out_of_memory();
   return q;
 }
 

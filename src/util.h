@@ -28,13 +28,17 @@ enum {
 
 /* An error record: a message for people and, for programs, the SQLSTATE
  * when a database produced it or a luamig code naming the condition
- * (README, "Error codes"). */
+ * (README, "Error codes"), and where it happened when a revision script
+ * failed. */
 typedef struct lm_err {
   char *msg;            /* owned; NULL when no error */
   char sqlstate[6];     /* "" when unknown */
   int code;             /* LM_ERROR, LM_EUSAGE, ... */
   const char *kind;     /* a luamig code ("lock_timeout", ...), a string
                            literal; NULL when none.  lm_err_set clears it. */
+  char *revision;       /* owned: the revision whose script failed, or NULL */
+  char *file;           /* owned: that script's path, or NULL */
+  int line;             /* the line in file where it failed, or 0 */
 } lm_err;
 
 void lm_err_init(lm_err *err);
@@ -55,17 +59,27 @@ int lm_err_kind(lm_err *err, const char *kind);
 /* The code for programs: the SQLSTATE, else the luamig code ("usage" for a
  * usage error without one), else "". */
 const char *lm_err_code(const lm_err *err);
-/* Give dst the code of src: for a message rebuilt from another one. */
+/* Give dst the code and the place of src: for a message rebuilt from
+ * another one. */
 void lm_err_copy_code(lm_err *dst, const lm_err *src);
+/* Say where the failure just set happened (any may be NULL or 0: kept as
+ * it was).  lm_err_set clears the place, lm_err_prefix keeps it. */
+void lm_err_where(lm_err *err, const char *revision, const char *file,
+                  int line);
 
-/* Allocation that never returns NULL: out of memory aborts with a message,
- * which is the only sane reaction for a command-line tool. */
+/* Allocation that never returns NULL: out of memory goes to the thread's
+ * recovery point (oom.h), so that the public call running returns an
+ * error; with none, the process ends with a message (exit status 1). */
 void *lm_xmalloc(size_t n);
 void *lm_xcalloc(size_t n, size_t size);
 void *lm_xrealloc(void *p, size_t n);
 char *lm_xstrdup(const char *s);
 char *lm_xstrndup(const char *s, size_t n);
 char *lm_xasprintf(const char *fmt, ...) LM_PRINTF(1, 2);
+/* oom.c: what a failed allocation leads to (it does not return), and
+ * whether the test hook makes this allocation fail (oom.h). */
+void lm_out_of_memory(void);
+int lm_oom_injected(void);
 
 /* A growable NUL-terminated string. */
 typedef struct lm_buf {
