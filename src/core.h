@@ -94,6 +94,8 @@ struct lm_env {
   lm_err raised;                /* op.c: the last failure an op raised as a
                                    Lua error (its text and code), so the
                                    script's error keeps the code */
+  struct lm_recorder *recorder; /* exec_record.c: op.* calls are recorded
+                                   (lint), not run */
 };
 
 /* config.c */
