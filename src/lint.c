@@ -67,11 +67,80 @@ static int error_line(const char *msg, const char *path) {
   return atoi(at + strlen(path) + 1);
 }
 
-static void copy_schema(lm_schema *dst, const lm_schema *src) {
-  lm_schema_reset(dst);
-  for (size_t i = 0; i < src->ntables; i++)
-    lm_schema_copy_table(dst, &src->tables[i]);
-  dst->nocase_names = src->nocase_names;
+/* The tables one revision touches, as they were before its upgrade and
+ * after it: the downgrade is compared on those only, and the model put
+ * back to the state after the upgrade, without copying the whole schema
+ * for every revision. */
+typedef struct snapshot {
+  lm_lint_ctx *lint;            /* the rules, during the upgrade */
+  lm_schema before, after;
+  lm_strvec touched;            /* "schema\x1ftable" */
+  int downgrading;
+} snapshot;
+
+static char *table_key(const char *schema, const char *table) {
+  return lm_xasprintf("%s\x1f%s", schema ? schema : "", table);
+}
+
+static void key_parts(const char *key, char **schema, const char **table) {
+  const char *sep = strchr(key, '\x1f');
+  *schema = sep == key ? NULL : lm_xstrndup(key, (size_t)(sep - key));
+  *table = sep + 1;
+}
+
+static void copy_if_there(lm_schema *dst, lm_schema *src, const char *schema,
+                          const char *table) {
+  lm_mtable *t = lm_schema_table(src, schema, table);
+  if (t) lm_schema_copy_table(dst, t);
+}
+
+static void touch(snapshot *sn, lm_schema *model, const char *schema,
+                  const char *table) {
+  if (!table) return;
+  char *key = table_key(schema, table);
+  for (size_t i = 0; i < sn->touched.n; i++)
+    if (strcmp(sn->touched.items[i], key) == 0) {
+      free(key);
+      return;
+    }
+  lm_strvec_push(&sn->touched, key);
+  copy_if_there(&sn->before, model, schema, table);
+  /* First touched by the downgrade: the upgrade left it as it was. */
+  if (sn->downgrading) copy_if_there(&sn->after, model, schema, table);
+}
+
+static void snapshot_observe(void *payload, const lm_record *rec,
+                             lm_schema *model) {
+  snapshot *sn = payload;
+  if (rec->kind == LM_REC_OP) {
+    touch(sn, model, rec->op->schema, rec->op->table);
+    if (rec->op->kind == LM_OP_RENAME_TABLE)
+      touch(sn, model, rec->op->schema, rec->op->name);
+  }
+  if (sn->lint) lm_lint_observe(sn->lint, rec, model);
+}
+
+/* The touched tables as they are in model, into out. */
+static void touched_now(snapshot *sn, lm_schema *model, lm_schema *out) {
+  for (size_t i = 0; i < sn->touched.n; i++) {
+    char *schema;
+    const char *table;
+    key_parts(sn->touched.items[i], &schema, &table);
+    copy_if_there(out, model, schema, table);
+    free(schema);
+  }
+}
+
+/* Put the touched tables back as the upgrade left them. */
+static void restore(snapshot *sn, lm_schema *model) {
+  for (size_t i = 0; i < sn->touched.n; i++) {
+    char *schema;
+    const char *table;
+    key_parts(sn->touched.items[i], &schema, &table);
+    lm_schema_drop_table(model, schema, table);
+    copy_if_there(model, &sn->after, schema, table);
+    free(schema);
+  }
 }
 
 /* Which revisions lint reports on: in[i] for graph index i. */
@@ -132,19 +201,19 @@ static void check_heads(lm_lint_ctx *c) {
 /* The downgrade, recorded from the schema after the upgrade: it must
  * exist, run, and give back the schema before. */
 static void check_downgrade(lm_lint_ctx *c, lm_recorder *r, lm_script *s,
-                            const lm_schema *before, int upgrade_executed) {
+                            snapshot *sn, int upgrade_executed) {
   lm_env *env = c->env;
   int has = 0;
   if (lm_script_has(env, s, "downgrade", &has) != LM_OK || !has) {
+    lm_err_free(&env->err);
     lm_lint_add(c, "missing_downgrade", function_line(env, s, "upgrade"),
                 "revision %s has no downgrade: it cannot be undone",
                 s->rev.id);
     return;
   }
-  lm_schema after;
-  lm_schema_init(&after);
-  copy_schema(&after, &r->model);
-  r->observe = NULL;
+  touched_now(sn, &r->model, &sn->after);
+  sn->downgrading = 1;
+  sn->lint = NULL;
   r->executed = 0;
   int rc = lm_script_run(env, s, 0);
   if (rc != LM_OK) {
@@ -156,9 +225,12 @@ static void check_downgrade(lm_lint_ctx *c, lm_recorder *r, lm_script *s,
     lm_err_free(&env->err);
   } else if (!upgrade_executed && !r->executed) {
     /* Raw SQL in either direction: the model may not follow it. */
+    lm_schema now;
+    lm_schema_init(&now);
+    touched_now(sn, &r->model, &now);
     lm_diff d;
     lm_diff_init(&d);
-    lm_schema_diff(&d, before, &r->model);
+    lm_schema_diff(&d, &sn->before, &now);
     if (d.n) {
       lm_buf lines = LM_BUF_INIT;
       for (size_t i = 0; i < d.n; i++) {
@@ -172,9 +244,9 @@ static void check_downgrade(lm_lint_ctx *c, lm_recorder *r, lm_script *s,
       lm_buf_free(&lines);
     }
     lm_diff_free(&d);
+    lm_schema_free(&now);
   }
-  copy_schema(&r->model, &after);
-  lm_schema_free(&after);
+  restore(sn, &r->model);
 }
 
 /* One revision: its upgrade under the rules, then its downgrade. */
@@ -187,26 +259,28 @@ static int lint_revision(lm_lint_ctx *c, lm_recorder *r, lm_script *s,
   c->file = s->path;
   c->transactional = s->transactional;
   if (reporting && read_allow(env, s, &c->allow) != LM_OK) return LM_ERROR;
-  lm_schema before;
-  lm_schema_init(&before);
-  if (reporting) copy_schema(&before, &r->model);
-  r->observe = lm_lint_observe;
-  r->payload = c;
+  snapshot sn;
+  memset(&sn, 0, sizeof sn);
+  sn.lint = c;
+  lm_schema_init(&sn.before);
+  lm_schema_init(&sn.after);
+  sn.before.nocase_names = sn.after.nocase_names = r->model.nocase_names;
+  r->observe = snapshot_observe;
+  r->payload = &sn;
   r->executed = 0;
   int rc = lm_script_run(env, s, 1);
-  r->observe = NULL;
   if (rc != LM_OK) {
     lm_err_prefix(&env->err, "lint: the upgrade of %s raises", s->rev.id);
-    lm_schema_free(&before);
-    return LM_ERROR;
-  }
-  if (reporting) {
+  } else if (reporting) {
     lm_lint_script_end(c, &r->model);
     c->report->nrevisions++;
-    check_downgrade(c, r, s, &before, r->executed);
+    check_downgrade(c, r, s, &sn, r->executed);
   }
-  lm_schema_free(&before);
-  return LM_OK;
+  r->observe = NULL;
+  lm_schema_free(&sn.before);
+  lm_schema_free(&sn.after);
+  lm_strvec_free(&sn.touched);
+  return rc;
 }
 
 int lm_lint_run(lm_env *env, const char *range, int all,
