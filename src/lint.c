@@ -145,7 +145,7 @@ static void restore(snapshot *sn, lm_schema *model) {
 
 /* Which revisions lint reports on: in[i] for graph index i. */
 static int pick_range(lm_env *env, const char *range, int all, int connected,
-                      const lm_plan *full, char *in) {
+                      char *in) {
   size_t n = lm_graph_size(env->graph);
   lm_strvec heads = LM_STRVEC_INIT;
   int rc = LM_OK;
@@ -168,7 +168,6 @@ static int pick_range(lm_env *env, const char *range, int all, int connected,
         in[pending.steps[i].rev] = 1;
     lm_plan_free(&pending);
   }
-  (void)full;
   lm_strvec_free(&heads);
   return rc;
 }
@@ -302,7 +301,7 @@ int lm_lint_run(lm_env *env, const char *range, int all,
   lm_plan full = {0};
   int rc = lm_graph_plan_upgrade(env->graph, "heads", NULL, 0, &full,
                                  &env->err);
-  if (rc == LM_OK) rc = pick_range(env, range, all, connected, &full, in);
+  if (rc == LM_OK) rc = pick_range(env, range, all, connected, in);
 
   lm_recorder r;
   lm_recorder_init(&r);
