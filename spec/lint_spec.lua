@@ -230,6 +230,28 @@ for _, dialect in ipairs({"sqlite", "postgresql"}) do
   end)
 end
 
+describe("lint and the live database", function()
+  for _, d in ipairs(H.dialects) do
+    it("knows a table made outside the migrations (" .. d.name .. ")", function()
+      local url, query = d.fresh()
+      local dir = H.project(url, {base, {rev = "b0000000000c", down = BASE,
+                                         up = 'op.drop_column("legacy", "code")'}})
+      assert.equal(0, (H.run({"upgrade", BASE}, {dir = dir})))
+      assert(query("CREATE TABLE legacy (code integer PRIMARY KEY, note text)"))
+      local _, out = H.run({"lint", "--json"}, {dir = dir})
+      local findings = assert(json.decode(out))
+      assert.equal(1, #with_code(findings, "drop_column"))
+      local pk = with_code(findings, "primary_key_change")
+      assert.equal(1, #pk, out)
+      assert.truthy(pk[1].message:find("legacy.code", 1, true))
+      -- --all replays the history only: the table is not known there
+      local _, out2 = H.run({"lint", "--all", "--json"}, {dir = dir})
+      assert.same({}, with_code(assert(json.decode(out2)), "primary_key_change"))
+      if d.name == "postgresql" then H.psql(H.pg_url, "DROP DATABASE " .. url:match("/([^/?]+)$")) end
+    end)
+  end
+end)
+
 describe("lint output", function()
   local dir = H.project("sqlite:///" .. H.tempdir() .. "/o.db", {base,
     {rev = "b0000000000c", down = BASE, up = 'op.drop_column("persons", "email")\n' ..
