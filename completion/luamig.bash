@@ -38,12 +38,13 @@ _luamig() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local commands="init revision merge upgrade downgrade stamp current heads
-    branches history show status ensure_version edit"
+    branches history show status ensure_version edit lint"
   local global="-c --config --url -x -q --quiet -h --help --version"
 
   case $prev in
     -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
     --url|-x|-m|--message|--rev-id) return ;;
+    --format) COMPREPLY=($(compgen -W "text json sarif" -- "$cur")); return ;;
     --head|--depends-on|-r|--rev-range)
       COMPREPLY=($(compgen -W "$(_luamig_revisions)" -- "$cur")); return ;;
   esac
@@ -51,7 +52,7 @@ _luamig() {
   cmd=
   for ((i = 1; i < COMP_CWORD; i++)); do
     case ${COMP_WORDS[i]} in
-      -c|--config|--url|-x|-m|--message|--head|--depends-on|--rev-id|-r|--rev-range|--branch-label)
+      -c|--config|--url|-x|-m|--message|--head|--depends-on|--rev-id|-r|--rev-range|--branch-label|--format)
         ((i++)) ;;
       -*) ;;
       *) cmd=${COMP_WORDS[i]}; break ;;
@@ -79,6 +80,7 @@ _luamig() {
     history) opts="-r --rev-range -v --verbose -i --indicate-current --json" ;;
     status) opts="--strict --json" ;;
     ensure_version) opts="--sql" ;;
+    lint) opts="--all --json --format" ;;
   esac
   if [[ $cur == -* ]]; then
     COMPREPLY=($(compgen -W "$opts $global" -- "$cur"))

@@ -257,9 +257,25 @@ typedef struct lm_dialect {
    * it on another, and refuses any other key with this dialect's prefix,
    * naming it.  NULL: none. */
   const lm_dialect_option *options;
+
+  /* ---- version 8: lock-safe runs (statement_lock_timeout) ----------- */
+
+  /* The statement that makes every later statement of the session give up
+   * waiting for a lock after `seconds` (PostgreSQL: SET lock_timeout);
+   * seconds <= 0 puts the server's setting back.  NULL: the database has
+   * no such setting, and luamig sets none. */
+  void (*lock_timeout_sql)(lm_buf *out, double seconds);
+  /* Did the statement fail because it waited too long for a lock? */
+  int (*is_lock_timeout)(const lm_err *err);
+  /* After such a failure (its transaction rolled back): the sessions that
+   * hold locks on the relations `text` names (the failed statement and
+   * its message), described one per line as "pid N (state): query" into
+   * out; nothing when none is left. */
+  int (*lock_blockers)(lm_conn *conn, const char *text, lm_buf *out,
+                       lm_err *err);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 7
+#define LM_DIALECT_VERSION 8
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

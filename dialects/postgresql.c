@@ -553,4 +553,7 @@ const lm_dialect lm_postgresql_dialect = {
   .scratch_tune = lm_pg_scratch_tune,
   .render_params = pg_render_params,
   .options = pg_options,
+  .lock_timeout_sql = lm_pg_lock_timeout_sql,
+  .is_lock_timeout = lm_pg_is_lock_timeout,
+  .lock_blockers = lm_pg_lock_blockers,
 };

@@ -91,6 +91,12 @@ int lm_pg_introspect_schema(lm_conn *c, const char *const *schemas,
                             size_t nschemas, const char *const *skip,
                             size_t nskip, lm_schema *out, lm_err *err);
 
+/* postgresql_locks.c: dialect.h, version 7. */
+void lm_pg_lock_timeout_sql(lm_buf *out, double seconds);
+int lm_pg_is_lock_timeout(const lm_err *err);
+int lm_pg_lock_blockers(lm_conn *conn, const char *text, lm_buf *out,
+                        lm_err *err);
+
 /* postgresql_data.c */
 /* A table's columns: name, type as format_type spells it (a cast target),
  * and whether it is bytea. */

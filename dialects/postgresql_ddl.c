@@ -625,9 +625,25 @@ static int add_constraint(const lm_op *op, lm_strvec *out, lm_err *err) {
     return lm_err_set(err, "add_constraint on %s: expected one constraint",
                       op->table);
   lm_buf b = LM_BUF_INIT;
+  const lm_constraint *c = &op->constraints[0];
   alter_table(&b, op);
   lm_buf_puts(&b, "ADD ");
-  lm_ddl_constraint(&lm_pg_traits, &b, &op->constraints[0]);
+  if (c->kind == LM_CON_UNIQUE && c->using_index) {
+    /* The lock-safe form: the index was built concurrently beforehand. */
+    if (c->name) {
+      lm_buf_puts(&b, "CONSTRAINT ");
+      lm_pg_quote_ident(&b, c->name);
+      lm_buf_putc(&b, ' ');
+    }
+    lm_buf_puts(&b, "UNIQUE USING INDEX ");
+    lm_pg_quote_ident(&b, c->using_index);
+  } else {
+    lm_ddl_constraint(&lm_pg_traits, &b, c);
+  }
+  /* NOT VALID: existing rows are checked later, by validate_constraint. */
+  if (c->not_valid &&
+      (c->kind == LM_CON_FOREIGN_KEY || c->kind == LM_CON_CHECK))
+    lm_buf_puts(&b, " NOT VALID");
   lm_strvec_push(out, lm_buf_detach(&b));
   return LM_OK;
 }
@@ -660,6 +676,14 @@ int lm_pg_compile(const lm_compile_ctx *ctx, const lm_op *op, lm_strvec *out,
   case LM_OP_DROP_CONSTRAINT:
     drop_constraint(op, out);
     return LM_OK;
+  case LM_OP_VALIDATE_CONSTRAINT: {
+    lm_buf b = LM_BUF_INIT;
+    alter_table(&b, op);
+    lm_buf_puts(&b, "VALIDATE CONSTRAINT ");
+    lm_pg_quote_ident(&b, op->name);
+    lm_strvec_push(out, lm_buf_detach(&b));
+    return LM_OK;
+  }
   case LM_OP_BATCH:
     /* PostgreSQL alters in place: a batch is its ops, one after another. */
     if (op->recreate == 1)

@@ -58,6 +58,7 @@ local commands = {
   {"show", ro = true, variants = {{"head"}, {"current"}, {R2}, {"alpha"}}},
   {"status", ro = true, variants = {{}, {"--strict"}}},
   {"ensure_version", sql = true, variants = {{}}},
+  {"lint", ro = true, variants = {{}, {"--all"}, {"--format", "sarif"}, {"base:head"}}},
 }
 -- Flags added to each variant.
 local function suffixes(cmd)

@@ -667,6 +667,13 @@ static const cli_command commands[] = {
    "SQLite, a new database on the configured PostgreSQL server (CREATE "
    "DATABASE; dropped afterwards, also after an error or a signal), or "
    "--scratch-url URL, an empty database of your own."},
+  {"lint", lm_cmd_lint, LM_F_JSON | LM_F_FORMAT | LM_F_ALL, 0, 1,
+   "luamig lint [RANGE] [--all] [--json | --format text|json|sarif]",
+   "Check the revisions not yet applied (RANGE as history -r takes it; "
+   "--all, or a database lint cannot reach: every one) without running "
+   "them: drops, key changes, locking DDL, missing or lossy downgrades.  "
+   "Findings print as FILE:LINE: SEVERITY[CODE]: message; a script's "
+   "allow = {...} acknowledges codes.  Exit 1 on an unacknowledged error."},
   {NULL, NULL, 0, 0, 0, NULL, NULL}};
 
 /* ---- argument parsing --------------------------------------------------- */
@@ -696,6 +703,8 @@ static const flag flags[] = {
   {"--strict", NULL, LM_F_STRICT, 0},
   {"--accept-checksums", NULL, LM_F_ACCEPT, 0},
   {"--scratch-url", NULL, LM_F_SCRATCH_URL, 1},
+  {"--format", NULL, LM_F_FORMAT, 1},
+  {"--all", NULL, LM_F_ALL, 0},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -718,6 +727,8 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
   case LM_F_JSON: a->json = 1; break;
   case LM_F_STRICT: a->strict = 1; break;
   case LM_F_SCRATCH_URL: a->scratch_url = value; break;
+  case LM_F_FORMAT: a->format = value; break;
+  case LM_F_ALL: a->all = 1; break;
   }
 }
 

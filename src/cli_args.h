@@ -19,6 +19,8 @@ typedef struct lm_args {
   const char *rev_id;           /* --rev-id */
   const char *range;            /* -r */
   const char *scratch_url;      /* --scratch-url */
+  const char *format;           /* --format (lint: text, json, sarif) */
+  int all;                      /* --all (lint) */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -33,7 +35,8 @@ enum {
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
   LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
   LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
-  LM_F_SCRATCH_URL = 1u << 17
+  LM_F_SCRATCH_URL = 1u << 17,
+  LM_F_FORMAT = 1u << 18, LM_F_ALL = 1u << 19   /* lint */
 };
 
 /* cli_revision.c: init, revision, merge, edit */
@@ -59,6 +62,9 @@ int lm_cmd_verify(lm_env *env, lm_args *a);
  * scratch URL naming the configured database). */
 int lm_verify_report(lm_env *env, const char *scratch_url, lm_buf *json,
                      lm_buf *text);
+
+/* cli_lint.c: lint [RANGE] [--all] [--json | --format sarif] */
+int lm_cmd_lint(lm_env *env, lm_args *a);
 
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);

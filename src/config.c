@@ -10,13 +10,15 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "lint.h"
 #include "op_internal.h"
 
 static const char *const known_keys[] = {
   "url", "script_location", "version_table", "version_table_schema",
   "log_table", "transaction_per_migration", "lock_timeout", "models",
   "strict_checksums", "naming_convention", "ops", "include_schemas",
-  NULL};
+  "protected_tables", "large_table_rows", "lint", "statement_lock_timeout",
+  "lock_retries", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -60,7 +62,9 @@ static int check_keys(lua_State *L, lm_env *env) {
       lm_err_set(&env->err, "%s: unknown setting '%s' (known: url, "
                  "script_location, version_table, version_table_schema, "
                  "log_table, transaction_per_migration, lock_timeout, models, "
-                 "strict_checksums, naming_convention, ops, include_schemas)",
+                 "strict_checksums, naming_convention, ops, include_schemas, "
+                 "protected_tables, large_table_rows, lint, "
+                 "statement_lock_timeout, lock_retries)",
                  env->config_path, key);
       lua_pop(L, 1);
       return LM_ERROR;
@@ -120,6 +124,7 @@ static int read_settings(lua_State *L) {
     lua_pop(L, 1);
   }
   if (rc == LM_OK) rc = include_schemas_field(L, env);
+  if (rc == LM_OK) rc = lm_safety_config_read(L, env);   /* lint, locks */
   if (rc == LM_OK) {
     lua_getfield(L, -1, "strict_checksums");
     if (lua_isboolean(L, -1)) env->strict_checksums = lua_toboolean(L, -1);

@@ -95,6 +95,8 @@ struct lm_env {
                                    Lua error (its text and code), so the
                                    script's error keeps the code */
   int oom_spent;                /* oom.c: memory ran out; only lm_close */
+  struct lm_recorder *recorder; /* exec_record.c: op.* calls are recorded
+                                   (lint), not run */
 };
 
 /* config.c */

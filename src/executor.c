@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 
 #include "core.h"
+#include "exec_record.h"
 #include "schema.h"
 
 #define STATE_KEY "luamig.executor"
@@ -89,6 +90,10 @@ static void offline_statement(lm_env *env, const char *sql) {
 
 int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
                 const lm_value *params, int64_t *affected, lm_err *err) {
+  if (env->recorder) {          /* lint: recorded by the op, not run */
+    if (affected) *affected = 0;
+    return LM_OK;
+  }
   if (env->mode == LM_EXEC_OFFLINE) {
     exec_state *st = offline_state(env);
     if (st->replaying) {
@@ -130,6 +135,10 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
 /* Raw SQL offline: the dialect follows what it can on the model. */
 int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,
                         lm_err *err) {
+  if (env->recorder) {
+    if (affected) *affected = 0;
+    return lm_record_op(env, op, err);
+  }
   if (env->mode == LM_EXEC_OFFLINE && env->dialect->replay_sql) {
     exec_state *st = offline_state(env);
     const char *rev = running_revision(env);
@@ -153,6 +162,7 @@ static void replay(lm_env *env, exec_state *st, const lm_op *op) {
 }
 
 int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
+  if (env->recorder) return lm_record_op(env, op, err);
   if (op->kind == LM_OP_EXECUTE)
     return lm_op_apply_execute(env, op, NULL, err);
   int offline = env->mode == LM_EXEC_OFFLINE;

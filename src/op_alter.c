@@ -328,7 +328,7 @@ static lm_constraint *one_constraint(lm_arena *a, lm_op *op,
 }
 
 static void b_create_unique(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "using_index", NULL};
   const char *name = "create_unique_constraint";
   lm_constraint *c = one_constraint(a, op, LM_CON_UNIQUE);
   c->name = opt_name(L, a, at.name, name, "the constraint name");
@@ -336,6 +336,7 @@ static void b_create_unique(lua_State *L, lm_arena *a, args at, lm_op *op) {
                                   &c->ncolumns);
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  c->using_index = lm_op_opt_string(L, a, at.rest + 1, "using_index", name);
   lm_naming_constraint(L, a, name, op->table, c);
 }
 
@@ -352,7 +353,7 @@ static void b_create_primary(lua_State *L, lm_arena *a, args at, lm_op *op) {
 }
 
 static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "not_valid", NULL};
   const char *name = "create_check_constraint";
   const char *kind, *sql;
   lm_constraint *c = one_constraint(a, op, LM_CON_CHECK);
@@ -367,13 +368,14 @@ static void b_create_check(lua_State *L, lm_arena *a, args at, lm_op *op) {
                "a %s", name, luaL_typename(L, at.rest));
   lm_op_check_opts(L, at.rest + 1, name, keys);
   op->schema = lm_op_opt_string(L, a, at.rest + 1, "schema", name);
+  c->not_valid = lm_op_opt_bool(L, at.rest + 1, "not_valid", name, 0);
   lm_naming_constraint(L, a, name, op->table, c);
 }
 
 static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   static const char *const keys[] = {
     "ondelete", "onupdate", "deferrable", "initially", "source_schema",
-    "referent_schema", "schema", "match", NULL};
+    "referent_schema", "schema", "match", "not_valid", NULL};
   const char *name = "create_foreign_key";
   int o = at.rest + 3;
   lm_constraint *c = one_constraint(a, op, LM_CON_FOREIGN_KEY);
@@ -395,6 +397,7 @@ static void b_create_foreign(lua_State *L, lm_arena *a, args at, lm_op *op) {
   c->ref_schema = lm_op_opt_string(L, a, o, "referent_schema", name);
   int d = tri_bool(L, o, "deferrable", name);
   c->deferrable = d;
+  c->not_valid = lm_op_opt_bool(L, o, "not_valid", name, 0);
   const char *schema = lm_op_opt_string(L, a, o, "source_schema", name);
   if (!schema) schema = lm_op_opt_string(L, a, o, "schema", name);
   if (schema) op->schema = schema;
@@ -487,6 +490,18 @@ static void b_drop_constraint(lua_State *L, lm_arena *a, args at, lm_op *op) {
   }
 }
 
+/* validate_constraint(name, table, {schema}): check the rows of a
+ * constraint made with not_valid = true (PostgreSQL; nothing on SQLite). */
+static void b_validate(lua_State *L, lm_arena *a, args at, lm_op *op) {
+  static const char *const keys[] = {"schema", NULL};
+  const char *name = "validate_constraint";
+  op->kind = LM_OP_VALIDATE_CONSTRAINT;
+  op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, name,
+                                                 "the constraint name"));
+  lm_op_check_opts(L, at.rest, name, keys);
+  op->schema = lm_op_opt_string(L, a, at.rest, "schema", name);
+}
+
 /* ---- the op.* forms ---------------------------------------------------- */
 
 /* Build with the table at `table_arg` and apply.  The arena goes above the
@@ -527,6 +542,9 @@ static int op_create_primary(lua_State *L) {
 }
 static int op_create_foreign(lua_State *L) {
   return run(L, b_create_foreign, "create_foreign_key", 6, 2, (args){1, 3});
+}
+static int op_validate_constraint(lua_State *L) {
+  return run(L, b_validate, "validate_constraint", 3, 2, (args){1, 3});
 }
 static int op_table_comment(lua_State *L) {
   return run(L, b_table_comment, "create_table_comment", 3, 1, (args){0, 2});
@@ -676,6 +694,7 @@ static const luaL_Reg alter_functions[] = {
   {"create_table_comment", op_table_comment},
   {"drop_table_comment", op_drop_table_comment},
   {"batch_alter_table", op_batch_alter_table},
+  {"validate_constraint", op_validate_constraint},
   {NULL, NULL}};
 
 void lm_op_alter_register(lua_State *L) {

@@ -162,6 +162,11 @@ typedef struct lm_constraint {
   const char *const *operators;
   const int *is_expr;
   const char *method;
+  /* PostgreSQL's lock-safe forms: NOT VALID (FOREIGN KEY, CHECK; checked
+   * later by validate_constraint), UNIQUE USING INDEX (an index built
+   * concurrently beforehand). */
+  int not_valid;
+  const char *using_index;
 } lm_constraint;
 
 typedef enum lm_op_kind {
@@ -177,7 +182,8 @@ typedef enum lm_op_kind {
   LM_OP_DROP_CONSTRAINT,
   LM_OP_EXECUTE,
   LM_OP_BATCH,          /* batch_alter_table: ops on one table, together */
-  LM_OP_TABLE_COMMENT   /* create_table_comment (comment NULL: drop it) */
+  LM_OP_TABLE_COMMENT,  /* create_table_comment (comment NULL: drop it) */
+  LM_OP_VALIDATE_CONSTRAINT  /* validate_constraint(name, table) */
 } lm_op_kind;
 
 /* alter_column: what changes and what the column was. */

@@ -449,6 +449,7 @@ int lm_schema_apply(lm_schema *s, const lm_op *op, lm_err *err) {
     rename_references(s, op->schema, op->table, op->name);
     return LM_OK;
   case LM_OP_EXECUTE:
+  case LM_OP_VALIDATE_CONSTRAINT:   /* the schema stays as it is */
     return LM_OK;         /* raw SQL: the dialect reads it, if it can */
   case LM_OP_TABLE_COMMENT:
     t = lm_schema_table(s, op->schema, op->table);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "lock_retry.h"
 
 void lm_emit(lm_env *env, lm_event_kind kind, const char *revision,
               const char *fmt, ...) {
@@ -724,7 +725,9 @@ int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                         signal_name(), command, i + 1, plan->nsteps);
     }
     if (!env->tx_open) uncommitted = i;
-    if (run_step(env, st, command) != LM_OK) {
+    /* lock_retry.c: statement_lock_timeout, lock_retries */
+    if (lm_lock_retry_step(env, st, command, run_step, i == 0,
+                           uncommitted == i) != LM_OK) {
       lm_script *s = st->rev >= 0 ? lm_script_at(env, (size_t)st->rev) : NULL;
       if (env->mode == LM_EXEC_ONLINE && (!s || s->transactional))
         report_rolled_back(env, plan, uncommitted, i);
