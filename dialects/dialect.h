@@ -240,6 +240,15 @@ typedef struct lm_dialect {
    * error naming it. */
   int (*render_params)(lm_buf *out, const char *sql, size_t nparams,
                        const lm_value *params, lm_err *err);
+
+  /* ---- models (autogenerate, check) ----------------------------------- */
+
+  /* The type a column declared with `t` reads back as through
+   * introspect_schema, in place (strings in the model's arena): a model
+   * and the database it made then compare equal (PostgreSQL: "int4" is
+   * integer; SQLite: timestamptz is DATETIME).  NULL: types read back as
+   * declared. */
+  void (*read_type)(lm_schema *model, lm_type *t);
 } lm_dialect;
 
 #define LM_DIALECT_VERSION 6

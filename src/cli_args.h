@@ -19,6 +19,8 @@ typedef struct lm_args {
   const char *rev_id;           /* --rev-id */
   const char *range;            /* -r */
   const char *scratch_url;      /* --scratch-url */
+  const char *models;           /* --models FILE (check, revision) */
+  int models_out;               /* schema --models: write a models file */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -33,7 +35,8 @@ enum {
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
   LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
   LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
-  LM_F_SCRATCH_URL = 1u << 17
+  LM_F_SCRATCH_URL = 1u << 17,
+  LM_F_MODELS = 1u << 18        /* --models FILE; schema --models */
 };
 
 /* cli_revision.c: init, revision, merge, edit */

@@ -93,7 +93,10 @@ struct lm_env {
                                    (none: the default one) */
   lm_err raised;                /* op.c: the last failure an op raised as a
                                    Lua error (its text and code), so the
-                                   script's error keeps the code */
+                                   script's error keeps the code */  /* models (models.c): the file, and which tables check and
+   * autogenerate compare (names or patterns; none: all) */
+  char *models;
+  lm_strvec include_tables, exclude_tables;
 };
 
 /* config.c */
