@@ -8,6 +8,8 @@
 #ifndef LM_AUTOGEN_H
 #define LM_AUTOGEN_H
 
+#include <lua.h>
+
 #include "cli_args.h"
 #include "schema_diff.h"
 
@@ -29,10 +31,8 @@ int lm_compare_run(lm_env *env, const char *models_path, lm_compare *c);
 /* cli_check.c */
 int lm_cmd_check(lm_env *env, lm_args *a);
 
-/* autogen.c: the revision --autogenerate writes, as Lua source, into out
- * (ctx: the revision's metadata table on the Lua stack, consumed).  *empty
- * is set when there is nothing to migrate. */
-int lm_autogen_render(lm_env *env, const lm_compare *c, lm_buf *out,
-                      int *empty);
+/* autogen.c: push the changes a migration makes, in order (the list
+ * lua/autogen.lua renders), then the not-compared lines: two values. */
+void lm_autogen_push(lua_State *L, const lm_compare *c);
 
 #endif
