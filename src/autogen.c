@@ -265,6 +265,11 @@ static void column_change(builder *b, const lm_diff_item *it) {
   end(b);
 }
 
+static int is_nullable_change(const lm_diff_item *it) {
+  return it->object == LM_DIFF_COLUMN && it->change == LM_DIFF_CHANGED &&
+         strcmp(it->attribute, "nullable") == 0;
+}
+
 /* The changes of each table both sides have, table by table. */
 static void tables_changed(builder *b, const lm_compare *c) {
   for (size_t i = 0; i < c->n;) {
@@ -284,8 +289,10 @@ static void tables_changed(builder *b, const lm_compare *c) {
       if (is_key(it->object) && it->change != LM_DIFF_ADDED)
         part_change(b, it, 0);
     }
-    for (size_t k = i; k < end_at; k++) {     /* columns, the comment */
+    /* columns, the comment; NOT NULL last, once a default is there */
+    for (size_t k = i; k < end_at; k++) {
       const lm_diff_item *it = c->items[k];
+      if (is_nullable_change(it)) continue;
       if (it->object == LM_DIFF_COLUMN) {
         column_change(b, it);
       } else if (it->object == LM_DIFF_TABLE) {
@@ -299,6 +306,8 @@ static void tables_changed(builder *b, const lm_compare *c) {
         end(b);
       }
     }
+    for (size_t k = i; k < end_at; k++)
+      if (is_nullable_change(c->items[k])) column_change(b, c->items[k]);
     for (size_t k = i; k < end_at; k++) {     /* what comes */
       const lm_diff_item *it = c->items[k];
       if (is_key(it->object) && it->change != LM_DIFF_REMOVED)
