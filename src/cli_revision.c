@@ -287,6 +287,9 @@ int lm_cmd_revision(lm_env *env, lm_args *a) {
   if (a->autogenerate) rc = autogenerate(env, a, &cmp, &empty);
   else if (a->models)
     rc = lm_err_usage(&env->err, "--models goes with --autogenerate");
+  if (rc == LM_OK && empty && a->silent)   /* the module: no script */
+    rc = lm_err_set(&env->err, "no changes detected: the models match the "
+                    "database; no revision written");
   if (rc != LM_OK || empty) {
     lm_compare_free(&cmp);
     if (a->silent) return rc;
