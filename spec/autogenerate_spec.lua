@@ -106,8 +106,14 @@ local steps = {
   {kind = "required_column", fill = true, edit = replace([[{"status", "string(20)", nullable = false},]],
     [[{"status", "string(20)", nullable = false},
     {"role", "string(20)", nullable = false},]])},
-  {kind = "comment", only = "postgresql", edit = replace([[{"name", "string(20)", nullable = false, server_default = ""},]],
-    [[{"name", "string(20)", nullable = false, server_default = "", comment = "what people call them"},]])},
+  {kind = "comment", only = "postgresql", edit = function(m)
+    m = replace([[{"name", "string(20)", nullable = false, server_default = ""},]],
+      [[{"name", "string(20)", nullable = false, server_default = "", comment = "what people call them"},]])(m)
+    return replace([[indexes = {
+      {"ix_persons_email", {"email"}},]], [[comment = "people",
+    indexes = {
+      {"ix_persons_email", {"email"}},]])(m)
+  end},
 }
 
 for _, d in ipairs(H.dialects) do
@@ -246,6 +252,42 @@ for _, d in ipairs(H.dialects) do
       code, out, err = H.run({"revision", "--autogenerate", "-m", "fifty", "--rev-id", "b00000000001"}, {dir = dir2})
       assert.are.equal(0, code, err)
       assert.are.equal(comparable(text), comparable(H.read(dir2 .. "/" .. out:match("Generating (%S+)"))))
+    end)
+  end)
+  ::next_dialect::
+end
+
+for _, d in ipairs(H.dialects) do
+  if d.name == "postgresql" and not H.pg_url then goto next_dialect end
+  describe("what autogenerate only suggests or lists, on " .. d.name, function()
+    it("suggests renames as comments, lists a view as not compared, and guesses nothing", function()
+      local url = d.fresh()
+      local dir = H.project(url, {{rev = "d00000000001", message = "start", up = [[
+        op.create_table("people", {{"id", "integer", primary_key = true}, {"name", "string(40)"}})
+        op.create_table("notes", {{"id", "integer", primary_key = true}, {"body", "text"}})
+        op.execute("CREATE VIEW named AS SELECT id FROM people WHERE name IS NOT NULL")
+      ]], down_code = [[
+        op.execute("DROP VIEW named")
+        op.drop_table("notes")
+        op.drop_table("people")
+      ]]}}, '  models = "models.lua",\n')
+      assert.are.equal(0, (H.run({"upgrade", "head"}, {dir = dir})))
+      models_file(dir, [[
+  people = {{"id", "integer", primary_key = true}, {"full_name", "string(40)"}},
+  memos = {{"id", "integer", primary_key = true}, {"body", "text"}},]])
+      local code, out, err = H.run({"revision", "--autogenerate", "-m", "renames"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      assert.matches("not compared: named: view removed", err)
+      local text = H.read(dir .. "/" .. out:match("Generating (%S+)"))
+      assert.is_truthy(text:find('-- rename? people.name went and people.full_name came', 1, true), text)
+      assert.is_truthy(text:find('op.alter_column("people", "name", {new_column_name = "full_name"})', 1, true))
+      assert.is_truthy(text:find('-- rename? notes went and memos came with the same columns', 1, true))
+      assert.is_truthy(text:find('op.rename_table("notes", "memos")', 1, true))
+      assert.is_truthy(text:find("--   named: view removed (views are not modelled)", 1, true))
+      -- nothing guessed: the script drops and adds, as the models say
+      assert.is_truthy(text:find('\n    op.drop_column("people", "name")', 1, true))
+      assert.is_truthy(text:find('\n    op.drop_table("notes")', 1, true))
+      assert.is_truthy(text:find('allow = {"drop_column", "drop_table"}', 1, true))
     end)
   end)
   ::next_dialect::

@@ -130,6 +130,34 @@ for _, d in ipairs(H.dialects) do
   ::continue::
 end
 
+if H.pg_url then
+  describe("check on postgresql, an expression default", function()
+    it("lists a default the database rewrote as not compared", function()
+      local url = H.pg_fresh()
+      local dir = H.project(url, {{rev = "c00000000002", message = "due", up = [[
+        op.create_table("tasks", {{"id", "integer", primary_key = true},
+          {"due", "timestamptz", server_default = op.text("now() + interval '1 day'")},
+          {"price", "numeric(10,2)", server_default = op.text("1.50")}})
+      ]], down_code = [[op.drop_table("tasks")]]}}, '  models = "models.lua",\n')
+      assert.are.equal(0, (H.run({"upgrade", "head"}, {dir = dir})))
+      H.write(dir .. "/models.lua", [[return {
+  tasks = {{"id", "integer", primary_key = true},
+           {"due", "timestamptz", server_default = op.text("now() + interval '1 day'")},
+           {"price", "numeric(10,2)", server_default = op.text("1.50")}},
+}
+]])
+      local code, out = H.run({"check"}, {dir = dir})
+      assert.are.equal(0, code, out)
+      assert.matches("not compared: tasks.due: default", out)
+      -- a number is compared
+      H.write(dir .. "/models.lua", (H.read(dir .. "/models.lua"):gsub('"1.50"', '"2.50"')))
+      code, out = H.run({"check"}, {dir = dir})
+      assert.are.equal(1, code, out)
+      assert.matches("tasks.price: default 1.50 %-> 2.50", out)
+    end)
+  end)
+end
+
 describe("check without models", function()
   it("says how to name a models file", function()
     local dir = H.project("sqlite:///none.db", {})

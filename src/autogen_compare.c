@@ -4,8 +4,9 @@
  * would be wrong), both sides are filtered alike, and the one diff runs
  * from the database to the models.  What the models cannot say is listed
  * as not compared: views, triggers, exclusion constraints, unnamed CHECKs
- * on a table both sides have (their text is the database's), and how a
- * column is numbered (SERIAL, identity).
+ * on a table both sides have (their text is the database's), how a
+ * column is numbered (SERIAL, identity), and an expression default that
+ * reads differently on the two sides (the database rewrites it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,18 @@ void lm_compare_free(lm_compare *c) {
   memset(c, 0, sizeof *c);
 }
 
+/* A default that is an SQL expression (not a literal, a number or a
+ * function luamig knows). */
+static int expression_default(const void *part) {
+  const lm_mcolumn *c = part;
+  if (!c || (c->server_default.kind != LM_DEF_SQL &&
+             c->server_default.kind != LM_DEF_RAW))
+    return 0;
+  const char *p = c->server_default.text;
+  if (*p == '-' || *p == '+') p++;
+  return strspn(p, "0123456789.eE+-") != strlen(p);
+}
+
 /* Why an item is not compared, or NULL when it is. */
 static const char *not_compared_reason(const lm_diff_item *it) {
   switch (it->object) {
@@ -46,6 +59,11 @@ static const char *not_compared_reason(const lm_diff_item *it) {
          strcmp(it->attribute, "autoincrement") == 0))
       return "how a column is numbered (serial, identity) is not changed by "
              "a migration luamig writes";
+    if (it->change == LM_DIFF_CHANGED &&
+        strcmp(it->attribute, "default") == 0 &&
+        expression_default(it->from_part) && expression_default(it->to_part))
+      return "the database rewrites an expression default in its own "
+             "words, which luamig cannot always bring back to the models'";
     return NULL;
   default:
     return NULL;

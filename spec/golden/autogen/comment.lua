@@ -11,10 +11,12 @@ return {
   message = "comment",
 
   upgrade = function(op)
+    op.create_table_comment("persons", "people")
     op.alter_column("persons", "name", {comment = "what people call them"})
   end,
 
   downgrade = function(op)
     op.alter_column("persons", "name", {comment = false})
+    op.drop_table_comment("persons")
   end,
 }
