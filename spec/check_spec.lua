@@ -158,6 +158,43 @@ if H.pg_url then
   end)
 end
 
+-- The database's spellings of a type and the models' read alike.
+local spellings = {
+  sqlite = {sql = "CREATE TABLE spelled (id INTEGER PRIMARY KEY, a INT, b VARCHAR(20), c TIMESTAMP, " ..
+                  "d BOOLEAN, e FLOAT, f NUMERIC(10, 2), g CHAR(32), h BLOB)",
+            raw = {"INT", "varchar(20)", "TIMESTAMP", "boolean", "FLOAT", "numeric(10,2)", "char(32)", "blob"}},
+  postgresql = {sql = "CREATE TABLE spelled (id serial PRIMARY KEY, a int4, b character varying(20), " ..
+                      "c timestamp without time zone, d bool, e float8, f decimal(10, 2), g uuid, h bytea)",
+                raw = {"int4", "varchar(20)", "timestamp", "bool", "float8", "numeric(10, 2)", "uuid", "bytea"}},
+}
+local portable = {"integer", "string(20)", "datetime", "boolean", "float", "numeric(10,2)", "uuid", "binary"}
+
+for _, d in ipairs(H.dialects) do
+  if d.name == "postgresql" and not H.pg_url then goto next_dialect end
+  describe("check on " .. d.name .. ", types spelled the database's way", function()
+    it("reads int4 as integer, character varying(20) as string(20), and so on, on both sides", function()
+      local url = d.fresh()
+      local sp = spellings[d.name]
+      local dir = H.project(url, {{rev = "c00000000003", message = "spelled",
+        up = "op.execute(" .. string.format("%q", sp.sql) .. ")", down_code = 'op.execute("DROP TABLE spelled")'}},
+        '  models = "models.lua",\n')
+      assert.are.equal(0, (H.run({"upgrade", "head"}, {dir = dir})))
+      for _, types in ipairs({portable, sp.raw}) do
+        local cols = {'{"id", "integer", primary_key = true}'}
+        for i, t in ipairs(types) do cols[#cols + 1] = string.format('{"%s", "%s"}', ("abcdefgh"):sub(i, i), t) end
+        H.write(dir .. "/models.lua", "return {\n  spelled = {" .. table.concat(cols, ", ") .. "},\n}\n")
+        local code, out, err = H.run({"check"}, {dir = dir})
+        assert.are.equal(0, code, out .. err)
+      end
+      H.write(dir .. "/models.lua", 'return {spelled = {{"id", "integer", primary_key = true}, {"a", "bigint"}}}\n')
+      local code, out = H.run({"check"}, {dir = dir})
+      assert.are.equal(1, code)
+      assert.matches("spelled.a: type integer %-> bigint", out)
+    end)
+  end)
+  ::next_dialect::
+end
+
 describe("check without models", function()
   it("says how to name a models file", function()
     local dir = H.project("sqlite:///none.db", {})

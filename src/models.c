@@ -47,7 +47,8 @@ static const char *const native_types[] = {
   "jsonb", "xml", "inet", "cidr", "macaddr", "macaddr8", "interval",
   "timestamp", "timestamptz", "timetz", "datetime", "bit", "varbit", "bool",
   "tsvector", "tsquery", "point", "line", "lseg", "box", "path", "polygon",
-  "circle", "oid", "hstore", "int4range", "int8range", "numrange",
+  "circle", "oid", "hstore", "int4range", "int8range", "numrange", "float",
+  "text", "boolean", "date", "time", "json", "uuid",
   "tsrange", "tstzrange", "daterange", "ltree", "geometry", "geography",
   NULL};
 
