@@ -74,7 +74,8 @@ end
 -- when it cannot tell.
 function models.locate(loaded, tbl, part)
   local files = loaded.files
-  local tpats = {"^%s*" .. plain(tbl) .. "%s*=", "%[%s*[\"']" .. plain(tbl) .. "[\"']%s*%]"}
+  local tpats = {"^%s*" .. plain(tbl) .. "%s*=", "[{,;]%s*" .. plain(tbl) .. "%s*=",
+                 "%[%s*[\"']" .. plain(tbl) .. "[\"']%s*%]"}
   local ppats = part and {"[\"']" .. plain(part) .. "[\"']"} or nil
   for _, f in ipairs(files) do
     local tl = find_line(f.text, tpats)

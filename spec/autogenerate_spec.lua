@@ -327,6 +327,8 @@ describe("bad models files", function()
      want = {"models.lua:4:", "table persons", "duplicate column email"}},
     {what = "a value that is no table", text = 'return {\n  persons = {\n    {"id", "integer", primary_key = true},\n  },\n  orgs = "orgs",\n}\n',
      want = {"models.lua:5:", "table orgs", "not a string"}},
+    {what = "a per-dialect type without this dialect", text = 'return {\n  persons = {\n    {"id", "integer", primary_key = true},\n    {"doc", {nosuch = "jsonb"}},\n  },\n}\n',
+     want = {"models.lua:4:", "table persons", "doc", "no choice for sqlite"}},
     {what = "a file that returns no table", text = 'return 42\n', want = {"models.lua", "not a number"}},
     {what = "a column spec without a type", text = 'return {\n  persons = {\n    {"id", "integer", primary_key = true},\n    {"email"},\n  },\n}\n',
      want = {"models.lua:4:", "table persons", "email", "no type"}},

@@ -197,6 +197,10 @@ static void read_table(lua_State *L, load_ctx *c, const char *name, int idx) {
     for (size_t k = 0; k < i; k++)
       if (strcmp(op.columns[k].name, col->name) == 0)
         luaL_error(L, "duplicate column %s", col->name);
+    if (col->type.kind == LM_T_PER_DIALECT &&
+        !lm_type_choice(&col->type, c->env->dialect->name))
+      luaL_error(L, "the type names no choice for %s, the database's "
+                 "dialect", c->env->dialect->name);
     if (col->type.kind == LM_T_RAW && !known_native_type(col->type.raw))
       luaL_error(L, "unknown type '%s' (portable types: integer, bigint, "
                  "smallint, string, string(n), text, boolean, float, "
