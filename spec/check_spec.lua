@@ -155,6 +155,23 @@ if H.pg_url then
       assert.are.equal(1, code, out)
       assert.matches("tasks.price: default 1.50 %-> 2.50", out)
     end)
+
+    it("lists the tables of another schema include_schemas reads as not compared", function()
+      local url = H.pg_fresh()
+      local dir = H.project(url, {{rev = "c00000000004", message = "two schemas", up = [[
+        op.create_table("accounts", {{"id", "integer", primary_key = true}})
+        op.execute("CREATE SCHEMA billing")
+        op.execute("CREATE TABLE billing.invoices (id integer PRIMARY KEY)")
+      ]], down_code = [[
+        op.execute("DROP SCHEMA billing CASCADE")
+        op.drop_table("accounts")
+      ]]}}, '  models = "models.lua",\n  include_schemas = {"public", "billing"},\n')
+      assert.are.equal(0, (H.run({"upgrade", "head"}, {dir = dir})))
+      H.write(dir .. "/models.lua", 'return {accounts = {{"id", "integer", primary_key = true}}}\n')
+      local code, out = H.run({"check"}, {dir = dir})
+      assert.are.equal(0, code, out)
+      assert.matches("not compared: table billing.invoices", out)
+    end)
   end)
 end
 

@@ -92,6 +92,18 @@ int lm_compare_run(lm_env *env, const char *models_path, lm_compare *c) {
   if (lm_introspect_database(env, &c->db) != LM_OK) return LM_ERROR;
   lm_models_filter(env, &c->db);
   lm_models_filter(env, &c->models);
+  /* A models file names the default schema's tables only. */
+  size_t k = 0;
+  for (size_t i = 0; i < c->db.ntables; i++) {
+    const lm_mtable *t = &c->db.tables[i];
+    if (t->schema)
+      lm_strvec_pushf(&c->not_compared, "table %s.%s (a models file "
+                      "describes the default schema's tables)", t->schema,
+                      t->name);
+    else
+      c->db.tables[k++] = c->db.tables[i];
+  }
+  c->db.ntables = k;
   lm_schema_diff(&c->diff, &c->db, &c->models);
   c->items = lm_xcalloc(c->diff.n ? c->diff.n : 1, sizeof *c->items);
   for (size_t i = 0; i < c->diff.n; i++) {
