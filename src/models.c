@@ -423,6 +423,7 @@ int lm_models_load(lm_env *env, const char *path, lm_schema *out) {
   lua_insert(L, -2);                     /* stack: path fragments */
   if (lm_lua_call(env, "luamig.models", "load", 2) != LM_OK) {
     lm_err_prefix(&env->err, "cannot load models");
+    lm_err_kind(&env->err, "models_error");
     lua_settop(L, base);
     return LM_ERROR;
   }
@@ -463,6 +464,7 @@ int lm_models_load(lm_env *env, const char *path, lm_schema *out) {
     else
       rc = lm_err_set(&env->err, "%s: %s", where, m);
     free(msg);
+    lm_err_kind(&env->err, "models_error");
   }
   lua_settop(L, base);
   if (rc == LM_OK) normalize(env, out);
@@ -540,6 +542,7 @@ int lm_models_at_head(lm_env *env) {
       lm_err_set(&env->err, "the scripts have %zu heads (%s): join them with "
                  "`luamig merge heads -m MSG`, then `luamig upgrade head`",
                  heads.n, lm_buf_str(&want));
+    lm_err_kind(&env->err, "not_at_head");
     lm_buf_free(&at);
     lm_buf_free(&want);
   }
