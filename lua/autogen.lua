@@ -126,7 +126,9 @@ end
 local render = {}
 
 function render.create_table(ch)
-  return create_table(ch, ch.definition), {"op.drop_table(" .. str(ch.table) .. ")"}
+  return create_table(ch, ch.definition),
+         {"-- data loss (downgrade): the table " .. ch.table .. " and its rows are dropped",
+          "op.drop_table(" .. str(ch.table) .. ")"}
 end
 
 function render.drop_table(ch)
@@ -139,8 +141,9 @@ end
 function render.add_column(ch)
   local c, t = ch.column, ch.table
   local add = "op.add_column(" .. str(t) .. ", " .. models.column(c) .. ")"
-  local drop = "op.drop_column(" .. str(t) .. ", " .. str(c.name) .. ")"
-  if not ch.three_phase then return {add}, {drop} end
+  local drop = {"-- data loss (downgrade): the column " .. t .. "." .. c.name .. " and its values are dropped",
+                "op.drop_column(" .. str(t) .. ", " .. str(c.name) .. ")"}
+  if not ch.three_phase then return {add}, drop end
   local nullable = {}
   for k, v in pairs(c) do nullable[k] = v end
   nullable.nullable = true
@@ -153,7 +156,7 @@ function render.add_column(ch)
     ("--   op.execute(%s)"):format(str(("UPDATE %s SET %s = ... WHERE %s IS NULL"):format(t, c.name, c.name))),
     ("error(%s)"):format(str("fill in " .. full .. " for the existing rows, then delete this line")),
     alter(ch, c.name, {"nullable = false", "existing_type = " .. str(c.type)}),
-  }, {drop}
+  }, drop
 end
 
 function render.drop_column(ch)
@@ -170,6 +173,10 @@ function render.alter_column(ch)
   if ch.attribute == "type" then
     local up = {alter(ch, name, {"type = " .. str(to.type), existing})}
     local down = {alter(ch, name, {"type = " .. str(from.type), "existing_type = " .. str(to.type)})}
+    if not widens(to.type, from.type) then
+      table.insert(down, 1, "-- data loss (downgrade): " .. full .. " narrows from " .. to.type ..
+                   " to " .. from.type .. ": values that do not fit are cut or refused")
+    end
     if not widens(from.type, to.type) then
       table.insert(up, 1, "-- data loss: " .. full .. " narrows from " .. from.type ..
                    " to " .. to.type .. ": values that do not fit are cut or refused")

@@ -15,6 +15,7 @@ return {
   end,
 
   downgrade = function(op)
+    -- data loss (downgrade): the column persons.nickname and its values are dropped
     op.drop_column("persons", "nickname")
   end,
 }

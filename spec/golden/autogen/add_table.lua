@@ -19,6 +19,7 @@ return {
   end,
 
   downgrade = function(op)
+    -- data loss (downgrade): the table tags and its rows are dropped
     op.drop_table("tags")
   end,
 }

@@ -15,6 +15,7 @@ return {
   end,
 
   downgrade = function(op)
+    -- data loss (downgrade): persons.email narrows from string(200) to string(80): values that do not fit are cut or refused
     op.alter_column("persons", "email", {type = "string(80)", existing_type = "string(200)"})
   end,
 }

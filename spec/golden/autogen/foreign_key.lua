@@ -17,6 +17,7 @@ return {
 
   downgrade = function(op)
     op.drop_constraint("fk_orgs_owner", "orgs", {type_ = "foreignkey"})
+    -- data loss (downgrade): the column orgs.owner_id and its values are dropped
     op.drop_column("orgs", "owner_id")
   end,
 }

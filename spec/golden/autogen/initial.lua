@@ -28,8 +28,10 @@ return {
 
   downgrade = function(op)
     op.drop_index("ix_persons_email", "persons")
+    -- data loss (downgrade): the table persons and its rows are dropped
     op.drop_table("persons")
 
+    -- data loss (downgrade): the table orgs and its rows are dropped
     op.drop_table("orgs")
   end,
 }

@@ -21,6 +21,7 @@ return {
   end,
 
   downgrade = function(op)
+    -- data loss (downgrade): the column persons.role and its values are dropped
     op.drop_column("persons", "role")
   end,
 }
