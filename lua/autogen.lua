@@ -57,6 +57,7 @@ local function create_index(ch, ix)
   local opts = {}
   if ix.unique then opts[#opts + 1] = "unique = true" end
   if ix.where then opts[#opts + 1] = "where = " .. str(ix.where) end
+  if ix.method then opts[#opts + 1] = "using = " .. str(ix.method) end
   return ("op.create_index(%s, %s, %s%s)"):format(
     str(ix.name), str(ch.table), models.index_columns(ix),
     #opts > 0 and ", {" .. table.concat(opts, ", ") .. "}" or "")

@@ -187,11 +187,12 @@ function models.index_columns(ix)
   return "{" .. table.concat(t, ", ") .. "}"
 end
 
--- An index spec: {"ix_name", {cols}, unique = ..., where = ...}.
+-- An index spec: {"ix_name", {cols}, unique = ..., where = ..., using = ...}.
 function models.index(ix)
   local parts = {str(ix.name), models.index_columns(ix)}
   if ix.unique then parts[#parts + 1] = "unique = true" end
   if ix.where then parts[#parts + 1] = "where = " .. str(ix.where) end
+  if ix.method then parts[#parts + 1] = "using = " .. str(ix.method) end
   return "{" .. table.concat(parts, ", ") .. "}"
 end
 

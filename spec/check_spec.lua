@@ -156,6 +156,25 @@ if H.pg_url then
       assert.matches("tasks.price: default 1.50 %-> 2.50", out)
     end)
 
+    it("compares an index's access method (using = ...)", function()
+      local url = H.pg_fresh()
+      local dir = H.project(url, {{rev = "c00000000005", message = "hash", up = [[
+        op.create_table("codes", {{"id", "integer", primary_key = true}, {"code", "integer"}})
+        op.create_index("ix_codes_code", "codes", {"code"}, {using = "hash"})
+      ]], down_code = [[op.drop_table("codes")]]}}, '  models = "models.lua",\n')
+      assert.are.equal(0, (H.run({"upgrade", "head"}, {dir = dir})))
+      local code, out, err = H.run({"schema", "--models"}, {dir = dir})
+      assert.are.equal(0, code, err)
+      assert.matches('using = "hash"', out)
+      H.write(dir .. "/models.lua", out)
+      code, out, err = H.run({"check"}, {dir = dir})
+      assert.are.equal(0, code, out .. err)
+      H.write(dir .. "/models.lua", (H.read(dir .. "/models.lua"):gsub(', using = "hash"', "")))
+      code, out = H.run({"check"}, {dir = dir})
+      assert.are.equal(1, code, out)
+      assert.matches("index ix_codes_code on codes: %(code%) using hash %-> %(code%)", out)
+    end)
+
     it("lists the tables of another schema include_schemas reads as not compared", function()
       local url = H.pg_fresh()
       local dir = H.project(url, {{rev = "c00000000004", message = "two schemas", up = [[

@@ -66,7 +66,7 @@ static int known_native_type(const char *raw) {
 
 static const char *const table_keys[] = {"constraints", "indexes", "comment",
                                          NULL};
-static const char *const index_keys[] = {"unique", "where", NULL};
+static const char *const index_keys[] = {"unique", "where", "using", NULL};
 
 /* A string or op.text(...) at idx, copied; NULL for nil. */
 static const char *sql_value(lua_State *L, lm_arena *a, int idx,
@@ -113,7 +113,7 @@ static void read_index(lua_State *L, load_ctx *c, lm_arena *a, int idx,
     for (size_t i = 0; index_keys[i]; i++)
       ok |= key && strcmp(key, index_keys[i]) == 0;
     if (!ok)
-      luaL_error(L, "index %s: unknown option '%s' (unique, where)",
+      luaL_error(L, "index %s: unknown option '%s' (unique, where, using)",
                  op->name, key ? key : "?");
   }
   lua_geti(L, idx, 2);
@@ -158,6 +158,7 @@ static void read_index(lua_State *L, load_ctx *c, lm_arena *a, int idx,
   lua_getfield(L, idx, "where");
   op->index.where = sql_value(L, a, lua_gettop(L), "where");
   lua_pop(L, 1);
+  op->index.method = lm_op_opt_string(L, a, idx, "using", "models");
 }
 
 /* The table model at idx, named `name`, into the schema model. */
@@ -349,6 +350,14 @@ static void normalize(lm_env *env, lm_schema *s) {
     }
     for (size_t k = 0; k < t->nindexes; k++) {
       lm_index *ix = &t->indexes[k].ix;
+      /* the access method as introspection gives it: none for btree */
+      if (ix->method && strcasecmp(ix->method, "btree") != 0) {
+        lm_buf m = LM_BUF_INIT;
+        for (const char *p = ix->method; *p; p++)
+          lm_buf_putc(&m, (char)tolower((unsigned char)*p));
+        t->indexes[k].method = lm_schema_str(s, lm_buf_str(&m));
+        lm_buf_free(&m);
+      }
       for (size_t j = 0; j < ix->ncolumns; j++)
         if (ix->is_expr && ix->is_expr[j])
           ((const char **)ix->columns)[j] = lm_norm_expr(s, ix->columns[j]);
