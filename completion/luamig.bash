@@ -38,11 +38,13 @@ _luamig() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local commands="init revision merge upgrade downgrade stamp current heads
-    branches history show status ensure_version edit lint"
+    branches history show status ensure_version edit schema check lint verify"
   local global="-c --config --url -x -q --quiet -h --help --version"
 
   case $prev in
-    -c|--config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -c|--config|--models)
+      [[ $prev == --models && ${COMP_WORDS[1]} == schema ]] ||
+        { COMPREPLY=($(compgen -f -- "$cur")); return; } ;;
     --url|-x|-m|--message|--rev-id) return ;;
     --format) COMPREPLY=($(compgen -W "text json sarif" -- "$cur")); return ;;
     --head|--depends-on|-r|--rev-range)
@@ -70,7 +72,9 @@ _luamig() {
 
   local opts=""
   case $cmd in
-    revision) opts="-m --message --head --splice --branch-label --depends-on --rev-id --autogenerate" ;;
+    revision) opts="-m --message --head --splice --branch-label --depends-on --rev-id --autogenerate --models" ;;
+    check) opts="--models --json" ;;
+    schema) opts="--models --json" ;;
     merge) opts="-m --message --branch-label --rev-id" ;;
     upgrade|downgrade) opts="--sql --strict" ;;
     stamp) opts="--purge --sql" ;;

@@ -273,9 +273,18 @@ typedef struct lm_dialect {
    * out; nothing when none is left. */
   int (*lock_blockers)(lm_conn *conn, const char *text, lm_buf *out,
                        lm_err *err);
+
+  /* ---- version 9: models (autogenerate, check) ---------------------- */
+
+  /* The type a column declared with `t` reads back as through
+   * introspect_schema, in place (strings in the model's arena): a model
+   * and the database it made then compare equal (PostgreSQL: "int4" is
+   * integer; SQLite: timestamptz is DATETIME).  NULL: types read back as
+   * declared. */
+  void (*read_type)(lm_schema *model, lm_type *t);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 8
+#define LM_DIALECT_VERSION 9
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

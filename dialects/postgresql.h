@@ -86,6 +86,8 @@ int lm_pg_unlock(lm_conn *c, const char *key, lm_err *err);
 int lm_pg_result_error(lm_conn *c, const PGresult *res, const char *sql,
                        lm_err *err);
 
+/* postgresql_introspect.c: dialect.h, read_type. */
+void lm_pg_read_type(lm_schema *s, lm_type *t);
 /* postgresql_introspect.c: dialect.h, introspect_schema. */
 int lm_pg_introspect_schema(lm_conn *c, const char *const *schemas,
                             size_t nschemas, const char *const *skip,

@@ -444,3 +444,49 @@ done:
   free(list);
   return rc;
 }
+
+/* A type's own spelling of a name format_type() writes otherwise. */
+static const struct { const char *alias, *name; } type_aliases[] = {
+  {"int", "integer"}, {"int4", "integer"}, {"int8", "bigint"},
+  {"int2", "smallint"}, {"varchar", "character varying"},
+  {"char", "character"}, {"bool", "boolean"},
+  {"float8", "double precision"}, {"float", "double precision"},
+  {"float4", "real"}, {"decimal", "numeric"},
+  {"timestamp", "timestamp without time zone"},
+  {"timestamptz", "timestamp with time zone"},
+  {"time", "time without time zone"}, {"timetz", "time with time zone"},
+  {"varbit", "bit varying"}, {NULL, NULL}};
+
+/* dialect.h, read_type: a declared type in format_type()'s words, then as
+ * a column of it reads back (norm_type). */
+void lm_pg_read_type(lm_schema *s, lm_type *t) {
+  const char *raw = t->kind == LM_T_PER_DIALECT
+                        ? lm_type_choice(t, "postgresql")
+                    : t->kind == LM_T_RAW ? t->raw : NULL;
+  if (!raw) return;
+  /* lower case, single blanks, none next to ( ) , [ ] */
+  lm_buf b = LM_BUF_INIT;
+  int blank = 0;
+  for (const char *p = raw; *p; p++) {
+    if (*p == ' ' || *p == '\t' || *p == '\n') { blank = 1; continue; }
+    char ch = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    int tight = strchr("(),[]", ch) ||
+                (b.len && strchr("(,[", b.data[b.len - 1]));
+    if (blank && b.len && !tight) lm_buf_putc(&b, ' ');
+    blank = 0;
+    lm_buf_putc(&b, ch);
+  }
+  const char *text = lm_buf_str(&b);
+  size_t name_len = strcspn(text, "([");
+  lm_buf named = LM_BUF_INIT;
+  for (size_t i = 0; type_aliases[i].alias; i++)
+    if (strlen(type_aliases[i].alias) == name_len &&
+        strncmp(text, type_aliases[i].alias, name_len) == 0) {
+      lm_buf_printf(&named, "%s%s", type_aliases[i].name, text + name_len);
+      text = lm_buf_str(&named);
+      break;
+    }
+  norm_type(s, t, text);
+  lm_buf_free(&named);
+  lm_buf_free(&b);
+}

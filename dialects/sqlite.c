@@ -526,4 +526,5 @@ const lm_dialect lm_sqlite_dialect = {
   .scratch_tune = lm_sqlite_scratch_tune,
   .render_params = sqlite_render_params,
   .options = sqlite_options,
+  .read_type = lm_sqlite_read_type,
 };

@@ -42,6 +42,8 @@ int lm_sqlite_introspect(lm_conn *conn, const char *schema, const char *table,
  * UNIQUE, WHERE), in the model's arena. */
 int lm_sqlite_parse_index(lm_schema *model, const char *sql, lm_index *out,
                           lm_err *err);
+/* sqlite_introspect.c: dialect.h, read_type. */
+void lm_sqlite_read_type(lm_schema *s, lm_type *t);
 /* sqlite_introspect.c: dialect.h, introspect_schema. */
 int lm_sqlite_introspect_schema(lm_conn *conn, const char *const *schemas,
                                 size_t nschemas, const char *const *skip,

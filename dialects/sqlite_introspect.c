@@ -251,3 +251,33 @@ int lm_sqlite_introspect_schema(lm_conn *conn, const char *const *schemas,
   if (rc == LM_OK) resolve_referents(out);
   return rc;
 }
+
+/* dialect.h, read_type: the declared type create_table writes for t
+ * (sqlite_ddl.c), read back as normalize_table reads it. */
+void lm_sqlite_read_type(lm_schema *s, lm_type *t) {
+  switch (t->kind) {
+  case LM_T_TIMESTAMPTZ:          /* no time zones: DATETIME */
+    t->kind = LM_T_DATETIME;
+    return;
+  case LM_T_ENUM: {               /* VARCHAR(n) and a CHECK */
+    int width = (int)lm_type_enum_width(t);
+    memset(t, 0, sizeof *t);
+    t->kind = LM_T_STRING;
+    t->length = width;
+    t->precision = t->scale = -1;
+    return;
+  }
+  case LM_T_PER_DIALECT: {
+    const char *raw = lm_type_choice(t, "sqlite");
+    if (!raw) return;
+    memset(t, 0, sizeof *t);
+    t->kind = LM_T_RAW;
+    t->raw = raw;
+    t->length = t->precision = t->scale = -1;
+    break;
+  }
+  default:
+    break;
+  }
+  norm_type(s, t);
+}

@@ -57,6 +57,7 @@ local commands = {
                                      {"-r-2:current"}, {"-r", R2 .. ":"}}},
   {"show", ro = true, variants = {{"head"}, {"current"}, {R2}, {"alpha"}}},
   {"status", ro = true, variants = {{}, {"--strict"}}},
+  {"check", ro = true, variants = {{}, {"--models", "none.lua"}}},
   {"ensure_version", sql = true, variants = {{}}},
   {"lint", ro = true, variants = {{}, {"--all"}, {"--format", "sarif"}, {"base:head"}}},
 }

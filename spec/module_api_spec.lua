@@ -161,7 +161,7 @@ insulate("the luamig module's methods", function()
     assert.matches("ccccccccccc3 already exists", err)
     ok, err = m:revision{autogenerate = true}
     assert.is_nil(ok)
-    assert.matches("not available yet", err)
+    assert.matches("no models file", err)
     assert.has_error(function() m:revision("msg") end,
                      "luamig: m:revision(): the options must be a table (got string)")
     assert.has_error(function() m:revision{depends_on = {true}} end,

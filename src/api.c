@@ -96,6 +96,9 @@ void lm_close(lm_env *env) {
   free(env->log_table);
   lm_strvec_free(&env->x);
   lm_strvec_free(&env->include_schemas);
+  free(env->models);
+  lm_strvec_free(&env->include_tables);
+  lm_strvec_free(&env->exclude_tables);
   lm_err_free(&env->err);
   lm_err_free(&env->raised);
   free(env);

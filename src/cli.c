@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "autogen.h"
 #include "cli_args.h"
 
 typedef int (*command_fn)(lm_env *env, lm_args *a);
@@ -30,6 +31,7 @@ static const char global_usage[] =
   "commands:\n"
   "  init [DIR]                       create luamig.lua and a migrations folder\n"
   "  revision -m MSG [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID]\n"
+  "           [--autogenerate [--models FILE]]\n"
   "  merge REV... -m MSG [--branch-label L] [--rev-id ID]\n"
   "  upgrade TARGET [--sql]           apply migrations up to TARGET\n"
   "  downgrade TARGET [--sql]         revert migrations down to TARGET\n"
@@ -42,7 +44,9 @@ static const char global_usage[] =
   "  show REV                         one revision in full (REV may be current)\n"
   "  ensure_version [--sql]           create the version table\n"
   "  status [--strict]                current, pending, drifted scripts, dirty mark, lock\n"
-  "  schema [TABLE...]                the live schema, portable (--json: the model)\n"
+  "  schema [TABLE...] [--models]     the live schema, portable (--json: the model;\n"
+  "                                   --models: as a models file)\n"
+  "  check [--models FILE]            do the models match the database at head?\n"
   "  edit REV                         open a revision script in $EDITOR\n"
   "  verify [--scratch-url URL]       every downgrade undoes its upgrade (on a scratch database)\n"
   "\n"
@@ -605,11 +609,16 @@ static const cli_command commands[] = {
    "overwrite luamig.lua or a folder that is not empty."},
   {"revision", lm_cmd_revision,
    LM_F_MESSAGE | LM_F_HEAD | LM_F_SPLICE | LM_F_BRANCH_LABEL |
-       LM_F_DEPENDS_ON | LM_F_REV_ID | LM_F_AUTOGENERATE | LM_F_JSON,
+       LM_F_DEPENDS_ON | LM_F_REV_ID | LM_F_AUTOGENERATE | LM_F_MODELS |
+       LM_F_JSON,
    0, 0,
    "luamig revision -m MSG [--head H] [--splice] [--branch-label L] "
-   "[--depends-on R] [--rev-id ID] [--json]",
-   "Create a new revision script on top of the current head."},
+   "[--depends-on R] [--rev-id ID] [--autogenerate [--models FILE]] [--json]",
+   "Create a new revision script on top of the current head.  "
+   "--autogenerate compares the models (the configuration's models, or "
+   "--models FILE) with the database, which must be at head, and writes "
+   "the migration between them, downgrade included; nothing to migrate "
+   "writes no file and says \"no changes detected\"."},
   {"merge", lm_cmd_merge,
    LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID | LM_F_JSON, 1, -1,
    "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID] [--json]",
@@ -649,11 +658,18 @@ static const cli_command commands[] = {
    "with --strict, when scripts drifted)."},
   {"ensure_version", cmd_ensure_version, LM_F_SQL, 0, 0,
    "luamig ensure_version [--sql]", "Create the version table if missing."},
-  {"schema", lm_cmd_schema, LM_F_JSON, 0, -1,
-   "luamig schema [TABLE...] [--json]",
+  {"schema", lm_cmd_schema, LM_F_JSON | LM_F_MODELS, 0, -1,
+   "luamig schema [TABLE...] [--json | --models]",
    "Show the live database's tables (all, or those named) in one portable "
    "form: columns with type, null and default; keys, checks, indexes and "
-   "foreign keys; views by name.  --json prints the schema model."},
+   "foreign keys; views by name.  --json prints the schema model; --models "
+   "prints it as a models file (luamig check is clean against it)."},
+  {"check", lm_cmd_check, LM_F_MODELS | LM_F_JSON, 0, 0,
+   "luamig check [--models FILE] [--json]",
+   "Compare the models (the configuration's models, or --models FILE) with "
+   "the database at head: exit 0 when they match, 1 listing the "
+   "differences one per line (what autogenerate would write).  What is not "
+   "compared (views, triggers, unnamed checks) is listed too."},
   {"edit", lm_cmd_edit, 0, 1, 1, "luamig edit REV",
    "Open a revision script in $EDITOR."},
   {"verify", lm_cmd_verify, LM_F_SCRATCH_URL | LM_F_JSON, 0, 0,
@@ -681,7 +697,7 @@ static const cli_command commands[] = {
 typedef struct flag {
   const char *longname, *shortname;
   unsigned bit;                 /* 0: a global option */
-  int takes_value;
+  int takes_value;              /* 2: a value except after `schema` */
 } flag;
 
 static const flag flags[] = {
@@ -705,6 +721,7 @@ static const flag flags[] = {
   {"--scratch-url", NULL, LM_F_SCRATCH_URL, 1},
   {"--format", NULL, LM_F_FORMAT, 1},
   {"--all", NULL, LM_F_ALL, 0},
+  {"--models", NULL, LM_F_MODELS, 2},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -729,6 +746,10 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
   case LM_F_SCRATCH_URL: a->scratch_url = value; break;
   case LM_F_FORMAT: a->format = value; break;
   case LM_F_ALL: a->all = 1; break;
+  case LM_F_MODELS:
+    if (value) a->models = value;
+    else a->models_out = 1;
+    break;
   }
 }
 
@@ -787,13 +808,16 @@ static int parse_args(int argc, char **argv, lm_args *a) {
         fprintf(stderr, "luamig: unknown option %s (see luamig --help)\n", arg);
         return 2;
       }
-      if (f->takes_value && !value) {
+      int wants = f->takes_value == 2
+                      ? !(a->command && strcmp(a->command, "schema") == 0)
+                      : f->takes_value;
+      if (wants && !value) {
         if (i + 1 >= argc) {
           fprintf(stderr, "luamig: %s needs a value\n", arg);
           return 2;
         }
         value = argv[++i];
-      } else if (!f->takes_value && value) {
+      } else if (!wants && value) {
         fprintf(stderr, "luamig: %s takes no value\n", arg);
         return 2;
       }

@@ -21,6 +21,8 @@ typedef struct lm_args {
   const char *scratch_url;      /* --scratch-url */
   const char *format;           /* --format (lint: text, json, sarif) */
   int all;                      /* --all (lint) */
+  const char *models;           /* --models FILE (check, revision) */
+  int models_out;               /* schema --models: write a models file */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -36,7 +38,8 @@ enum {
   LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
   LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
   LM_F_SCRATCH_URL = 1u << 17,
-  LM_F_FORMAT = 1u << 18, LM_F_ALL = 1u << 19   /* lint */
+  LM_F_FORMAT = 1u << 18, LM_F_ALL = 1u << 19,  /* lint */
+  LM_F_MODELS = 1u << 20        /* --models FILE; schema --models */
 };
 
 /* cli_revision.c: init, revision, merge, edit */

@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autogen.h"
 #include "cli_args.h"
+#include "models.h"
 
 /* Write a new file; refuses to overwrite one. */
 static int write_new_file(const char *path, const char *text, lm_err *err) {
@@ -156,8 +158,11 @@ static void push_list(lua_State *L, const char *const *items, size_t n) {
   }
 }
 
-/* Render lua/templates.lua's revision template and write the file. */
-static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
+/* Render lua/templates.lua's revision template (with autogen, the
+ * migration lua/autogen.lua writes from those changes) and write the
+ * file. */
+static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down,
+                          const lm_compare *autogen) {
   char id[13];
   const char *rev = a->rev_id;
   if (!rev) {
@@ -207,7 +212,13 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
   lua_setfield(L, -2, "message");
   lua_pushstring(L, date);
   lua_setfield(L, -2, "create_date");
-  if (lm_lua_call(env, "luamig.templates", "revision", 1) != LM_OK)
+  if (autogen) {
+    lm_autogen_push(L, autogen);         /* stack: ctx changes notes */
+    lua_setfield(L, -3, "not_compared");
+    lua_setfield(L, -2, "changes");
+  }
+  if (lm_lua_call(env, autogen ? "luamig.autogen" : "luamig.templates",
+                  "revision", 1) != LM_OK)
     return LM_ERROR;
   lua_pushstring(L, a->message ? a->message : "");
   if (lm_lua_call(env, "luamig.templates", "slug", 1) != LM_OK) {
@@ -224,6 +235,14 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
     lm_json_string(&out, rev);
     lm_buf_puts(&out, ", \"path\": ");
     lm_json_string(&out, path);
+    if (autogen) {
+      lm_buf_puts(&out, ", \"differences\": [");
+      for (size_t i = 0; i < autogen->n; i++) {
+        if (i) lm_buf_puts(&out, ", ");
+        lm_diff_item_json(autogen->items[i], &out);
+      }
+      lm_buf_putc(&out, ']');
+    }
     lm_buf_puts(&out, "}\n");
     fputs(lm_buf_str(&out), stdout);
     lm_buf_free(&out);
@@ -234,13 +253,49 @@ static int write_revision(lm_env *env, lm_args *a, const lm_strvec *down) {
   return rc;
 }
 
-int lm_cmd_revision(lm_env *env, lm_args *a) {
-  if (a->autogenerate) {
-    int rc = lm_err_set(&env->err, "--autogenerate needs models; it is not "
-                        "available yet");
-    return a->silent ? rc : lm_cli_fail(env, rc);
+/* --autogenerate: compare, say what was found (stderr), and say "no
+ * changes detected" when there is nothing to write. */
+static int autogenerate(lm_env *env, lm_args *a, lm_compare *c, int *empty) {
+  const char *path;
+  int rc = lm_models_path(env, a->models, &path);
+  if (rc == LM_OK) rc = lm_compare_run(env, path, c);
+  if (rc != LM_OK) return rc;
+  lm_buf out = LM_BUF_INIT;
+  for (size_t i = 0; i < c->n && !env->quiet && !a->silent; i++) {
+    lm_buf_puts(&out, "detected ");
+    lm_diff_item_line(c->items[i], &out);
+    lm_buf_putc(&out, '\n');
   }
-  int rc = lm_scripts_load(env);
+  for (size_t i = 0; i < c->not_compared.n && !env->quiet && !a->silent; i++)
+    lm_buf_printf(&out, "not compared: %s\n", c->not_compared.items[i]);
+  fputs(lm_buf_str(&out), stderr);
+  lm_buf_free(&out);
+  *empty = c->n == 0;
+  if (*empty && !a->silent) {
+    if (a->json) printf("{\"revision\": null, \"path\": null, "
+                        "\"differences\": []}\n");
+    else printf("no changes detected\n");
+  }
+  return LM_OK;
+}
+
+int lm_cmd_revision(lm_env *env, lm_args *a) {
+  lm_compare cmp;
+  lm_compare_init(&cmp);
+  int empty = 0;
+  int rc = LM_OK;
+  if (a->autogenerate) rc = autogenerate(env, a, &cmp, &empty);
+  else if (a->models)
+    rc = lm_err_usage(&env->err, "--models goes with --autogenerate");
+  if (rc == LM_OK && empty && a->silent)   /* the module: no script */
+    rc = lm_err_set(&env->err, "no changes detected: the models match the "
+                    "database; no revision written");
+  if (rc != LM_OK || empty) {
+    lm_compare_free(&cmp);
+    if (a->silent) return rc;
+    return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+  }
+  rc = lm_scripts_load(env);
   lm_revlist parents = {0};
   lm_strvec down = LM_STRVEC_INIT;
   if (rc == LM_OK)
@@ -259,9 +314,11 @@ int lm_cmd_revision(lm_env *env, lm_args *a) {
       lm_revlist_free(&dep);
     }
   }
-  if (rc == LM_OK) rc = write_revision(env, a, &down);
+  if (rc == LM_OK)
+    rc = write_revision(env, a, &down, a->autogenerate ? &cmp : NULL);
   lm_revlist_free(&parents);
   lm_strvec_free(&down);
+  lm_compare_free(&cmp);
   if (a->silent) return rc;
   return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
 }
@@ -275,7 +332,7 @@ int lm_cmd_merge(lm_env *env, lm_args *a) {
                                 a->pos.n, &parents, &env->err);
   if (rc == LM_OK) {
     lm_ids(env, &parents, &down);
-    rc = write_revision(env, a, &down);
+    rc = write_revision(env, a, &down, NULL);
   }
   lm_revlist_free(&parents);
   lm_strvec_free(&down);

@@ -3,6 +3,7 @@
  * schema in the portable text form (schema_text.c), or the model as JSON.
  * It only reads: no lock, no version table.
  */
+#include <lua.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 
 #include "cli_args.h"
 #include "introspect.h"
+#include "models.h"
 #include "schema_text.h"
 
 /* Does the table answer to `arg` ("name" or "schema.name"), compared as
@@ -80,8 +82,57 @@ int lm_schema_report(lm_env *env, const char *const *tables, size_t ntables,
   return rc;
 }
 
+/* schema --models: the tables (all, or those named) as a models file
+ * (lua/models.lua renders it), the configuration's table filters
+ * applied, so that `luamig check` against it is clean. */
+static int models_file(lm_env *env, lm_args *a, lm_buf *out) {
+  lm_schema s;
+  lm_schema_init(&s);
+  int rc = lm_introspect_database(env, &s);
+  if (rc == LM_OK) lm_models_filter(env, &s);
+  if (rc == LM_OK && a->pos.n) {
+    size_t k = 0;
+    for (size_t i = 0; i < s.ntables; i++) {
+      int named = 0;
+      for (size_t j = 0; j < a->pos.n; j++)
+        named |= names_table(&s, &s.tables[i], a->pos.items[j]);
+      if (named) s.tables[k++] = s.tables[i];
+    }
+    for (size_t j = 0; j < a->pos.n && rc == LM_OK; j++) {
+      int found = 0;
+      for (size_t i = 0; i < k; i++)
+        found |= names_table(&s, &s.tables[i], a->pos.items[j]);
+      if (!found)
+        rc = lm_err_set(&env->err, "no table %s in the database",
+                        a->pos.items[j]);
+    }
+    s.ntables = k;
+  }
+  if (rc == LM_OK) {
+    lm_models_push_schema(env->L, &s);
+    rc = lm_lua_call(env, "luamig.models", "render", 1);
+    if (rc == LM_OK) {
+      lm_buf_puts(out, lua_tostring(env->L, -1));
+      lua_pop(env->L, 1);
+    }
+  }
+  lm_schema_free(&s);
+  return rc;
+}
+
 int lm_cmd_schema(lm_env *env, lm_args *a) {
   lm_buf out = LM_BUF_INIT;
+  if (a->models_out) {
+    if (a->json) {
+      fprintf(stderr, "luamig: schema --models writes a models file; it "
+              "does not combine with --json\n");
+      return 2;
+    }
+    int rc = models_file(env, a, &out);
+    if (rc == LM_OK) fputs(lm_buf_str(&out), stdout);
+    lm_buf_free(&out);
+    return rc == LM_OK ? 0 : lm_cli_fail(env, rc);
+  }
   int rc = lm_schema_report(env, (const char *const *)a->pos.items, a->pos.n,
                             a->json, &out);
   if (rc == LM_OK) {

@@ -18,7 +18,7 @@ static const char *const known_keys[] = {
   "log_table", "transaction_per_migration", "lock_timeout", "models",
   "strict_checksums", "naming_convention", "ops", "include_schemas",
   "protected_tables", "large_table_rows", "lint", "statement_lock_timeout",
-  "lock_retries", NULL};
+  "lock_retries", "include_tables", "exclude_tables", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -64,13 +64,38 @@ static int check_keys(lua_State *L, lm_env *env) {
                  "log_table, transaction_per_migration, lock_timeout, models, "
                  "strict_checksums, naming_convention, ops, include_schemas, "
                  "protected_tables, large_table_rows, lint, "
-                 "statement_lock_timeout, lock_retries)",
+                 "statement_lock_timeout, lock_retries, include_tables, exclude_tables)",
                  env->config_path, key);
       lua_pop(L, 1);
       return LM_ERROR;
     }
   }
   return LM_OK;
+}
+
+/* include_schemas, include_tables, exclude_tables: lists of names. */
+static int names_field(lua_State *L, lm_env *env, const char *key,
+                       lm_strvec *out) {
+  lua_getfield(L, -1, key);
+  int rc = LM_OK;
+  if (lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; rc == LM_OK && i <= n; i++) {
+      lua_geti(L, -1, i);
+      if (lua_type(L, -1) == LUA_TSTRING && *lua_tostring(L, -1))
+        lm_strvec_push(out, lm_xstrdup(lua_tostring(L, -1)));
+      else
+        rc = lm_err_set(&env->err, "%s: %s[%lld] must be a name, not a %s",
+                        env->config_path, key, (long long)i,
+                        luaL_typename(L, -1));
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    rc = lm_err_set(&env->err, "%s: %s must be a list of names",
+                    env->config_path, key);
+  }
+  lua_pop(L, 1);
+  return rc;
 }
 
 /* include_schemas: a list of schema names. */
@@ -125,6 +150,23 @@ static int read_settings(lua_State *L) {
   }
   if (rc == LM_OK) rc = include_schemas_field(L, env);
   if (rc == LM_OK) rc = lm_safety_config_read(L, env);   /* lint, locks */
+  if (rc == LM_OK)
+    rc = names_field(L, env, "include_tables", &env->include_tables);
+  if (rc == LM_OK)
+    rc = names_field(L, env, "exclude_tables", &env->exclude_tables);
+  if (rc == LM_OK) {
+    /* models = "models.lua": relative to the config file. */
+    char *models = NULL;
+    rc = string_field(L, env, "models", &models);
+    if (rc == LM_OK && models) {
+      char *dir = dir_of(env->config_path);
+      env->models = models[0] == '/' || strcmp(dir, ".") == 0
+                        ? lm_xstrdup(models)
+                        : lm_xasprintf("%s/%s", dir, models);
+      free(dir);
+    }
+    free(models);
+  }
   if (rc == LM_OK) {
     lua_getfield(L, -1, "strict_checksums");
     if (lua_isboolean(L, -1)) env->strict_checksums = lua_toboolean(L, -1);

@@ -97,6 +97,10 @@ struct lm_env {
   int oom_spent;                /* oom.c: memory ran out; only lm_close */
   struct lm_recorder *recorder; /* exec_record.c: op.* calls are recorded
                                    (lint), not run */
+  /* models (models.c): the file, and which tables check and
+   * autogenerate compare (names or patterns; none: all) */
+  char *models;
+  lm_strvec include_tables, exclude_tables;
 };
 
 /* config.c */
