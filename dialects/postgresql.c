@@ -1045,4 +1045,5 @@ const lm_dialect lm_postgresql_dialect = {
   .scratch_drop = lm_pg_scratch_drop,
   .scratch_tune = lm_pg_scratch_tune,
   .render_params = pg_render_params,
+  .keep = &lm_pg_keep,
 };

@@ -519,4 +519,5 @@ const lm_dialect lm_sqlite_dialect = {
   .scratch_drop = lm_sqlite_scratch_drop,
   .scratch_tune = lm_sqlite_scratch_tune,
   .render_params = sqlite_render_params,
+  .keep = &lm_sqlite_keep,
 };

@@ -14,6 +14,7 @@
 #include <lauxlib.h>
 
 #include "core.h"
+#include "keep.h"
 #include "schema.h"
 
 #define STATE_KEY "luamig.executor"
@@ -156,6 +157,10 @@ int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
   if (op->kind == LM_OP_EXECUTE)
     return lm_op_apply_execute(env, op, NULL, err);
   int offline = env->mode == LM_EXEC_OFFLINE;
+  /* A drop may keep what it removes; a moved table needs no drop. */
+  int kept = 0;
+  if (lm_keep_before(env, op, &kept, err) != LM_OK) return LM_ERROR;
+  if (kept) return LM_OK;
   exec_state *st = offline ? offline_state(env) : NULL;
   if (st && st->replaying) {
     replay(env, st, op);
@@ -172,6 +177,7 @@ int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
     rc = lm_exec_sql(env, stmts.items[i], 0, NULL, NULL, err);
   lm_strvec_free(&stmts);
   if (rc == LM_OK && st) replay(env, st, op);
+  if (rc == LM_OK && !offline) rc = lm_keep_after(env, op, err);
   return rc;
 }
 
