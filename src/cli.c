@@ -31,7 +31,7 @@ static const char global_usage[] =
   "  init [DIR]                       create luamig.lua and a migrations folder\n"
   "  revision -m MSG [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID]\n"
   "  merge REV... -m MSG [--branch-label L] [--rev-id ID]\n"
-  "  upgrade TARGET [--sql]           apply migrations up to TARGET\n"
+  "  upgrade TARGET [--sql] [--backup[=PATH]]  apply migrations up to TARGET\n"
   "  downgrade TARGET [--sql]         revert migrations down to TARGET\n"
   "  stamp REV... [--purge] [--sql]   set the version table without migrating\n"
   "  stamp --accept-checksums REV...  accept the edited scripts of applied REVs\n"
@@ -45,6 +45,7 @@ static const char global_usage[] =
   "  schema [TABLE...]                the live schema, portable (--json: the model)\n"
   "  edit REV                         open a revision script in $EDITOR\n"
   "  verify [--scratch-url URL]       every downgrade undoes its upgrade (on a scratch database)\n"
+  "  kept [REV] [--purge [--older-than AGE]]  data kept by drops (keep = true)\n"
   "\n"
   "targets: head, heads, base, an id or unique prefix, +N, -N, REV+N, REV-N,\n"
   "         LABEL@head, LABEL@+N; with --sql also FROM:TO\n"
@@ -266,7 +267,14 @@ static void print_run_json(const char *cmd, const char *target,
 static int migrate_command(lm_env *env, lm_args *a, int up) {
   const char *cmd = up ? "upgrade" : "downgrade";
   const char *target = a->pos.items[0];
+  if (a->sql && (a->given & LM_F_BACKUP))
+    return lm_cli_fail(env, lm_err_usage(&env->err, "--backup backs up a "
+                       "database before running; --sql runs nothing"));
   if (a->sql) return print_sql(env, cmd, target);
+  if (a->given & LM_F_BACKUP) {
+    env->backup = 1;
+    env->backup_path = a->backup;
+  }
   if (strchr(target, ':'))
     return lm_cli_fail(env, lm_err_usage(&env->err, "a FROM:TO range "
                        "works only with --sql"));
@@ -495,8 +503,9 @@ static int cmd_show(lm_env *env, lm_args *a) {
  * mark and the lock holder, in one look. */
 static int cmd_status(lm_env *env, lm_args *a) {
   lm_status st;
-  lm_buf out = LM_BUF_INIT;
+  lm_buf out = LM_BUF_INIT, kept = LM_BUF_INIT, kept_json = LM_BUF_INIT;
   int rc = lm_status_read(env, &st);
+  if (rc == LM_OK) rc = lm_kept_summary(env, &kept, &kept_json);
   lm_disconnect(env);
   if (rc != LM_OK) {
     rc = lm_cli_fail(env, rc);
@@ -547,7 +556,7 @@ static int cmd_status(lm_env *env, lm_args *a) {
     lm_buf_puts(&out, ", \"lock\": ");
     if (st.locked) lm_json_string(&out, lm_buf_str(&st.lock_holder));
     else lm_buf_puts(&out, "null");
-    lm_buf_puts(&out, "}\n");
+    lm_buf_printf(&out, ", \"kept\": %s}\n", lm_buf_str(&kept_json));
   } else {
     lm_buf_puts(&out, "Current:");
     if (!st.heads.n) lm_buf_puts(&out, " <base>");
@@ -580,6 +589,7 @@ static int cmd_status(lm_env *env, lm_args *a) {
                     st.drift.missing.items[i]);
     lm_buf_printf(&out, "Dirty: %s\n", st.dirty ? lm_buf_str(&st.dirty_mark) : "no");
     lm_buf_printf(&out, "Lock: %s\n", st.locked ? lm_buf_str(&st.lock_holder) : "free");
+    lm_buf_printf(&out, "Kept: %s\n", lm_buf_str(&kept));
   }
   fputs(lm_buf_str(&out), stdout);
   /* Like `check`, a status that needs attention is not a success. */
@@ -589,6 +599,8 @@ static int cmd_status(lm_env *env, lm_args *a) {
 done:
   lm_status_free(&st);
   lm_buf_free(&out);
+  lm_buf_free(&kept);
+  lm_buf_free(&kept_json);
   return rc;
 }
 
@@ -614,10 +626,15 @@ static const cli_command commands[] = {
    LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID | LM_F_JSON, 1, -1,
    "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID] [--json]",
    "Create a revision that merges two or more heads (\"heads\" for all)."},
-  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
-   "luamig upgrade TARGET [--sql | --json] [--strict]",
+  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON | LM_F_BACKUP,
+   1, 1,
+   "luamig upgrade TARGET [--sql | --json] [--strict] [--backup[=PATH]]",
    "Apply migrations up to TARGET, one transaction each.  --json prints "
-   "the revisions applied with their durations and the current revisions."},
+   "the revisions applied with their durations and the current revisions.  "
+   "--backup (or backup = true) first backs the database up, under the "
+   "lock: SQLite to PATH or <db>.<time>-<rev>.bak, PostgreSQL with pg_dump "
+   "of the tables the pending migrations touch; a failed backup migrates "
+   "nothing."},
   {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
    "luamig downgrade TARGET [--sql | --json] [--strict]",
    "Revert migrations down to TARGET (with --sql: FROM:TO)."},
@@ -667,6 +684,12 @@ static const cli_command commands[] = {
    "SQLite, a new database on the configured PostgreSQL server (CREATE "
    "DATABASE; dropped afterwards, also after an error or a signal), or "
    "--scratch-url URL, an empty database of your own."},
+  {"kept", lm_cmd_kept, LM_F_PURGE | LM_F_OLDER_THAN | LM_F_JSON, 0, 1,
+   "luamig kept [REV] [--purge [--older-than AGE]] [--json]",
+   "List what drops with keep = true kept (revision, object, rows, size, "
+   "age), of every revision or of REV.  --purge removes it (all, REV's, or "
+   "what is older than AGE: 30d, 12h, 90m, 2w), logging each to the log "
+   "table."},
   {NULL, NULL, 0, 0, 0, NULL, NULL}};
 
 /* ---- argument parsing --------------------------------------------------- */
@@ -674,7 +697,9 @@ static const cli_command commands[] = {
 typedef struct flag {
   const char *longname, *shortname;
   unsigned bit;                 /* 0: a global option */
-  int takes_value;
+  int takes_value;              /* 2: optional (--flag=VALUE, or the next
+                                   argument once the command has its
+                                   positional ones) */
 } flag;
 
 static const flag flags[] = {
@@ -696,6 +721,8 @@ static const flag flags[] = {
   {"--strict", NULL, LM_F_STRICT, 0},
   {"--accept-checksums", NULL, LM_F_ACCEPT, 0},
   {"--scratch-url", NULL, LM_F_SCRATCH_URL, 1},
+  {"--older-than", NULL, LM_F_OLDER_THAN, 1},
+  {"--backup", NULL, LM_F_BACKUP, 2},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -718,6 +745,8 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
   case LM_F_JSON: a->json = 1; break;
   case LM_F_STRICT: a->strict = 1; break;
   case LM_F_SCRATCH_URL: a->scratch_url = value; break;
+  case LM_F_OLDER_THAN: a->older_than = value; break;
+  case LM_F_BACKUP: a->backup = value; break;
   }
 }
 
@@ -776,7 +805,10 @@ static int parse_args(int argc, char **argv, lm_args *a) {
         fprintf(stderr, "luamig: unknown option %s (see luamig --help)\n", arg);
         return 2;
       }
-      if (f->takes_value && !value) {
+      if (f->takes_value == 2 && !value && a->pos.n && i + 1 < argc &&
+          argv[i + 1][0] != '-')
+        value = argv[++i];
+      if (f->takes_value == 1 && !value) {
         if (i + 1 >= argc) {
           fprintf(stderr, "luamig: %s needs a value\n", arg);
           return 2;

@@ -19,6 +19,8 @@ typedef struct lm_args {
   const char *rev_id;           /* --rev-id */
   const char *range;            /* -r */
   const char *scratch_url;      /* --scratch-url */
+  const char *older_than;       /* kept --purge --older-than */
+  const char *backup;           /* upgrade --backup[=PATH]: the path or NULL */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -33,7 +35,8 @@ enum {
   LM_F_RESOLVE_DEPS = 1u << 12, LM_F_AUTOGENERATE = 1u << 13,
   LM_F_JSON = 1u << 14, LM_F_STRICT = 1u << 15,
   LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
-  LM_F_SCRATCH_URL = 1u << 17
+  LM_F_SCRATCH_URL = 1u << 17,
+  LM_F_OLDER_THAN = 1u << 18, LM_F_BACKUP = 1u << 19
 };
 
 /* cli_revision.c: init, revision, merge, edit */
@@ -59,6 +62,12 @@ int lm_cmd_verify(lm_env *env, lm_args *a);
  * scratch URL naming the configured database). */
 int lm_verify_report(lm_env *env, const char *scratch_url, lm_buf *json,
                      lm_buf *text);
+
+/* cli_kept.c: kept [REV] [--purge [--older-than AGE]] */
+int lm_cmd_kept(lm_env *env, lm_args *a);
+/* What status shows of it: text ("none", "2 (1,259 rows, 64 kB; ...)")
+ * and a JSON object {count, rows, bytes}. */
+int lm_kept_summary(lm_env *env, lm_buf *text, lm_buf *json);
 
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);
