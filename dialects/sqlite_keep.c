@@ -1,9 +1,9 @@
 /*
  * sqlite_keep.c - kept data and backups on SQLite (dialect.h,
  * lm_keep_methods).  A kept table is a table named luamig_kept_...: a
- * dropped table is renamed so (with legacy_alter_table on, so that the
- * foreign keys of other tables keep naming the old table, as they would
- * after a drop, and find the table made again), after its indexes and
+ * dropped table is renamed so (the foreign keys of other tables follow
+ * it, so that PRAGMA foreign_key_check still passes, and are turned back
+ * to the table made again when its rows return), after its indexes and
  * triggers, whose names would clash with those made again, are dropped;
  * their SQL is kept.  What depended on a dropped column (its indexes,
  * unique constraints, foreign keys) is kept as lines that restore makes
@@ -192,6 +192,42 @@ static int sqlite_keep_dependents(lm_conn *c, const char *schema,
   return rc;
 }
 
+/* Run an ALTER TABLE ... RENAME with legacy_alter_table set to `legacy`
+ * (on: the foreign keys of other tables keep the name they say; off: they
+ * follow the table), then put the setting back. */
+static int rename_with(lm_conn *c, const char *sql, int legacy, lm_err *err) {
+  int was = 0;
+  sqlite3_stmt *st = prepare(c, "PRAGMA legacy_alter_table", 0, NULL, err);
+  if (!st) return LM_ERROR;
+  if (sqlite3_step(st) == SQLITE_ROW) was = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  int rc = LM_OK;
+  if (was != legacy)
+    rc = exec(c, legacy ? "PRAGMA legacy_alter_table = ON"
+                        : "PRAGMA legacy_alter_table = OFF", err);
+  if (rc == LM_OK) rc = exec(c, sql, err);
+  if (was != legacy) {
+    lm_err ignored;
+    lm_err_init(&ignored);
+    exec(c, was ? "PRAGMA legacy_alter_table = ON"
+                : "PRAGMA legacy_alter_table = OFF", &ignored);
+    lm_err_free(&ignored);
+  }
+  return rc;
+}
+
+static int rename_table(lm_conn *c, const char *schema, const char *from,
+                        const char *to, int legacy, lm_err *err) {
+  char *q = qualified(schema, from);
+  lm_buf sql = LM_BUF_INIT;
+  lm_buf_printf(&sql, "ALTER TABLE %s RENAME TO ", q);
+  lm_sqlite_quote_ident(&sql, to);
+  free(q);
+  int rc = rename_with(c, lm_buf_str(&sql), legacy, err);
+  lm_buf_free(&sql);
+  return rc;
+}
+
 static int sqlite_keep_move(lm_conn *c, const char *schema, const char *table,
                             const char *kept, lm_err *err) {
   lm_strvec parts = LM_STRVEC_INIT;
@@ -210,26 +246,9 @@ static int sqlite_keep_move(lm_conn *c, const char *schema, const char *table,
     rc = exec(c, lm_buf_str(&sql), err);
   }
   lm_strvec_free(&parts);
-  int legacy = 0;
-  sqlite3_stmt *st = rc == LM_OK
-      ? prepare(c, "PRAGMA legacy_alter_table", 0, NULL, err) : NULL;
-  if (st && sqlite3_step(st) == SQLITE_ROW) legacy = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  if (rc == LM_OK && !st) rc = LM_ERROR;
-  if (rc == LM_OK && !legacy)
-    rc = exec(c, "PRAGMA legacy_alter_table = ON", err);
-  if (rc == LM_OK) {
-    char *q = qualified(schema, table);
-    lm_buf_reset(&sql);
-    lm_buf_printf(&sql, "ALTER TABLE %s RENAME TO ", q);
-    lm_sqlite_quote_ident(&sql, kept);
-    free(q);
-    rc = exec(c, lm_buf_str(&sql), err);
-    lm_err ignored;
-    lm_err_init(&ignored);
-    if (!legacy) exec(c, "PRAGMA legacy_alter_table = OFF", &ignored);
-    lm_err_free(&ignored);
-  }
+  /* legacy_alter_table off: the foreign keys that point at the table
+   * follow it, so they still point at its rows */
+  if (rc == LM_OK) rc = rename_table(c, schema, table, kept, 0, err);
   lm_buf_free(&sql);
   return rc;
 }
@@ -363,6 +382,14 @@ static int sqlite_keep_copy_rows(lm_conn *c, const char *schema,
                 lm_buf_str(&list), lm_buf_str(&list), from);
   int rc = exec(c, lm_buf_str(&sql), err);
   *rows = rc == LM_OK ? sqlite3_changes64(c->db) : 0;
+  /* The foreign keys that followed the table to the kept one name the
+   * table again: the kept table takes its name with them following (the
+   * new one set aside meanwhile), then gives it back alone. */
+  static const char aside[] = "luamig_restoring";
+  if (rc == LM_OK) rc = rename_table(c, schema, table, aside, 1, err);
+  if (rc == LM_OK) rc = rename_table(c, schema, kept, table, 0, err);
+  if (rc == LM_OK) rc = rename_table(c, schema, table, kept, 1, err);
+  if (rc == LM_OK) rc = rename_table(c, schema, aside, table, 1, err);
   free(to);
   free(from);
   lm_buf_free(&list);

@@ -58,6 +58,7 @@ local commands = {
   {"show", ro = true, variants = {{"head"}, {"current"}, {R2}, {"alpha"}}},
   {"status", ro = true, variants = {{}, {"--strict"}}},
   {"ensure_version", sql = true, variants = {{}}},
+  {"kept", ro = true, variants = {{}, {R2}}}, {"kept", variants = {{"--purge"}, {"--purge", "--older-than", "30d", R2}}},
 }
 -- Flags added to each variant.
 local function suffixes(cmd)
