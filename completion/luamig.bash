@@ -38,7 +38,7 @@ _luamig() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local commands="init revision merge upgrade downgrade stamp current heads
-    branches history show status ensure_version edit"
+    branches history show status ensure_version edit schema verify kept"
   local global="-c --config --url -x -q --quiet -h --help --version"
 
   case $prev in
@@ -71,7 +71,9 @@ _luamig() {
   case $cmd in
     revision) opts="-m --message --head --splice --branch-label --depends-on --rev-id --autogenerate" ;;
     merge) opts="-m --message --branch-label --rev-id" ;;
-    upgrade|downgrade) opts="--sql --strict" ;;
+    upgrade) opts="--sql --strict --json --backup" ;;
+    downgrade) opts="--sql --strict --json" ;;
+    kept) opts="--purge --older-than --json" ;;
     stamp) opts="--purge --sql" ;;
     current) opts="-v --verbose --check-heads --json" ;;
     heads) opts="-v --verbose --resolve-dependencies --json" ;;
@@ -85,7 +87,7 @@ _luamig() {
     return
   fi
   case $cmd in
-    upgrade|downgrade|stamp|merge|show|edit)
+    upgrade|downgrade|stamp|merge|show|edit|kept)
       COMPREPLY=($(compgen -W "$(_luamig_revisions)" -- "$cur")) ;;
     init) COMPREPLY=($(compgen -d -- "$cur")) ;;
   esac
