@@ -124,4 +124,22 @@ describe("upgrade --backup on postgresql", function()
     local db = url:match("/([^/?]+)$")
     assert.are.equal(1, #ls(proj, "^" .. db .. "%.%d+T%d+Z%-" .. R1 .. "%.bak$"))
   end)
+
+  it("backs up the whole database when a pending migration runs raw SQL or changes data", function()
+    local url = H.pg_fresh()
+    local revs = {revisions[1],
+      {rev = R2, down = R1, message = "raw",
+       up = [[op.execute("UPDATE untouched SET id = 8")]], down_code = ""}}
+    local proj = H.project(url, revs)
+    assert.are.equal(0, (H.run({"upgrade", R1}, {dir = proj})))
+    local file = proj .. "/all.bak"
+    local code, _, err = H.run({"upgrade", "head", "--backup", file}, {dir = proj})
+    assert.are.equal(0, code, err)
+    assert.matches("backing up the whole database", err, 1, true)
+    local target = H.pg_fresh()
+    assert.are.equal(0, H.sh("pg_restore --no-owner -d " .. H.quote(target) .. " " .. H.quote(file) .. " 2>&1"))
+    assert.are.equal("luamig_log\nluamig_version\npersons\nuntouched\n",
+                     H.psql(target, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"))
+    assert.are.equal("7\n", H.psql(target, "SELECT id FROM untouched"))
+  end)
 end)

@@ -3,8 +3,8 @@
  * migration, under the run lock, the dialect backs the database up (SQLite:
  * the whole file, with the online backup API; PostgreSQL: pg_dump of the
  * tables the pending migrations touch, found by running them offline and
- * recording their operations).  Raw SQL touches tables nobody can name:
- * then everything is backed up.  A backup that fails stops the run before
+ * recording their operations).  Raw SQL and data operations touch tables
+ * recording cannot name: then everything is backed up.  A backup that fails stops the run before
  * anything migrates.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -15,6 +15,21 @@
 
 #include "keep.h"
 #include "schema.h"
+
+/* A script whose data part an offline run skips (`if not op.offline`)
+ * or writes as statements of no operation (op.bulk_insert) changes
+ * tables recording cannot name. */
+static int has_data_part(const lm_script *s) {
+  char *text = NULL;
+  size_t len = 0;
+  lm_err err;
+  lm_err_init(&err);
+  int found = lm_read_file(s->path, &text, &len, &err) != LM_OK || !text ||
+              strstr(text, "offline") || strstr(text, "bulk_insert");
+  free(text);
+  lm_err_free(&err);
+  return found;
+}
 
 /* Run the pending upgrades offline, recording the tables they touch
  * ("schema\ttable"); *raw when one runs raw SQL. */
@@ -33,6 +48,7 @@ static int record_tables(lm_env *env, const lm_plan *plan,
   for (size_t i = 0; rc == LM_OK && i < plan->nsteps; i++) {
     const lm_step *st = &plan->steps[i];
     lm_script *s = st->rev >= 0 ? lm_script_at(env, (size_t)st->rev) : NULL;
+    if (s && st->upgrade && has_data_part(s)) *raw = 1;
     if (s && st->upgrade) rc = lm_script_run(env, s, 1);
   }
   lm_keep_record(env, NULL, NULL);
@@ -88,7 +104,7 @@ int lm_backup_run(lm_env *env, const lm_plan *plan, const char *const *heads,
     whole = 1;
   } else if (raw) {
     lm_emit(env, LM_EVENT_INFO, NULL, "backup: a pending migration runs raw "
-            "SQL: backing up the whole database");
+            "SQL or changes data: backing up the whole database");
     whole = 1;
   }
   int rc = whole ? LM_OK : existing(env, &recorded, &schemas, &tables);

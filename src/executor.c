@@ -131,6 +131,8 @@ int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
 /* Raw SQL offline: the dialect follows what it can on the model. */
 int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,
                         lm_err *err) {
+  int kept;   /* raw SQL keeps nothing; offline, a backup notes it */
+  if (lm_keep_before(env, op, &kept, err) != LM_OK) return LM_ERROR;
   if (env->mode == LM_EXEC_OFFLINE && env->dialect->replay_sql) {
     exec_state *st = offline_state(env);
     const char *rev = running_revision(env);
