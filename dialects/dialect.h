@@ -73,6 +73,10 @@ typedef struct lm_keep_methods {
   int (*copy_rows)(lm_conn *conn, const char *schema, const char *table,
                    const char *kept, const char *const *cols, size_t ncols,
                    int64_t *rows, lm_err *err);
+  /* The rows of a table about to be kept, as fast as a move: exact, or
+   * the database's own estimate where counting would take longer. */
+  int (*rows)(lm_conn *conn, const char *schema, const char *table,
+              int64_t *rows, lm_err *err);
   /* The bytes a kept table takes; -1 when the database cannot tell. */
   int (*size)(lm_conn *conn, const char *kept, int64_t *bytes, lm_err *err);
   /* Back the database up into the file `path` (NULL: beside the database,

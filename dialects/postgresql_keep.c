@@ -258,6 +258,31 @@ static int pg_keep_copy_rows(lm_conn *c, const char *schema,
   return rc;
 }
 
+/* The planner's count once the table was analyzed (reltuples), else a
+ * real count. */
+static int pg_keep_rows(lm_conn *c, const char *schema, const char *table,
+                        int64_t *rows, lm_err *err) {
+  char *rel = qualified(schema, table);
+  const char *vals[1] = {rel};
+  PGresult *res = run(c, "SELECT CASE WHEN c.reltuples >= 0 THEN "
+                      "c.reltuples::bigint END FROM pg_catalog.pg_class c "
+                      "WHERE c.oid = $1::regclass", 1, vals, err);
+  int rc = res ? LM_OK : LM_ERROR;
+  int known = res && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+  *rows = known ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+  PQclear(res);
+  if (rc == LM_OK && !known) {
+    char *sql = lm_xasprintf("SELECT count(*) FROM %s", rel);
+    res = run(c, sql, 0, NULL, err);
+    free(sql);
+    rc = res ? LM_OK : LM_ERROR;
+    if (res) *rows = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+  }
+  free(rel);
+  return rc;
+}
+
 static int pg_keep_size(lm_conn *c, const char *kept, int64_t *bytes,
                         lm_err *err) {
   char *rel = qualified(KEPT_SCHEMA, kept);
@@ -409,6 +434,7 @@ const lm_keep_methods lm_pg_keep = {
   .move = pg_keep_move,
   .restore = pg_keep_restore,
   .copy_rows = pg_keep_copy_rows,
+  .rows = pg_keep_rows,
   .size = pg_keep_size,
   .backup = pg_backup,
 };

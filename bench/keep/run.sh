@@ -91,8 +91,8 @@ lite_lm=$(median < "$tmp/lite_lm"); lite_sql=$(median < "$tmp/lite_sql")
 pg() { psql -X -q -v ON_ERROR_STOP=1 "$url" "$@"; }
 fill() {  # table
   pg -c "DROP TABLE IF EXISTS $1; CREATE TABLE $1 (id integer PRIMARY KEY, name text, role text);
-         INSERT INTO $1 SELECT i, 'person ' || i, 'role ' || (i % 7) FROM generate_series(1, $ROWS) i;
-         VACUUM ANALYZE $1;" >/dev/null
+         INSERT INTO $1 SELECT i, 'person ' || i, 'role ' || (i % 7) FROM generate_series(1, $ROWS) i;" \
+     -c "VACUUM ANALYZE $1" >/dev/null 2>&1
 }
 reset_pg() {
   pg -c "DROP SCHEMA IF EXISTS luamig_kept CASCADE; DROP TABLE IF EXISTS luamig_kept, luamig_version, luamig_log, kept_persons_role;" >/dev/null 2>&1
