@@ -403,22 +403,30 @@ static int keep_column(lm_env *env, keep_state *st, const char *schema,
     goto done;
   name = kept_name(km, id, table, column);
   quoted_table(env, &tq, schema, table);
-  lm_buf_puts(&sql, "CREATE TABLE ");
-  kept_quoted(env, &sql, name);
-  lm_buf_puts(&sql, " AS SELECT ");
+  /* Made empty, then filled by one INSERT, whose count of rows is exact
+   * on every database (a CREATE TABLE ... AS reports none on SQLite). */
+  lm_buf select = LM_BUF_INIT;
+  lm_buf_puts(&select, "SELECT ");
   for (size_t i = 0; i < pk->ncolumns; i++) {
-    env->dialect->quote_ident(&sql, pk->columns[i]);
-    lm_buf_puts(&sql, ", ");
+    env->dialect->quote_ident(&select, pk->columns[i]);
+    lm_buf_puts(&select, ", ");
     lm_buf_printf(&keys, "%s%s", i ? "\n" : "", pk->columns[i]);
   }
-  env->dialect->quote_ident(&sql, column);
-  lm_buf_printf(&sql, " FROM %s", lm_buf_str(&tq));
-  if ((rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, NULL, err)) != LM_OK)
-    goto done;
-  lm_buf_reset(&sql);
+  env->dialect->quote_ident(&select, column);
+  lm_buf_printf(&select, " FROM %s", lm_buf_str(&tq));
+  lm_buf_puts(&sql, "CREATE TABLE ");
   kept_quoted(env, &sql, name);
-  if ((rc = count_rows(env, lm_buf_str(&sql), &rows, err)) != LM_OK)
-    goto done;
+  lm_buf_printf(&sql, " AS %s WHERE 1 = 0", lm_buf_str(&select));
+  rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, NULL, err);
+  lm_buf_reset(&sql);
+  lm_buf_puts(&sql, "INSERT INTO ");
+  kept_quoted(env, &sql, name);
+  lm_buf_printf(&sql, " %s", lm_buf_str(&select));
+  lm_buf_free(&select);
+  int64_t copied = 0;
+  if (rc == LM_OK) rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
+  if (rc != LM_OK) goto done;
+  rows = copied;
   lm_buf_puts(&def, "type ");
   lm_type_text(&def, &c->type);
   lm_buf_puts(&def, c->nullable ? ", null" : ", not null");
