@@ -52,6 +52,8 @@ typedef struct lm_keep_methods {
   const char *schema;           /* where kept tables live; NULL: the default */
   const char *prefix;           /* what their names start with */
   const char *prepare_sql;      /* run before a keep (creates the schema), or NULL */
+  int ctas_counts;              /* CREATE TABLE ... AS gives its rows as
+                                   the affected count */
   /* Append to out one line each (the dialect's own form, read back only
    * by restore) for what depends on `column` of the table: its indexes
    * and constraints; with column NULL, what the table has and the foreign

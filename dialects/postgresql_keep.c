@@ -430,6 +430,7 @@ const lm_keep_methods lm_pg_keep = {
   .schema = KEPT_SCHEMA,
   .prefix = "",
   .prepare_sql = "CREATE SCHEMA IF NOT EXISTS " KEPT_SCHEMA,
+  .ctas_counts = 1,             /* its command tag: SELECT n */
   .dependents = pg_keep_dependents,
   .move = pg_keep_move,
   .restore = pg_keep_restore,

@@ -403,8 +403,9 @@ static int keep_column(lm_env *env, keep_state *st, const char *schema,
     goto done;
   name = kept_name(km, id, table, column);
   quoted_table(env, &tq, schema, table);
-  /* Made empty, then filled by one INSERT, whose count of rows is exact
-   * on every database (a CREATE TABLE ... AS reports none on SQLite). */
+  /* CREATE TABLE ... AS, where it reports the rows it wrote; else made
+   * empty and filled by one INSERT, whose count is exact (no second scan
+   * to count them). */
   lm_buf select = LM_BUF_INIT;
   lm_buf_puts(&select, "SELECT ");
   for (size_t i = 0; i < pk->ncolumns; i++) {
@@ -416,15 +417,17 @@ static int keep_column(lm_env *env, keep_state *st, const char *schema,
   lm_buf_printf(&select, " FROM %s", lm_buf_str(&tq));
   lm_buf_puts(&sql, "CREATE TABLE ");
   kept_quoted(env, &sql, name);
-  lm_buf_printf(&sql, " AS %s WHERE 1 = 0", lm_buf_str(&select));
-  rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, NULL, err);
+  lm_buf_printf(&sql, " AS %s%s", lm_buf_str(&select),
+                km->ctas_counts ? "" : " WHERE 1 = 0");
+  int64_t copied = 0;
+  rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
   lm_buf_reset(&sql);
   lm_buf_puts(&sql, "INSERT INTO ");
   kept_quoted(env, &sql, name);
   lm_buf_printf(&sql, " %s", lm_buf_str(&select));
   lm_buf_free(&select);
-  int64_t copied = 0;
-  if (rc == LM_OK) rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
+  if (rc == LM_OK && !km->ctas_counts)
+    rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
   if (rc != LM_OK) goto done;
   rows = copied;
   lm_buf_puts(&def, "type ");
