@@ -38,7 +38,7 @@ _luamig() {
   cur=${COMP_WORDS[COMP_CWORD]}
   prev=${COMP_WORDS[COMP_CWORD - 1]}
   local commands="init revision merge upgrade downgrade stamp current heads
-    branches history show status ensure_version edit schema check lint verify"
+    branches history show status ensure_version edit schema check lint verify kept"
   local global="-c --config --url -x -q --quiet -h --help --version"
 
   case $prev in
@@ -76,7 +76,9 @@ _luamig() {
     check) opts="--models --json" ;;
     schema) opts="--models --json" ;;
     merge) opts="-m --message --branch-label --rev-id" ;;
-    upgrade|downgrade) opts="--sql --strict" ;;
+    upgrade) opts="--sql --strict --json --backup" ;;
+    downgrade) opts="--sql --strict --json" ;;
+    kept) opts="--purge --older-than --json" ;;
     stamp) opts="--purge --sql" ;;
     current) opts="-v --verbose --check-heads --json" ;;
     heads) opts="-v --verbose --resolve-dependencies --json" ;;
@@ -91,7 +93,7 @@ _luamig() {
     return
   fi
   case $cmd in
-    upgrade|downgrade|stamp|merge|show|edit)
+    upgrade|downgrade|stamp|merge|show|edit|kept)
       COMPREPLY=($(compgen -W "$(_luamig_revisions)" -- "$cur")) ;;
     init) COMPREPLY=($(compgen -d -- "$cur")) ;;
   esac

@@ -51,6 +51,54 @@ typedef struct lm_dialect_option {
   const char *option;           /* "where": the operation's own option */
 } lm_dialect_option;
 
+/* ---- version 10 (see lm_dialect.keep): kept data and backups ---------- */
+
+/* What a dialect does for src/keep.c and src/backup.c.  A kept table is
+ * named by the core: `prefix` then the kept name, in `schema`. */
+typedef struct lm_keep_methods {
+  const char *schema;           /* where kept tables live; NULL: the default */
+  const char *prefix;           /* what their names start with */
+  const char *prepare_sql;      /* run before a keep (creates the schema), or NULL */
+  int ctas_counts;              /* CREATE TABLE ... AS gives its rows as
+                                   the affected count */
+  /* Append to out one line each (the dialect's own form, read back only
+   * by restore) for what depends on `column` of the table: its indexes
+   * and constraints; with column NULL, what the table has and the foreign
+   * keys of other tables that point at it. */
+  int (*dependents)(lm_conn *conn, const char *schema, const char *table,
+                    const char *column, lm_strvec *out, lm_err *err);
+  /* Move the table into the kept area under the name `kept` (prefix
+   * included), after removing what would clash with a table made again
+   * under the old name or follow it there (the foreign keys pointing at
+   * it, which dependents listed). */
+  int (*move)(lm_conn *conn, const char *schema, const char *table,
+              const char *kept, lm_err *err);
+  /* Make one line of dependents again on the table, unless something of
+   * its name is there; *made = 1 when it ran. */
+  int (*restore)(lm_conn *conn, const char *schema, const char *table,
+                 const char *line, int *made, lm_err *err);
+  /* INSERT the rows of the kept table into the table (columns cols), so
+   * that the table's own numbering continues after them; *rows copied. */
+  int (*copy_rows)(lm_conn *conn, const char *schema, const char *table,
+                   const char *kept, const char *const *cols, size_t ncols,
+                   int64_t *rows, lm_err *err);
+  /* The rows of a table about to be kept, as fast as a move: exact, or
+   * the database's own estimate where counting would take longer. */
+  int (*rows)(lm_conn *conn, const char *schema, const char *table,
+              int64_t *rows, lm_err *err);
+  /* The bytes a kept table takes; -1 when the database cannot tell. */
+  int (*size)(lm_conn *conn, const char *kept, int64_t *bytes, lm_err *err);
+  /* Back the database up into the file `path` (NULL: beside the database,
+   * or in the current directory, its name followed by `suffix`); only the
+   * tables named (schemas[i] NULL: the default one), or all with
+   * ntables == 0, where the database can choose.  *written: the file
+   * (malloc'ed).  An existing file is never overwritten. */
+  int (*backup)(lm_conn *conn, const lm_url *url, const char *path,
+                const char *suffix, const char *const *schemas,
+                const char *const *tables, size_t ntables, char **written,
+                lm_err *err);
+} lm_keep_methods;
+
 typedef struct lm_dialect {
   int version;                  /* LM_DIALECT_VERSION of the header it was built for */
   const char *name;             /* "postgresql", "sqlite": what op.dialect shows */
@@ -282,9 +330,14 @@ typedef struct lm_dialect {
    * integer; SQLite: timestamptz is DATETIME).  NULL: types read back as
    * declared. */
   void (*read_type)(lm_schema *model, lm_type *t);
+
+  /* ---- version 10: kept data and backups (src/keep.c, src/backup.c) --- */
+
+  /* NULL: drops keep nothing and upgrade --backup is refused. */
+  const lm_keep_methods *keep;
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 9
+#define LM_DIALECT_VERSION 10
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

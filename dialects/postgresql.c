@@ -557,4 +557,5 @@ const lm_dialect lm_postgresql_dialect = {
   .is_lock_timeout = lm_pg_is_lock_timeout,
   .lock_blockers = lm_pg_lock_blockers,
   .read_type = lm_pg_read_type,
+  .keep = &lm_pg_keep,
 };

@@ -157,4 +157,7 @@ int lm_pg_scratch_drop(const lm_url *url, const char *scratch_url,
                        lm_err *err);
 int lm_pg_scratch_tune(lm_conn *c, lm_err *err);
 
+/* postgresql_keep.c: kept data and backups (dialect.h) */
+extern const lm_keep_methods lm_pg_keep;
+
 #endif

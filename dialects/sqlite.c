@@ -527,4 +527,5 @@ const lm_dialect lm_sqlite_dialect = {
   .render_params = sqlite_render_params,
   .options = sqlite_options,
   .read_type = lm_sqlite_read_type,
+  .keep = &lm_sqlite_keep,
 };

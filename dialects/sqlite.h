@@ -73,4 +73,7 @@ int lm_sqlite_scratch_drop(const lm_url *url, const char *scratch_url,
                            lm_err *err);
 int lm_sqlite_scratch_tune(lm_conn *c, lm_err *err);
 
+/* sqlite_keep.c: kept data and backups (dialect.h) */
+extern const lm_keep_methods lm_sqlite_keep;
+
 #endif

@@ -60,6 +60,7 @@ local commands = {
   {"check", ro = true, variants = {{}, {"--models", "none.lua"}}},
   {"ensure_version", sql = true, variants = {{}}},
   {"lint", ro = true, variants = {{}, {"--all"}, {"--format", "sarif"}, {"base:head"}}},
+  {"kept", ro = true, variants = {{}, {R2}}}, {"kept", variants = {{"--purge"}, {"--purge", "--older-than", "30d", R2}}},
 }
 -- Flags added to each variant.
 local function suffixes(cmd)

@@ -11,6 +11,7 @@
 #include "cli_args.h"
 #include "core.h"
 #include "embedded.h"
+#include "keep.h"
 #include "lua_heap.h"
 #include "oom.h"
 #include "schema.h"
@@ -186,6 +187,9 @@ static int migrate(lm_env *env, const char *command, planner plan_fn,
   if (rc == LM_OK)
     rc = plan_fn(env->graph, target, (const char *const *)heads.items,
                  heads.n, &plan, &env->err);
+  if (rc == LM_OK && env->backup && plan.nsteps &&
+      strcmp(command, "upgrade") == 0)
+    rc = lm_backup_run(env, &plan, (const char *const *)heads.items, heads.n);
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, command, &done);
   lm_plan_free(&plan);
   lm_strvec_free(&heads);

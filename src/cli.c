@@ -33,7 +33,7 @@ static const char global_usage[] =
   "  revision -m MSG [--head H] [--splice] [--branch-label L] [--depends-on R] [--rev-id ID]\n"
   "           [--autogenerate [--models FILE]]\n"
   "  merge REV... -m MSG [--branch-label L] [--rev-id ID]\n"
-  "  upgrade TARGET [--sql]           apply migrations up to TARGET\n"
+  "  upgrade TARGET [--sql] [--backup[=PATH]]  apply migrations up to TARGET\n"
   "  downgrade TARGET [--sql]         revert migrations down to TARGET\n"
   "  stamp REV... [--purge] [--sql]   set the version table without migrating\n"
   "  stamp --accept-checksums REV...  accept the edited scripts of applied REVs\n"
@@ -49,6 +49,7 @@ static const char global_usage[] =
   "  check [--models FILE]            do the models match the database at head?\n"
   "  edit REV                         open a revision script in $EDITOR\n"
   "  verify [--scratch-url URL]       every downgrade undoes its upgrade (on a scratch database)\n"
+  "  kept [REV] [--purge [--older-than AGE]]  data kept by drops (keep = true)\n"
   "\n"
   "targets: head, heads, base, an id or unique prefix, +N, -N, REV+N, REV-N,\n"
   "         LABEL@head, LABEL@+N; with --sql also FROM:TO\n"
@@ -270,7 +271,14 @@ static void print_run_json(const char *cmd, const char *target,
 static int migrate_command(lm_env *env, lm_args *a, int up) {
   const char *cmd = up ? "upgrade" : "downgrade";
   const char *target = a->pos.items[0];
+  if (a->sql && (a->given & LM_F_BACKUP))
+    return lm_cli_fail(env, lm_err_usage(&env->err, "--backup backs up a "
+                       "database before running; --sql runs nothing"));
   if (a->sql) return print_sql(env, cmd, target);
+  if (a->given & LM_F_BACKUP) {
+    env->backup = 1;
+    env->backup_path = a->backup;
+  }
   if (strchr(target, ':'))
     return lm_cli_fail(env, lm_err_usage(&env->err, "a FROM:TO range "
                        "works only with --sql"));
@@ -499,8 +507,9 @@ static int cmd_show(lm_env *env, lm_args *a) {
  * mark and the lock holder, in one look. */
 static int cmd_status(lm_env *env, lm_args *a) {
   lm_status st;
-  lm_buf out = LM_BUF_INIT;
+  lm_buf out = LM_BUF_INIT, kept = LM_BUF_INIT, kept_json = LM_BUF_INIT;
   int rc = lm_status_read(env, &st);
+  if (rc == LM_OK) rc = lm_kept_summary(env, &kept, &kept_json);
   lm_disconnect(env);
   if (rc != LM_OK) {
     rc = lm_cli_fail(env, rc);
@@ -551,7 +560,7 @@ static int cmd_status(lm_env *env, lm_args *a) {
     lm_buf_puts(&out, ", \"lock\": ");
     if (st.locked) lm_json_string(&out, lm_buf_str(&st.lock_holder));
     else lm_buf_puts(&out, "null");
-    lm_buf_puts(&out, "}\n");
+    lm_buf_printf(&out, ", \"kept\": %s}\n", lm_buf_str(&kept_json));
   } else {
     lm_buf_puts(&out, "Current:");
     if (!st.heads.n) lm_buf_puts(&out, " <base>");
@@ -584,6 +593,7 @@ static int cmd_status(lm_env *env, lm_args *a) {
                     st.drift.missing.items[i]);
     lm_buf_printf(&out, "Dirty: %s\n", st.dirty ? lm_buf_str(&st.dirty_mark) : "no");
     lm_buf_printf(&out, "Lock: %s\n", st.locked ? lm_buf_str(&st.lock_holder) : "free");
+    lm_buf_printf(&out, "Kept: %s\n", lm_buf_str(&kept));
   }
   fputs(lm_buf_str(&out), stdout);
   /* Like `check`, a status that needs attention is not a success. */
@@ -593,6 +603,8 @@ static int cmd_status(lm_env *env, lm_args *a) {
 done:
   lm_status_free(&st);
   lm_buf_free(&out);
+  lm_buf_free(&kept);
+  lm_buf_free(&kept_json);
   return rc;
 }
 
@@ -623,10 +635,15 @@ static const cli_command commands[] = {
    LM_F_MESSAGE | LM_F_BRANCH_LABEL | LM_F_REV_ID | LM_F_JSON, 1, -1,
    "luamig merge REV... -m MSG [--branch-label L] [--rev-id ID] [--json]",
    "Create a revision that merges two or more heads (\"heads\" for all)."},
-  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
-   "luamig upgrade TARGET [--sql | --json] [--strict]",
+  {"upgrade", cmd_upgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON | LM_F_BACKUP,
+   1, 1,
+   "luamig upgrade TARGET [--sql | --json] [--strict] [--backup[=PATH]]",
    "Apply migrations up to TARGET, one transaction each.  --json prints "
-   "the revisions applied with their durations and the current revisions."},
+   "the revisions applied with their durations and the current revisions.  "
+   "--backup (or backup = true) first backs the database up, under the "
+   "lock: SQLite to PATH or <db>.<time>-<rev>.bak, PostgreSQL with pg_dump "
+   "of the tables the pending migrations touch; a failed backup migrates "
+   "nothing."},
   {"downgrade", cmd_downgrade, LM_F_SQL | LM_F_STRICT | LM_F_JSON, 1, 1,
    "luamig downgrade TARGET [--sql | --json] [--strict]",
    "Revert migrations down to TARGET (with --sql: FROM:TO)."},
@@ -690,6 +707,12 @@ static const cli_command commands[] = {
    "them: drops, key changes, locking DDL, missing or lossy downgrades.  "
    "Findings print as FILE:LINE: SEVERITY[CODE]: message; a script's "
    "allow = {...} acknowledges codes.  Exit 1 on an unacknowledged error."},
+  {"kept", lm_cmd_kept, LM_F_PURGE | LM_F_OLDER_THAN | LM_F_JSON, 0, 1,
+   "luamig kept [REV] [--purge [--older-than AGE]] [--json]",
+   "List what drops with keep = true kept (revision, object, rows, size, "
+   "age), of every revision or of REV.  --purge removes it (all, REV's, or "
+   "what is older than AGE: 30d, 12h, 90m, 2w), logging each to the log "
+   "table."},
   {NULL, NULL, 0, 0, 0, NULL, NULL}};
 
 /* ---- argument parsing --------------------------------------------------- */
@@ -697,7 +720,10 @@ static const cli_command commands[] = {
 typedef struct flag {
   const char *longname, *shortname;
   unsigned bit;                 /* 0: a global option */
-  int takes_value;              /* 2: a value except after `schema` */
+  int takes_value;              /* 1: a value; 2: a value except after
+                                   `schema`; 3: optional (--flag=VALUE, or
+                                   the next argument once the command has
+                                   its positional ones) */
 } flag;
 
 static const flag flags[] = {
@@ -722,6 +748,8 @@ static const flag flags[] = {
   {"--format", NULL, LM_F_FORMAT, 1},
   {"--all", NULL, LM_F_ALL, 0},
   {"--models", NULL, LM_F_MODELS, 2},
+  {"--older-than", NULL, LM_F_OLDER_THAN, 1},
+  {"--backup", NULL, LM_F_BACKUP, 3},
   {NULL, NULL, 0, 0}};
 
 static void set_flag(lm_args *a, unsigned bit, const char *value) {
@@ -750,6 +778,8 @@ static void set_flag(lm_args *a, unsigned bit, const char *value) {
     if (value) a->models = value;
     else a->models_out = 1;
     break;
+  case LM_F_OLDER_THAN: a->older_than = value; break;
+  case LM_F_BACKUP: a->backup = value; break;
   }
 }
 
@@ -808,10 +838,14 @@ static int parse_args(int argc, char **argv, lm_args *a) {
         fprintf(stderr, "luamig: unknown option %s (see luamig --help)\n", arg);
         return 2;
       }
+      if (f->takes_value == 3 && !value && a->pos.n && i + 1 < argc &&
+          argv[i + 1][0] != '-')
+        value = argv[++i];
+      /* 0: none, 1: required, 3: optional */
       int wants = f->takes_value == 2
                       ? !(a->command && strcmp(a->command, "schema") == 0)
                       : f->takes_value;
-      if (wants && !value) {
+      if (wants == 1 && !value) {
         if (i + 1 >= argc) {
           fprintf(stderr, "luamig: %s needs a value\n", arg);
           return 2;

@@ -23,6 +23,8 @@ typedef struct lm_args {
   int all;                      /* --all (lint) */
   const char *models;           /* --models FILE (check, revision) */
   int models_out;               /* schema --models: write a models file */
+  const char *older_than;       /* kept --purge --older-than */
+  const char *backup;           /* upgrade --backup[=PATH]: the path or NULL */
   lm_strvec branch_labels;      /* --branch-label (borrowed) */
   lm_strvec depends_on;         /* --depends-on (borrowed) */
   unsigned given;               /* which command flags were given (LM_F_*) */
@@ -39,7 +41,8 @@ enum {
   LM_F_ACCEPT = 1u << 16,       /* stamp --accept-checksums (read from given) */
   LM_F_SCRATCH_URL = 1u << 17,
   LM_F_FORMAT = 1u << 18, LM_F_ALL = 1u << 19,  /* lint */
-  LM_F_MODELS = 1u << 20        /* --models FILE; schema --models */
+  LM_F_MODELS = 1u << 20,       /* --models FILE; schema --models */
+  LM_F_OLDER_THAN = 1u << 21, LM_F_BACKUP = 1u << 22
 };
 
 /* cli_revision.c: init, revision, merge, edit */
@@ -68,6 +71,11 @@ int lm_verify_report(lm_env *env, const char *scratch_url, lm_buf *json,
 
 /* cli_lint.c: lint [RANGE] [--all] [--json | --format sarif] */
 int lm_cmd_lint(lm_env *env, lm_args *a);
+/* cli_kept.c: kept [REV] [--purge [--older-than AGE]] */
+int lm_cmd_kept(lm_env *env, lm_args *a);
+/* What status shows of it: text ("none", "2 (1,259 rows, 64 kB; ...)")
+ * and a JSON object {count, rows, bytes}. */
+int lm_kept_summary(lm_env *env, lm_buf *text, lm_buf *json);
 
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);

@@ -18,7 +18,8 @@ static const char *const known_keys[] = {
   "log_table", "transaction_per_migration", "lock_timeout", "models",
   "strict_checksums", "naming_convention", "ops", "include_schemas",
   "protected_tables", "large_table_rows", "lint", "statement_lock_timeout",
-  "lock_retries", "include_tables", "exclude_tables", NULL};
+  "lock_retries", "include_tables", "exclude_tables",
+  "keep_dropped", "backup", NULL};
 
 /* Directory part of a path ("." when there is none). */
 static char *dir_of(const char *path) {
@@ -45,6 +46,18 @@ static int string_field(lua_State *L, lm_env *env, const char *key,
   return LM_OK;
 }
 
+/* Read a boolean field of the config table at the top of the stack. */
+static int bool_field(lua_State *L, lm_env *env, const char *key, int *out) {
+  lua_getfield(L, -1, key);
+  int rc = LM_OK;
+  if (lua_isboolean(L, -1)) *out = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    rc = lm_err_set(&env->err, "%s: %s must be a boolean, not a %s",
+                    env->config_path, key, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return rc;
+}
+
 static int check_keys(lua_State *L, lm_env *env) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -64,7 +77,8 @@ static int check_keys(lua_State *L, lm_env *env) {
                  "log_table, transaction_per_migration, lock_timeout, models, "
                  "strict_checksums, naming_convention, ops, include_schemas, "
                  "protected_tables, large_table_rows, lint, "
-                 "statement_lock_timeout, lock_retries, include_tables, exclude_tables)",
+                 "statement_lock_timeout, lock_retries, include_tables, exclude_tables, "
+                 "keep_dropped, backup)",
                  env->config_path, key);
       lua_pop(L, 1);
       return LM_ERROR;
@@ -175,6 +189,8 @@ static int read_settings(lua_State *L) {
                       env->config_path);
     lua_pop(L, 1);
   }
+  if (rc == LM_OK) rc = bool_field(L, env, "keep_dropped", &env->keep_dropped);
+  if (rc == LM_OK) rc = bool_field(L, env, "backup", &env->backup);
   if (rc == LM_OK) {
     lua_getfield(L, -1, "naming_convention");
     rc = lm_naming_check(L, -1, env->config_path, &env->err);

@@ -83,6 +83,7 @@ struct lm_env {
   lm_exec_mode mode;
   lm_buf *sql_out;              /* offline: the script being written */
   const char *running;          /* the script path being run, for errors */
+  const char *running_fn;       /* its function running: "upgrade", ... */
   struct lm_hold *hold;         /* what holds conn between op.* calls */
 
   lm_event_fn on_event;
@@ -101,6 +102,9 @@ struct lm_env {
    * autogenerate compare (names or patterns; none: all) */
   char *models;
   lm_strvec include_tables, exclude_tables;
+  int keep_dropped;             /* config: drops keep what they remove */
+  int backup;                   /* config backup = true, or --backup */
+  const char *backup_path;      /* --backup PATH (borrowed), or NULL */
 };
 
 /* config.c */

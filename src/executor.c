@@ -15,6 +15,7 @@
 
 #include "core.h"
 #include "exec_record.h"
+#include "keep.h"
 #include "schema.h"
 
 #define STATE_KEY "luamig.executor"
@@ -139,6 +140,8 @@ int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,
     if (affected) *affected = 0;
     return lm_record_op(env, op, err);
   }
+  int kept;   /* raw SQL keeps nothing; offline, a backup notes it */
+  if (lm_keep_before(env, op, &kept, err) != LM_OK) return LM_ERROR;
   if (env->mode == LM_EXEC_OFFLINE && env->dialect->replay_sql) {
     exec_state *st = offline_state(env);
     const char *rev = running_revision(env);
@@ -166,6 +169,10 @@ int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
   if (op->kind == LM_OP_EXECUTE)
     return lm_op_apply_execute(env, op, NULL, err);
   int offline = env->mode == LM_EXEC_OFFLINE;
+  /* A drop may keep what it removes; a moved table needs no drop. */
+  int kept = 0;
+  if (lm_keep_before(env, op, &kept, err) != LM_OK) return LM_ERROR;
+  if (kept) return LM_OK;
   exec_state *st = offline ? offline_state(env) : NULL;
   if (st && st->replaying) {
     replay(env, st, op);
@@ -182,6 +189,7 @@ int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err) {
     rc = lm_exec_sql(env, stmts.items[i], 0, NULL, NULL, err);
   lm_strvec_free(&stmts);
   if (rc == LM_OK && st) replay(env, st, op);
+  if (rc == LM_OK && !offline) rc = lm_keep_after(env, op, err);
   return rc;
 }
 

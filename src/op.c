@@ -14,6 +14,7 @@
 
 #include "core.h"
 #include "op_internal.h"
+#include "keep.h"
 
 #define ENV_KEY "luamig.env"
 #define ARENA_META "luamig.arena"
@@ -273,7 +274,7 @@ static int op_create_table(lua_State *L) {
 
 static int op_drop_table(lua_State *L) {
   lua_settop(L, 2);   /* the arena goes above the arguments */
-  static const char *const keys[] = {"schema", "if_exists", NULL};
+  static const char *const keys[] = {"schema", "if_exists", "keep", NULL};
   lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_TABLE};
@@ -282,6 +283,7 @@ static int op_drop_table(lua_State *L) {
   lm_op_check_opts(L, 2, "drop_table", keys);
   op.schema = lm_op_opt_string(L, a, 2, "schema", "drop_table");
   op.if_exists = lm_op_opt_bool(L, 2, "if_exists", "drop_table", 0);
+  op.keep = lm_keep_option(L, 2, "drop_table");
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }
@@ -322,7 +324,7 @@ static int op_add_column(lua_State *L) {
 
 static int op_drop_column(lua_State *L) {
   lua_settop(L, 3);   /* the arena goes above the arguments */
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "keep", NULL};
   lm_env *env = lm_op_get_env(L);
   lm_arena *a = lm_op_push_arena(L);
   lm_op op = {.kind = LM_OP_DROP_COLUMN};
@@ -332,6 +334,7 @@ static int op_drop_column(lua_State *L) {
                                           "the column name"));
   lm_op_check_opts(L, 3, "drop_column", keys);
   op.schema = lm_op_opt_string(L, a, 3, "schema", "drop_column");
+  op.keep = lm_keep_option(L, 3, "drop_column");
   lm_op_apply_or_raise(L, env, &op, a);
   return 0;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "op_internal.h"
+#include "keep.h"
 
 #define BATCH_META "luamig.batch"
 
@@ -80,12 +81,13 @@ static void b_add_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
 }
 
 static void b_drop_column(lua_State *L, lm_arena *a, args at, lm_op *op) {
-  static const char *const keys[] = {"schema", NULL};
+  static const char *const keys[] = {"schema", "keep", NULL};
   op->kind = LM_OP_DROP_COLUMN;
   op->name = lm_arena_strdup(a, lm_op_check_name(L, at.name, "drop_column",
                                                  "the column name"));
   lm_op_check_opts(L, at.rest, "drop_column", keys);
   op->schema = lm_op_opt_string(L, a, at.rest, "schema", "drop_column");
+  op->keep = lm_keep_option(L, at.rest, "drop_column");
 }
 
 /* A field of the options table at idx, pushed; returns its Lua type. */

@@ -241,6 +241,9 @@ typedef struct lm_op {
   /* batch add_column: the column goes before / after this one (a SQLite
    * rebuild places it); NULL: at the end. */
   const char *insert_before, *insert_after;
+  /* drop_table, drop_column: keep = true (1) or false (-1); 0 when not
+   * given (the keep_dropped setting decides). */
+  int keep;
 } lm_op;
 
 /* The native type string a type has on a dialect named `dialect` when it is

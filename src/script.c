@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "keep.h"
 
 /* A bound on a script's size: a symlink to /dev/zero or a runaway
  * generator must not be read without end. */
@@ -434,8 +435,9 @@ int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
   lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref);
   lua_pushstring(L, fn);                 /* stack: handler call env tbl fn */
   env->running = s->path;
+  env->running_fn = fn;
   int rc = lua_pcall(L, 3, 1, base + 1);
-  env->running = NULL;
+  env->running = env->running_fn = NULL;
   if (rc != LUA_OK) {
     /* An error from the database keeps its own text (SQL and message);
      * a Lua error already names the file and line. */
@@ -460,13 +462,13 @@ int lm_script_call(lm_env *env, lm_script *s, const char *fn, int *found) {
 int lm_script_run(lm_env *env, lm_script *s, int upgrade) {
   const char *fn = upgrade ? "upgrade" : "downgrade";
   int found;
-  if (lm_script_call(env, s, fn, &found) != LM_OK) return LM_ERROR;
-  if (!found) {
-    lm_err_set(&env->err, "%s has no %s function", s->path, fn);
+  int rc = lm_script_call(env, s, fn, &found);
+  if (rc == LM_OK && !found) {
+    rc = lm_err_set(&env->err, "%s has no %s function", s->path, fn);
     lm_err_where(&env->err, s->rev.id, s->path, 0);
-    return LM_ERROR;
   }
-  return LM_OK;
+  /* what a downgrade refilled gets its indexes back, its kept copy goes */
+  return lm_keep_finish(env, s->rev.id, rc);
 }
 
 int lm_script_has(lm_env *env, lm_script *s, const char *fn, int *has) {
