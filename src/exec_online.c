@@ -442,7 +442,7 @@ static void script_failed(lm_env *env, const lm_step_failure *f) {
   else
     lm_err_prefix(&env->err, "%s %s (%s) failed and was rolled back%s",
                   command, script->rev.id, script->path,
-                  env->dialect->transactional_ddl ? "" : " (its schema "
+                  f->ddl_rolls_back ? "" : " (its schema "
                   "changes stay: the database cannot roll DDL back)");
   lm_err_free(&mark_err);
   free(msg);
@@ -452,7 +452,8 @@ static void script_failed(lm_env *env, const lm_step_failure *f) {
  * not committed (transaction_per_migration = false): say they were
  * rolled back too, not only the one that failed. */
 static void report_rolled_back(lm_env *env, const lm_plan *plan,
-                               size_t first, size_t failed) {
+                               size_t first, size_t failed,
+                               int ddl_rolls_back) {
   lm_buf revs = LM_BUF_INIT;
   size_t n = 0;
   for (size_t i = first; i < failed; i++) {
@@ -466,10 +467,12 @@ static void report_rolled_back(lm_env *env, const lm_plan *plan,
     lm_err_init(&env->err);
     lm_err_set(&env->err, "%s\nThe %zu migration%s run before it in the "
                "same transaction (transaction_per_migration = false) %s "
-               "rolled back with it: %s; %s.", msg, n, n == 1 ? "" : "s",
+               "rolled back with it: %s; %s%s.", msg, n, n == 1 ? "" : "s",
                n == 1 ? "was" : "were", lm_buf_str(&revs),
                first == 0 ? "nothing of this run is applied"
-                          : "the migrations before them stay applied");
+                          : "the migrations before them stay applied",
+               ddl_rolls_back ? "" : " (their schema "
+               "changes stay: the database cannot roll DDL back)");
     lm_err_copy_code(&env->err, &first_err);
     lm_err_free(&first_err);
   }
@@ -483,7 +486,8 @@ static void online_failed(lm_env *env, const lm_step_failure *f) {
     lm_tx_rollback(env);
   }
   if (!f->script || f->script->transactional)
-    report_rolled_back(env, f->plan, f->first_uncommitted, f->failed);
+    report_rolled_back(env, f->plan, f->first_uncommitted, f->failed,
+                       f->ddl_rolls_back);
 }
 
 const lm_executor lm_executor_online = {

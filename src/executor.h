@@ -69,6 +69,8 @@ typedef struct lm_step_failure {
   const struct lm_nontx *nontx; /* !in_tx: what was committed */
   const lm_plan *plan;          /* the plan, its step that failed and the */
   size_t failed, first_uncommitted;   /* first the transaction held */
+  int ddl_rolls_back;           /* the dialect's transactional_ddl: a
+                                   rollback undoes schema changes too */
 } lm_step_failure;
 
 typedef struct lm_executor {

@@ -363,7 +363,7 @@ static int run_step(lm_env *env, const lm_plan *plan, size_t i,
     lm_err_prefix(&env->err, "interrupted by %s", signal_name());
   if (rc != LM_OK) {
     lm_step_failure f = {command, script, &row, in_tx, started, &nt, plan, i,
-                         uncommitted};
+                         uncommitted, env->dialect->transactional_ddl};
     x->failed(env, &f);
   } else {
     note.done = 1;
