@@ -352,6 +352,9 @@ static int online_data(lm_env *env, lm_data_op *op, lm_err *err) {
     /* The backfill's loop reads and writes through the dialect. */
     if (!env->conn)
       return lm_err_set(err, "op.backfill: no database connection");
+    if (env->dialect->version < 3 || !env->dialect->writer_open)
+      return lm_err_set(err, "backfill: the %s dialect cannot write batches",
+                        env->dialect->name);
     return LM_OK;
   case LM_DATA_BULK_INSERT: return bulk_insert(env, op, err);
   }

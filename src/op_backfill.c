@@ -459,8 +459,6 @@ int lm_op_backfill(lua_State *L) {
   if (!lua_isfunction(L, 3))
     luaL_error(L, "backfill: the third argument must be a function(row), "
                "not a %s", luaL_typename(L, 3));
-  if (b.d->version < 3 || !b.d->writer_open)
-    luaL_error(L, "backfill: the %s dialect cannot write batches", b.d->name);
   lm_arena *a = lm_op_push_arena(L);                    /* 4 */
   b.keys = name_list(L, 2, "key", a, &b.nkeys);
   if (!b.keys) {
