@@ -21,6 +21,7 @@ typedef struct lm_stmt lm_stmt;         /* a prepared statement */
 typedef struct lm_schema lm_schema;     /* a schema model (src/schema.h) */
 typedef struct lm_writer lm_writer;     /* a backfill's batch writer */
 typedef struct lm_loader lm_loader;     /* a bulk load's stream */
+struct lm_sql_spec;                     /* a statement of the core's (below) */
 
 /* A parsed database URL (see src/url.c). */
 typedef struct lm_url {
@@ -335,9 +336,79 @@ typedef struct lm_dialect {
 
   /* NULL: drops keep nothing and upgrade --backup is refused. */
   const lm_keep_methods *keep;
+
+  /* ---- version 11: the core's own statements ------------------------ */
+
+  /* Write one of the statements the core runs for itself (lm_sql_spec).
+   * NULL: lm_core_sql writes them in standard SQL, quoting names with
+   * quote_ident, which both dialects here accept; a dialect whose SQL
+   * differs (no LIMIT, another way to say "now") fills this in. */
+  void (*core_sql)(lm_buf *out, const struct lm_sql_spec *spec);
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 10
+#define LM_DIALECT_VERSION 11
+
+/* The statements the core runs for itself, described rather than
+ * written in the core: the version table, the log, a backfill's keyset
+ * read and saved position, the INSERT of one row (an offline bulk
+ * insert), and a read of a table's rows (verify).  Parameters are $1,
+ * $2, ... in the order each kind lists. */
+typedef enum lm_sql_kind {
+  LM_SQL_VERSION_READ,          /* every version_num */
+  LM_SQL_VERSION_INSERT,        /* $1 the version */
+  LM_SQL_VERSION_DELETE,        /* $1 the version */
+  LM_SQL_VERSION_UPDATE,        /* $1 the new version, $2 the old one */
+  LM_SQL_VERSION_PURGE,         /* every row goes */
+  /* A log row: $1 revision, $2 direction, $3 checksum, then (unless
+   * `now`: started_at is the time the statement runs) $4 started_at,
+   * then duration, run_by, status, message. */
+  LM_SQL_LOG_INSERT,
+  /* End a "running" row: $1 status, $2 duration, $3 message, $4
+   * revision, $5 direction, $6 started_at. */
+  LM_SQL_LOG_END,
+  /* direction, status, revision, started_at, message of the rows that
+   * matter to the dirty mark (not ok, or a stamp), oldest first. */
+  LM_SQL_LOG_DIRTY,
+  /* revision, direction, checksum of the ok rows, oldest first. */
+  LM_SQL_LOG_CHECKSUMS,
+  /* A backfill's saved position: $1 revision, $2 name (READ: last_key,
+   * rows_read, rows_updated, rows_skipped; UPDATE and INSERT: $1
+   * last_key, $2..$4 the counts, $5 revision, $6 name). */
+  LM_SQL_STATE_READ,
+  LM_SQL_STATE_UPDATE,
+  LM_SQL_STATE_INSERT,
+  LM_SQL_STATE_DELETE,
+  /* A backfill's batch: keys then columns (NULL: every one) where
+   * `where` holds, in key order, after the last key ($1..$nkeys, when
+   * `after`), LIMIT the last parameter. */
+  LM_SQL_KEYSET_READ,
+  /* One row into columns: $1..$ncolumns. */
+  LM_SQL_INSERT_ROW,
+  /* Every row of columns (none: a constant per row), in no order. */
+  LM_SQL_READ_ROWS
+} lm_sql_kind;
+
+typedef struct lm_sql_spec {
+  lm_sql_kind kind;
+  const char *schema;           /* NULL: the default one */
+  const char *table;
+  const char *const *columns;
+  size_t ncolumns;
+  const char *const *keys;      /* KEYSET_READ */
+  size_t nkeys;
+  const char *where;            /* KEYSET_READ: SQL, or NULL */
+  int order;                    /* KEYSET_READ: > 0 ascending, < 0 descending */
+  int after;                    /* KEYSET_READ: a last key is given */
+  int now;                      /* LOG_INSERT: started_at is the time it runs */
+} lm_sql_spec;
+
+/* Append the statement spec describes, as dialect d writes it
+ * (dialects/core_sql.c). */
+void lm_core_sql(const lm_dialect *d, lm_buf *out, const lm_sql_spec *spec);
+/* Append schema.name (schema NULL: name alone), each quoted as d quotes
+ * identifiers. */
+void lm_sql_qualified(const lm_dialect *d, lm_buf *out, const char *schema,
+                      const char *name);
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);

@@ -10,6 +10,7 @@
 
 #include "cli_args.h"
 #include "core.h"
+#include "executor.h"
 #include "embedded.h"
 #include "keep.h"
 #include "lua_heap.h"
@@ -66,6 +67,7 @@ static int open_env(lm_env **out, const lm_options *opts) {
   lm_err_init(&env->err);
   lm_err_init(&env->raised);
   lm_arena_init(&env->script_arena);
+  env->exec = &lm_executor_online;
   env->on_event = opts->on_event;
   env->event_payload = opts->event_payload;
   env->statements = opts->statements;
@@ -316,7 +318,7 @@ int lm_sql(char **sql, lm_env *env, const char *command,
   lm_strvec start = LM_STRVEC_INIT;
   lm_plan plan = {0};
   lm_buf out = LM_BUF_INIT;
-  env->mode = LM_EXEC_OFFLINE;
+  const lm_executor *was = lm_exec_use(env, &lm_executor_offline);
   env->sql_out = &out;
   int rc = from && *from && strcmp(from, "base") != 0
                ? resolve_ids(env, from, &start) : LM_OK;
@@ -333,12 +335,12 @@ int lm_sql(char **sql, lm_env *env, const char *command,
                                &env->err);
   }
   if (rc == LM_OK) rc = lm_offline_preamble(env, start.n == 0 && !is_down);
-  if (rc == LM_OK) rc = lm_exec_replay(env, cur, start.n);
+  if (rc == LM_OK) rc = lm_run_replay(env, cur, start.n);
   if (rc == LM_OK) rc = lm_run_plan(env, &plan, command, NULL);
   if (rc == LM_OK && is_down && ends_at_base(&plan, start.n))
     rc = lm_offline_drop_version_table(env);
   lm_tx_rollback(env);   /* a BEGIN a failure left: offline, only a flag */
-  env->mode = LM_EXEC_ONLINE;
+  lm_exec_use(env, was);
   env->sql_out = NULL;
   lm_plan_free(&plan);
   lm_strvec_free(&start);

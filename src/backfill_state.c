@@ -94,13 +94,11 @@ static int decode_key(const char *s, size_t len, lm_value *v, size_t n,
   return p == end ? 0 : -1;
 }
 
-/* The state table's qualified name. */
-static void state_name(backfill *b, lm_buf *out) {
-  if (b->env->version_table_schema) {
-    b->d->quote_ident(out, b->env->version_table_schema);
-    lm_buf_putc(out, '.');
-  }
-  b->d->quote_ident(out, STATE_TABLE);
+/* A statement on the state table, as the dialect writes it. */
+static void state_sql(backfill *b, lm_sql_kind kind, lm_buf *out) {
+  lm_sql_spec spec = {.kind = kind, .schema = b->env->version_table_schema,
+                      .table = STATE_TABLE};
+  lm_core_sql(b->d, out, &spec);
 }
 
 /* Create the state table if needed, in a transaction of its own. */
@@ -153,10 +151,7 @@ static void state_ids(backfill *b, lm_value *p) {
 /* Read where an earlier, interrupted run got to. */
 int lm_backfill_state_load(backfill *b) {
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT last_key, rows_read, rows_updated, rows_skipped "
-              "FROM ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " WHERE revision = $1 AND name = $2");
+  state_sql(b, LM_SQL_STATE_READ, &sql);
   lm_value p[2];
   state_ids(b, p);
   lm_cursor *cur = NULL;
@@ -199,18 +194,12 @@ int lm_backfill_state_save(backfill *b) {
     {.type = LM_V_INT, .i = b->prior_skipped + b->skipped},
   };
   state_ids(b, p + 4);
-  lm_buf_puts(&sql, "UPDATE ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " SET last_key = $1, rows_read = $2, rows_updated = $3, "
-              "rows_skipped = $4 WHERE revision = $5 AND name = $6");
+  state_sql(b, LM_SQL_STATE_UPDATE, &sql);
   int64_t n = 0;
   int rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 6, p, &n, &b->err);
   if (rc == LM_OK && n == 0) {
     lm_buf_reset(&sql);
-    lm_buf_puts(&sql, "INSERT INTO ");
-    state_name(b, &sql);
-    lm_buf_puts(&sql, " (last_key, rows_read, rows_updated, rows_skipped, "
-                "revision, name) VALUES ($1, $2, $3, $4, $5, $6)");
+    state_sql(b, LM_SQL_STATE_INSERT, &sql);
     rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 6, p, NULL, &b->err);
   }
   lm_buf_free(&key);
@@ -222,9 +211,7 @@ int lm_backfill_state_save(backfill *b) {
  * again (after a downgrade) starts from the beginning. */
 int lm_backfill_state_clear(backfill *b) {
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "DELETE FROM ");
-  state_name(b, &sql);
-  lm_buf_puts(&sql, " WHERE revision = $1 AND name = $2");
+  state_sql(b, LM_SQL_STATE_DELETE, &sql);
   lm_value p[2];
   state_ids(b, p);
   int rc = b->d->exec(b->env->conn, lm_buf_str(&sql), 2, p, NULL, &b->err);

@@ -2,10 +2,10 @@
  * backup.c - upgrade --backup (or backup = true): before the first
  * migration, under the run lock, the dialect backs the database up (SQLite:
  * the whole file, with the online backup API; PostgreSQL: pg_dump of the
- * tables the pending migrations touch, found by running them offline and
- * recording their operations).  Raw SQL and data operations touch tables
- * recording cannot name: then everything is backed up.  A backup that fails stops the run before
- * anything migrates.
+ * tables the pending migrations touch, found by running them against the
+ * recorder, exec_record.c).  Raw SQL and data operations touch tables
+ * recording cannot name: then everything is backed up.  A backup that
+ * fails stops the run before anything migrates.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "exec_record.h"
 #include "keep.h"
 #include "schema.h"
 
@@ -31,30 +32,50 @@ static int has_data_part(const lm_script *s) {
   return found;
 }
 
-/* Run the pending upgrades offline, recording the tables they touch
- * ("schema\ttable"); *raw when one runs raw SQL. */
-static int record_tables(lm_env *env, const lm_plan *plan,
-                         const char *const *heads, size_t nheads,
-                         lm_strvec *tables, int *raw) {
-  lm_exec_mode mode = env->mode;
-  lm_buf *sql_out = env->sql_out;
-  lm_buf scratch = LM_BUF_INIT;
-  env->mode = LM_EXEC_OFFLINE;
-  env->sql_out = &scratch;
-  /* The model the replay builds is kept once the script is not empty. */
-  lm_buf_puts(&scratch, "-- recording the tables a backup needs\n");
-  int rc = lm_exec_replay(env, heads, nheads);
-  lm_keep_record(env, tables, raw);
+/* What a recorder's observer collects: the tables operations touch
+ * ("schema\ttable", schema empty for the default one), and whether raw
+ * SQL ran. */
+typedef struct touched {
+  lm_strvec *tables;
+  int *raw;
+} touched;
+
+static void note_table(touched *t, const char *schema, const char *table) {
+  lm_strvec_pushf(t->tables, "%s\t%s", schema ? schema : "", table);
+}
+
+static void observe(void *payload, const lm_record *rec, lm_schema *model) {
+  (void)model;
+  touched *t = payload;
+  if (rec->kind == LM_REC_BACKFILL) {
+    note_table(t, rec->schema, rec->table);
+  } else if (rec->kind == LM_REC_OP && rec->op->kind == LM_OP_EXECUTE) {
+    *t->raw = 1;
+  } else if (rec->kind == LM_REC_OP && rec->op->table &&
+             rec->op->kind != LM_OP_CREATE_TABLE) {
+    note_table(t, rec->op->schema, rec->op->table);
+  }
+}
+
+/* Run the pending upgrades against the recorder (exec_record.c), noting
+ * the tables they touch; *raw when one runs raw SQL. */
+static int record_tables(lm_env *env, const lm_plan *plan, lm_strvec *tables,
+                         int *raw) {
+  touched t = {tables, raw};
+  lm_recorder r;
+  lm_recorder_init(&r);
+  r.observe = observe;
+  r.payload = &t;
+  lm_recorder_install(env, &r);
+  int rc = LM_OK;
   for (size_t i = 0; rc == LM_OK && i < plan->nsteps; i++) {
     const lm_step *st = &plan->steps[i];
     lm_script *s = st->rev >= 0 ? lm_script_at(env, (size_t)st->rev) : NULL;
     if (s && st->upgrade && has_data_part(s)) *raw = 1;
     if (s && st->upgrade) rc = lm_script_run(env, s, 1);
   }
-  lm_keep_record(env, NULL, NULL);
-  env->mode = mode;
-  env->sql_out = sql_out;
-  lm_buf_free(&scratch);
+  lm_recorder_remove(env);
+  lm_recorder_free(&r);
   return rc;
 }
 
@@ -89,13 +110,13 @@ static int existing(lm_env *env, const lm_strvec *recorded, lm_strvec *schemas,
 int lm_backup_run(lm_env *env, const lm_plan *plan, const char *const *heads,
                   size_t nheads) {
   const lm_dialect *d = env->dialect;
-  if (d->version < 7 || !d->keep || !d->keep->backup)
+  if (d->version < 10 || !d->keep || !d->keep->backup)
     return lm_err_set(&env->err, "the %s dialect cannot back up: run "
                       "without --backup (and backup = true)", d->name);
   lm_strvec recorded = LM_STRVEC_INIT, schemas = LM_STRVEC_INIT,
             tables = LM_STRVEC_INIT;
   int raw = 0, whole = 0;
-  if (record_tables(env, plan, heads, nheads, &recorded, &raw) != LM_OK) {
+  if (record_tables(env, plan, &recorded, &raw) != LM_OK) {
     lm_emit(env, LM_EVENT_INFO, NULL, "backup: which tables the pending "
             "migrations touch is unknown (%s): backing up the whole database",
             lm_errmsg(env));

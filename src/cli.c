@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "autogen.h"
 #include "cli_args.h"
+#include "executor.h"
 
 typedef int (*command_fn)(lm_env *env, lm_args *a);
 
@@ -344,10 +345,10 @@ static int cmd_ensure_version(lm_env *env, lm_args *a) {
     lm_buf out = LM_BUF_INIT;
     int rc = lm_pick_dialect(env);
     if (rc == LM_OK) {
-      env->mode = LM_EXEC_OFFLINE;
+      const lm_executor *was = lm_exec_use(env, &lm_executor_offline);
       env->sql_out = &out;
       rc = lm_offline_preamble(env, 1);
-      env->mode = LM_EXEC_ONLINE;
+      lm_exec_use(env, was);
       env->sql_out = NULL;
     }
     if (rc == LM_OK) fputs(lm_buf_str(&out), stdout);

@@ -35,13 +35,6 @@ typedef struct lm_script {
   int ref;                      /* registry reference to the script's table */
 } lm_script;
 
-/* Where op.* calls go (DESIGN 8: operations are values; the executor
- * decides what happens to them). */
-typedef enum lm_exec_mode {
-  LM_EXEC_ONLINE,               /* compile through the dialect and run */
-  LM_EXEC_OFFLINE               /* compile and append to the --sql script */
-} lm_exec_mode;
-
 struct lm_env {
   lm_err err;                   /* the last failure, for lm_errmsg */
   lua_State *L;                 /* config and scripts live here */
@@ -76,11 +69,13 @@ struct lm_env {
   int locked;
   int tx_open;                  /* a transaction is open (or, offline, written) */
   int tx_lost;                  /* the script's SQL ended it (lm_tx_check) */
-  lm_stmt *stmts[6];            /* the runner's prepared statements (runner.c) */
+  lm_stmt *stmts[6];            /* the runner's prepared statements
+                                   (exec_online.c) */
   struct lm_nontx *nontx;       /* runner.c: the transactional = false script running */
 
-  /* the executor of op.* calls */
-  lm_exec_mode mode;
+  /* Where op.* calls go (DESIGN 8: operations are values; the executor
+   * decides what happens to them): executor.h. */
+  const struct lm_executor *exec;
   lm_buf *sql_out;              /* offline: the script being written */
   const char *running;          /* the script path being run, for errors */
   const char *running_fn;       /* its function running: "upgrade", ... */
@@ -174,11 +169,11 @@ void lm_op_data_release(lm_env *env);
 /* op_data.c: is a string UTF-8 text without NUL bytes (else: bytes)? */
 int lm_data_is_text(const char *s, size_t len);
 
-/* executor.c: what happens to an operation value. */
+/* executor.c: an operation value, or one statement with parameters, to
+ * the current executor (run online, written offline, ...). */
 int lm_op_apply(lm_env *env, const lm_op *op, lm_err *err);
 int lm_op_apply_execute(lm_env *env, const lm_op *op, int64_t *affected,
                         lm_err *err);
-/* Run (online) or write (offline) one statement with parameters. */
 int lm_exec_sql(lm_env *env, const char *sql, size_t nparams,
                 const lm_value *params, int64_t *affected, lm_err *err);
 
@@ -190,6 +185,9 @@ void lm_release_lock(lm_env *env);      /* the connection stays */
 int lm_read_heads(lm_env *env, lm_strvec *heads);
 int lm_run_plan(lm_env *env, const lm_plan *plan, const char *command,
                 lm_strvec *applied);
+/* Offline, before a range that starts at `heads`: the upgrades from base
+ * to them, followed on the offline model only (nothing written). */
+int lm_run_replay(lm_env *env, const char *const *heads, size_t nheads);
 int lm_ensure_version_table(lm_env *env);
 int lm_begin_run(lm_env *env);
 int lm_tx_begin(lm_env *env);
@@ -201,9 +199,6 @@ void lm_tx_rollback(lm_env *env);
 /* LM_ERROR (message in err) when the transaction luamig opened is no
  * longer open on the connection: the script's SQL ended it. */
 int lm_tx_check(lm_env *env, lm_err *err);
-/* Before a change a non-transactional script cannot undo: commit its
- * "running" log row, so that a run killed from here on leaves it dirty. */
-int lm_nontx_mark(lm_env *env, lm_err *err);
 /* Append a log row of status ok that records a person's decision (a
  * stamp that confirms the revision, an accepted checksum), inside the
  * caller's transaction. */

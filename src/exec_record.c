@@ -9,7 +9,9 @@
 #include <lauxlib.h>
 
 #include "exec_record.h"
+#include "executor.h"
 #include "op_data.h"
+#include "op_internal.h"
 
 void lm_recorder_init(lm_recorder *r) {
   memset(r, 0, sizeof *r);
@@ -39,9 +41,11 @@ static void observe(lm_env *env, lm_record *rec, lua_State *L) {
   if (r->observe) r->observe(r->payload, rec, &r->model);
 }
 
-int lm_record_op(lm_env *env, const lm_op *op, lm_err *err) {
+static int record_apply(lm_env *env, const lm_op *op, int64_t *affected,
+                        lm_err *err) {
   (void)err;
   lm_recorder *r = env->recorder;
+  if (affected) *affected = 0;
   lm_record rec = {.kind = LM_REC_OP, .op = op};
   observe(env, &rec, env->L);
   if (op->kind == LM_OP_EXECUTE) {
@@ -83,7 +87,7 @@ int lm_op_no_rows(lua_State *L) {
 /* op.backfill(table, opts, fn): recorded, fn not called. */
 static int record_backfill(lua_State *L) {
   lm_env *env = lm_op_env(L);
-  const char *table = lm_data_string(L, 1, "backfill", "the table name");
+  const char *table = lm_op_check_name(L, 1, "backfill", "the table name");
   if (!lua_isfunction(L, 3))
     luaL_error(L, "backfill: the third argument must be a function(row), "
                "not a %s", luaL_typename(L, 3));
@@ -108,9 +112,28 @@ static int record_backfill(lua_State *L) {
   return 1;
 }
 
+const lm_executor lm_executor_record = {
+  .version = 1,
+  .name = "record",
+  .offline = 1,
+  .apply = record_apply,
+  .sql = lm_exec_none_sql,
+  .data = lm_exec_none_data,
+  .begin = lm_exec_none_begin,
+  .commit = lm_exec_none_commit,
+  .rollback = lm_exec_none_rollback,
+  .tx_check = lm_exec_none_tx_check,
+  .version_change = lm_exec_none_version_change,
+  .log_start = lm_exec_none_log_start,
+  .log = lm_exec_none_log,
+  .log_end = lm_exec_none_log_end,
+  .step = lm_exec_none_step,
+  .failed = lm_exec_none_failed,
+};
+
 void lm_recorder_install(lm_env *env, lm_recorder *r) {
   env->recorder = r;
-  env->mode = LM_EXEC_OFFLINE;
+  r->saved = lm_exec_use(env, &lm_executor_record);
   /* The op table is built once per environment: build it now and put
    * the recording data functions in it. */
   lua_State *L = env->L;
@@ -122,4 +145,10 @@ void lm_recorder_install(lm_env *env, lm_recorder *r) {
   lua_pop(L, 1);
 }
 
-void lm_recorder_remove(lm_env *env) { env->recorder = NULL; }
+void lm_recorder_remove(lm_env *env) {
+  lm_exec_use(env, env->recorder->saved);
+  env->recorder = NULL;
+  lm_op_push_table(env);        /* the op table's own query and backfill */
+  lm_op_data_register(env->L);
+  lua_pop(env->L, 1);
+}

@@ -33,6 +33,7 @@ typedef struct lm_recorder {
   void (*observe)(void *payload, const lm_record *rec, lm_schema *model);
   void *payload;
   int executed;                 /* op.execute calls since the last reset */
+  const struct lm_executor *saved;   /* the executor before install */
 } lm_recorder;
 
 void lm_recorder_init(lm_recorder *r);
@@ -44,8 +45,5 @@ void lm_recorder_remove(lm_env *env);
 
 /* op.query's iterator in the recorder: no rows. */
 int lm_op_no_rows(lua_State *L);
-
-/* The executor's hook (executor.c): record op instead of running it. */
-int lm_record_op(lm_env *env, const lm_op *op, lm_err *err);
 
 #endif

@@ -36,8 +36,6 @@ typedef struct keep_state {
   int busy;                     /* running the keep's own operations */
   refill *refills;
   size_t nrefills, cap;
-  lm_strvec *record;            /* backup.c: the tables operations touch */
-  int *record_raw;
 } keep_state;
 
 static void refills_clear(keep_state *st) {
@@ -87,12 +85,6 @@ int lm_keep_option(lua_State *L, int idx, const char *op) {
                luaL_typename(L, -1));
   lua_pop(L, 1);
   return v;
-}
-
-void lm_keep_record(lm_env *env, lm_strvec *tables, int *raw) {
-  keep_state *st = state(env);
-  st->record = tables;
-  st->record_raw = raw;
 }
 
 void lm_group_digits(lm_buf *out, long long n) {
@@ -307,7 +299,7 @@ static void split_lines(const char *s, lm_strvec *out) {
 static int keep_start(lm_env *env, keep_state *st, const char *what,
                       long long *id, lm_err *err) {
   const lm_dialect *d = env->dialect;
-  if (d->version < 7 || !d->keep)
+  if (d->version < 10 || !d->keep)
     return lm_err_set(err, "%s: the %s dialect cannot keep dropped data "
                       "(pass keep = false)", what, d->name);
   if (!env->tx_open)
@@ -520,28 +512,12 @@ done:
   return rc;
 }
 
-/* Offline, for a backup: which tables an operation touches. */
-static void record(keep_state *st, const lm_op *op) {
-  if (op->kind == LM_OP_EXECUTE) {
-    if (st->record_raw) *st->record_raw = 1;
-    return;
-  }
-  if (!op->table || op->kind == LM_OP_CREATE_TABLE) return;
-  lm_strvec_pushf(st->record, "%s\t%s", op->schema ? op->schema : "",
-                  op->table);
-}
-
 static int is_fn(const lm_env *env, const char *fn) {
   return env->running_fn && strcmp(env->running_fn, fn) == 0;
 }
 
 int lm_keep_before(lm_env *env, const lm_op *op, int *done, lm_err *err) {
   *done = 0;
-  if (env->mode == LM_EXEC_OFFLINE) {
-    keep_state *st = state(env);
-    if (st->record) record(st, op);
-    return LM_OK;
-  }
   if (!is_fn(env, "upgrade")) return LM_OK;
   keep_state *st = state(env);
   if (st->busy) return LM_OK;
@@ -568,7 +544,7 @@ static int find_kept(lm_env *env, const char *kind, const char *schema,
   *found = 0;
   const char *rev = running_revision(env);
   int exists = 0;
-  if (!rev || env->dialect->version < 7 || !env->dialect->keep) return LM_OK;
+  if (!rev || env->dialect->version < 10 || !env->dialect->keep) return LM_OK;
   if (env->dialect->has_table(env->conn, env->version_table_schema,
                               LM_KEPT_TABLE, &exists, err) != LM_OK)
     return LM_ERROR;
@@ -726,7 +702,7 @@ static int refill_table(lm_env *env, keep_state *st, const char *schema,
 }
 
 int lm_keep_after(lm_env *env, const lm_op *op, lm_err *err) {
-  if (env->mode == LM_EXEC_OFFLINE || !is_fn(env, "downgrade")) return LM_OK;
+  if (!is_fn(env, "downgrade")) return LM_OK;
   keep_state *st = state(env);
   if (st->busy) return LM_OK;
   if (op->kind == LM_OP_ADD_COLUMN && op->ncolumns == 1)

@@ -18,9 +18,9 @@ struct lua_State;
  * given; another value raises. */
 int lm_keep_option(struct lua_State *L, int idx, const char *op);
 
-/* The executor's hooks (executor.c).  Before an operation: keep what it
- * removes; *done = 1 when keeping did its work (a table moved away).
- * Offline, only the recording for a backup happens. */
+/* The online executor's hooks (exec_online.c).  Before an operation:
+ * keep what it removes; *done = 1 when keeping did its work (a table
+ * moved away). */
 int lm_keep_before(lm_env *env, const lm_op *op, int *done, lm_err *err);
 /* After an operation ran online: refill a column or table the downgrade
  * made again from what its upgrade kept. */
@@ -48,11 +48,6 @@ int lm_kept_remove(lm_env *env, const lm_kept *row);
 void lm_kept_describe(lm_buf *out, const lm_kept *row);
 /* 1234567 as "1,234,567". */
 void lm_group_digits(lm_buf *out, long long n);
-
-/* Recording the tables operations touch, offline (backup.c): while
- * `tables` is set, each operation adds "schema\ttable" (schema empty for
- * the default one) and raw SQL sets *raw. */
-void lm_keep_record(lm_env *env, lm_strvec *tables, int *raw);
 
 /* backup.c: before an upgrade's first migration, under the run lock. */
 int lm_backup_run(lm_env *env, const lm_plan *plan,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "executor.h"
 #include "lint.h"
 #include "lock_retry.h"
 
@@ -41,17 +42,20 @@ static void name_blockers(lm_env *env, lm_buf *out) {
   lm_buf_free(&who);
 }
 
-int lm_lock_retry_step(lm_env *env, const lm_step *st, const char *command,
-                       lm_step_fn run, int first, int alone) {
+int lm_lock_retry_step(lm_env *env, const lm_plan *plan, size_t i,
+                       size_t uncommitted, const char *command,
+                       lm_step_fn run) {
+  const lm_step *st = &plan->steps[i];
+  int first = i == 0, alone = uncommitted == i;
   const lm_safety_config *cfg = lm_safety_config_of(env);
   const lm_dialect *d = env->dialect;
   double timeout = cfg->statement_lock_timeout;
-  if (timeout <= 0 || d->version < 7 || !d->lock_timeout_sql)
-    return run(env, st, command);
-  int offline = env->mode == LM_EXEC_OFFLINE;
+  if (timeout <= 0 || d->version < 8 || !d->lock_timeout_sql)
+    return run(env, plan, i, uncommitted, command);
+  int offline = env->exec->offline;
   if (offline) {
     if (first && set_timeout(env, timeout) != LM_OK) return LM_ERROR;
-    return run(env, st, command);
+    return run(env, plan, i, uncommitted, command);
   }
   lm_script *s = st->rev >= 0 ? lm_script_at(env, (size_t)st->rev) : NULL;
   /* Only a migration whose rollback undoes all it did may run again. */
@@ -60,7 +64,7 @@ int lm_lock_retry_step(lm_env *env, const lm_step *st, const char *command,
   double backoff = timeout < 0.1 ? 0.1 : timeout;
   for (int attempt = 0;; attempt++) {
     if (set_timeout(env, timeout) != LM_OK) return LM_ERROR;
-    int rc = run(env, st, command);
+    int rc = run(env, plan, i, uncommitted, command);
     if (!env->tx_open) {
       /* The server's own setting again, for what luamig runs next. */
       lm_err keep = env->err;

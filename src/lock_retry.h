@@ -10,13 +10,16 @@
 
 #include "core.h"
 
-typedef int (*lm_step_fn)(lm_env *env, const lm_step *st,
-                          const char *command);
+/* The runner's step: step i of plan, uncommitted the first step the open
+ * transaction holds. */
+typedef int (*lm_step_fn)(lm_env *env, const lm_plan *plan, size_t i,
+                          size_t uncommitted, const char *command);
 
-/* Run one step of a plan through run, as above.  first: the plan's first
- * step (the --sql script gets its SET once); alone: no earlier step's work
- * waits in the open transaction, so rolling back loses only this one. */
-int lm_lock_retry_step(lm_env *env, const lm_step *st, const char *command,
-                       lm_step_fn run, int first, int alone);
+/* Run step i of plan through run, as above.  The first step writes the
+ * --sql script's SET once; a step alone in its transaction (uncommitted
+ * == i: rolling back loses only this one) may be retried. */
+int lm_lock_retry_step(lm_env *env, const lm_plan *plan, size_t i,
+                       size_t uncommitted, const char *command,
+                       lm_step_fn run);
 
 #endif

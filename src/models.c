@@ -333,7 +333,7 @@ static void normalize(lm_env *env, lm_schema *s) {
     lm_mtable *t = &s->tables[i];
     for (size_t k = 0; k < t->ncolumns; k++) {
       lm_mcolumn *c = &t->columns[k];
-      if (d->read_type) d->read_type(s, &c->type);
+      if (d->version >= 9 && d->read_type) d->read_type(s, &c->type);
       norm_default(s, c, &c->server_default);
     }
     for (size_t k = 0; k < t->nconstraints; k++) {

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "executor.h"
 #include "op_internal.h"
 #include "keep.h"
 
@@ -518,7 +519,7 @@ void lm_op_push_table(lm_env *env) {
   lua_pushlightuserdata(L, env);
   lua_setfield(L, LUA_REGISTRYINDEX, ENV_KEY);
   if (lua_getfield(L, LUA_REGISTRYINDEX, "luamig.op") == LUA_TTABLE) {
-    lua_pushboolean(L, env->mode == LM_EXEC_OFFLINE);
+    lua_pushboolean(L, env->exec->offline);
     lua_setfield(L, -2, "offline");
     return;
   }
@@ -556,7 +557,7 @@ void lm_op_push_table(lm_env *env) {
   lua_setfield(L, -2, "null");
   lua_pushstring(L, env->dialect ? env->dialect->name : "");
   lua_setfield(L, -2, "dialect");
-  lua_pushboolean(L, env->mode == LM_EXEC_OFFLINE);
+  lua_pushboolean(L, env->exec->offline);
   lua_setfield(L, -2, "offline");
   lua_newtable(L);                       /* op.x */
   for (size_t i = 0; i < env->x.n; i++) {

@@ -3,9 +3,9 @@
  * pagination over a key, one read per batch, fn(row) per row, and one
  * write per batch through the dialect's writer.
  *
- *   SELECT k, cols FROM t WHERE (where) AND k > $last ORDER BY k LIMIT $n
- *
- * The read is a fresh statement per batch, never a cursor held across
+ * The read (the key and columns of the rows where `where` holds, past
+ * the last key read, in key order, LIMIT the batch: dialects/core_sql.c
+ * writes it) is a fresh statement per batch, never a cursor held across
  * batches, so the same loop serves a backfill inside the migration's
  * transaction and one that commits every N rows (commit_every, in a
  * transactional = false script).  The latter records its last key in
@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "backfill.h"
+#include "executor.h"
 
 #define DEFAULT_BATCH 1000
 
@@ -59,52 +60,15 @@ static void describe_key(lm_buf *b, const char *const *keys, size_t nkeys,
 
 /* ---- the read -------------------------------------------------------------- */
 
-/* The key columns as "k" or "(k1, k2)", or the parameters "$1" or
- * "($1, $2)" that compare with them. */
-static void key_tuple(backfill *b, lm_buf *sql, int params) {
-  if (b->nkeys > 1) lm_buf_putc(sql, '(');
-  for (size_t i = 0; i < b->nkeys; i++) {
-    if (i) lm_buf_puts(sql, ", ");
-    if (params) lm_buf_printf(sql, "$%zu", i + 1);
-    else b->d->quote_ident(sql, b->keys[i]);
-  }
-  if (b->nkeys > 1) lm_buf_putc(sql, ')');
-}
-
-/* SELECT keys, columns FROM t WHERE (where) AND keys > $last ORDER BY
- * keys LIMIT $n; `after` says whether there is a last key yet.  A row
- * comparison keeps composite keys exact and uses their index. */
+/* The batch read, with or without a last key to start after, as the
+ * dialect writes it. */
 static void build_select(backfill *b, lm_buf *sql, int after) {
-  lm_buf_puts(sql, "SELECT ");
-  for (size_t i = 0; i < b->nkeys; i++) {
-    b->d->quote_ident(sql, b->keys[i]);
-    lm_buf_puts(sql, ", ");
-  }
-  if (!b->columns) lm_buf_putc(sql, '*');
-  for (size_t i = 0; b->columns && i < b->ncolumns; i++) {
-    if (i) lm_buf_puts(sql, ", ");
-    b->d->quote_ident(sql, b->columns[i]);
-  }
-  lm_buf_puts(sql, " FROM ");
-  if (b->schema) {
-    b->d->quote_ident(sql, b->schema);
-    lm_buf_putc(sql, '.');
-  }
-  b->d->quote_ident(sql, b->table);
-  if (b->where) lm_buf_printf(sql, " WHERE (%s)", b->where);
-  if (after) {
-    lm_buf_puts(sql, b->where ? " AND " : " WHERE ");
-    key_tuple(b, sql, 0);
-    lm_buf_puts(sql, b->order > 0 ? " > " : " < ");
-    key_tuple(b, sql, 1);
-  }
-  lm_buf_puts(sql, " ORDER BY ");
-  for (size_t i = 0; i < b->nkeys; i++) {
-    if (i) lm_buf_puts(sql, ", ");
-    b->d->quote_ident(sql, b->keys[i]);
-    if (b->order < 0) lm_buf_puts(sql, " DESC");
-  }
-  lm_buf_printf(sql, " LIMIT $%zu", after ? b->nkeys + 1 : 1);
+  lm_sql_spec spec = {.kind = LM_SQL_KEYSET_READ, .schema = b->schema,
+                      .table = b->table, .columns = b->columns,
+                      .ncolumns = b->ncolumns, .keys = b->keys,
+                      .nkeys = b->nkeys, .where = b->where,
+                      .order = b->order, .after = after};
+  lm_core_sql(b->d, sql, &spec);
 }
 
 /* ---- one row ---------------------------------------------------------------- */
@@ -485,18 +449,16 @@ int lm_op_backfill(lua_State *L) {
   static const char *const allowed[] = {"key", "columns", "where",
     "batch_size", "order", "commit_every", "name", "schema", NULL};
   lua_settop(L, 3);
-  lm_env *env = lm_data_env(L, "backfill");
+  lm_env *env = lm_op_env(L);
   backfill b;
   memset(&b, 0, sizeof b);
   b.env = env;
   b.d = env->dialect;
-  b.table = lm_data_string(L, 1, "backfill", "the table name");
+  b.table = lm_op_check_name(L, 1, "backfill", "the table name");
   lm_op_check_opts(L, 2, "backfill", allowed);
   if (!lua_isfunction(L, 3))
     luaL_error(L, "backfill: the third argument must be a function(row), "
                "not a %s", luaL_typename(L, 3));
-  if (b.d->version < 3 || !b.d->writer_open)
-    luaL_error(L, "backfill: the %s dialect cannot write batches", b.d->name);
   lm_arena *a = lm_op_push_arena(L);                    /* 4 */
   b.keys = name_list(L, 2, "key", a, &b.nkeys);
   if (!b.keys) {
@@ -521,6 +483,15 @@ int lm_op_backfill(lua_State *L) {
   else if (order && strcmp(order, "asc") != 0)
     luaL_error(L, "backfill: order must be \"asc\" or \"desc\", not \"%s\"",
                order);
+  /* The executor runs it, or refuses where nothing can be read. */
+  lm_data_op op = {.kind = LM_DATA_BACKFILL, .schema = b.schema,
+                   .table = b.table, .columns = b.columns,
+                   .ncolumns = b.ncolumns, .keys = b.keys, .nkeys = b.nkeys,
+                   .where = b.where, .batch_size = b.batch,
+                   .commit_every = b.commit_every, .order = b.order,
+                   .name = b.name};
+  lm_err_init(&b.err);
+  if (env->exec->data(env, &op, &b.err) != LM_OK) return lm_op_raise(L, &b.err);
   b.own_tx = !env->tx_open;
   if (b.commit_every && !b.own_tx)
     luaL_error(L, "backfill: commit_every needs a script with transactional "
@@ -529,10 +500,9 @@ int lm_op_backfill(lua_State *L) {
   b.revision = running_revision(env);
   b.last = lm_xcalloc(b.nkeys, sizeof *b.last);
   lm_arena_init(&b.names);
-  lm_err_init(&b.err);
   b.hold.release = lm_backfill_release;
   b.hold.quiesce = lm_backfill_quiesce;
-  b.outer_hold = env->hold;   /* released by lm_data_env above */
+  b.outer_hold = env->hold;   /* released by lm_op_env above */
   /* With commit_every each batch is written before the next is read, so
    * that the key recorded with a commit is the last one written. */
   b.pipelined = !b.commit_every;

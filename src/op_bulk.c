@@ -3,38 +3,38 @@
  * generator, converted a chunk at a time and streamed through the
  * dialect's loader (COPY on PostgreSQL, a prepared INSERT on SQLite).
  *
- * The loader's stream stays open from the first chunk to the last, so
- * the database stores one chunk while Lua produces the next.  While it is
+ * The rows go to the executor a chunk at a time as an lm_data_op
+ * (data_op.h): online, the loader's stream stays open from the first
+ * chunk to the last, so the database stores one chunk while Lua produces
+ * the next; offline, each row is written as an INSERT.  While a stream is
  * open the connection belongs to it: should the generator call another
  * op.* function, the bulk insert's hold (released by lm_op_get_env) sends
- * the rows gathered so far and ends the stream first, and the next chunk
- * opens a new one.  The loop runs under lua_pcall, so whatever is raised,
- * the stream is abandoned and a transaction of our own rolled back before
- * the error goes on.
+ * the rows gathered so far and pauses the insert first, and the next
+ * chunk opens a new stream.  The loop runs under lua_pcall, so whatever
+ * is raised, the executor abandons the insert (and a transaction of its
+ * own) before the error goes on.
  */
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "executor.h"
 #include "op_data.h"
 #include "op_internal.h"
 
 /* Rows converted and handed to the loader at a time. */
 #define INSERT_CHUNK 5000
 
-/* A bulk insert in progress. */
+/* A bulk insert in progress: its operation value, which the executor
+ * is handed a chunk of rows at a time, and the rows gathered for the
+ * next chunk. */
 struct lm_bulk {
   lm_hold hold;                 /* first: env->hold points here */
   lm_env *env;
-  const char *table, *schema;
+  lm_data_op op;
   const char **cols;
-  size_t ncols;
-  lm_loader *loader;            /* the open stream, or NULL */
-  size_t stream_first;          /* the row the open stream started at */
-  size_t rows;                  /* rows sent, online or offline */
   lm_value *vals;               /* rows gathered, not yet sent */
   size_t nrows;
-  int own_tx;
   int in_user;                  /* the script's code is running */
   lm_err err;
 };
@@ -178,69 +178,11 @@ static int next_row(lua_State *L, int rows, lua_Integer i, int *in_user) {
   return 1;
 }
 
-/* Offline: one INSERT per row with the values as literals, as Alembic
- * writes them. */
-static void insert_offline(lua_State *L, lm_env *env, const char *schema,
-                           const char *table, const char *const *cols,
-                           size_t ncols, const lm_value *vals) {
-  lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "INSERT INTO ");
-  if (schema) {
-    env->dialect->quote_ident(&sql, schema);
-    lm_buf_putc(&sql, '.');
-  }
-  env->dialect->quote_ident(&sql, table);
-  lm_buf_puts(&sql, " (");
-  for (size_t i = 0; i < ncols; i++) {
-    if (i) lm_buf_puts(&sql, ", ");
-    env->dialect->quote_ident(&sql, cols[i]);
-  }
-  lm_buf_puts(&sql, ") VALUES (");
-  for (size_t i = 0; i < ncols; i++)
-    lm_buf_printf(&sql, "%s$%zu", i ? ", " : "", i + 1);
-  lm_buf_putc(&sql, ')');
-  lm_err err;
-  lm_err_init(&err);
-  int rc = lm_exec_sql(env, lm_buf_str(&sql), ncols, vals, NULL, &err);
-  lm_buf_free(&sql);
-  if (rc != LM_OK) lm_op_raise(L, &err);
-}
-
-/* Say which rows a failed stream held, when it did not start at the
- * first: the database counts rows (COPY lines) from the stream's start. */
-static void stream_error(struct lm_bulk *b) {
-  if (b->stream_first > 1)
-    lm_err_prefix(&b->err, "bulk insert into %s (a stream that began at "
-                  "row %zu)", b->table, b->stream_first);
-  else
-    lm_err_prefix(&b->err, "bulk insert into %s", b->table);
-}
-
-/* End the open stream, waiting for the database to store its rows. */
-static int stream_end(struct lm_bulk *b) {
-  lm_loader *l = b->loader;
-  if (!l) return LM_OK;
-  b->loader = NULL;
-  if (b->env->dialect->loader_close(l, 0, &b->err) == LM_OK) return LM_OK;
-  stream_error(b);
-  return LM_ERROR;
-}
-
-/* Hand rows to the loader, opening a stream when none is open. */
-static int stream_put(struct lm_bulk *b, size_t nrows, const lm_value *vals) {
-  lm_env *env = b->env;
-  const lm_dialect *d = env->dialect;
-  if (!b->loader) {
-    if (d->loader_open(env->conn, b->schema, b->table, b->ncols, b->cols,
-                       &b->loader, &b->err) != LM_OK) {
-      lm_err_prefix(&b->err, "bulk insert into %s", b->table);
-      return LM_ERROR;
-    }
-    b->stream_first = b->rows + 1;
-  }
-  if (d->loader_put(b->loader, nrows, vals, &b->err) == LM_OK) return LM_OK;
-  stream_error(b);
-  return LM_ERROR;
+/* The executor at one phase of the insert; a failure raises. */
+static void to_executor(lua_State *L, struct lm_bulk *b, lm_data_phase phase) {
+  b->op.phase = phase;
+  if (b->env->exec->data(b->env, &b->op, &b->err) != LM_OK)
+    lm_op_raise(L, &b->err);
 }
 
 /* Send the rows gathered so far: streamed online, as INSERTs offline. */
@@ -248,14 +190,9 @@ static void flush(lua_State *L, struct lm_bulk *b) {
   size_t n = b->nrows;
   if (!n) return;
   b->nrows = 0;
-  if (b->env->mode == LM_EXEC_OFFLINE) {
-    for (size_t r = 0; r < n; r++)
-      insert_offline(L, b->env, b->schema, b->table, b->cols, b->ncols,
-                     b->vals + r * b->ncols);
-  } else if (stream_put(b, n, b->vals) != LM_OK) {
-    luaL_error(L, "%s", lm_err_msg(&b->err));
-  }
-  b->rows += n;
+  b->op.rows = b->vals;
+  b->op.nrows = n;
+  to_executor(L, b, LM_DATA_ROWS);
 }
 
 /* The generator calls another op.* function: what it returned so far
@@ -263,7 +200,7 @@ static void flush(lua_State *L, struct lm_bulk *b) {
 static void bulk_release(lua_State *L, lm_hold *hold) {
   struct lm_bulk *b = (struct lm_bulk *)hold;
   flush(L, b);
-  if (stream_end(b) != LM_OK) luaL_error(L, "%s", lm_err_msg(&b->err));
+  to_executor(L, b, LM_DATA_PAUSE);
 }
 
 /* The protected loop.  Stack: 1 the bulk insert (light userdata), 2 rows,
@@ -276,10 +213,12 @@ static int bulk_body(lua_State *L) {
   if (!lua_istable(L, 6))
     luaL_error(L, "bulk_insert: row 1 must be a table, not a %s",
                luaL_typename(L, 6));
-  b->ncols = insert_columns(L, 3, 2, 6, &b->cols, names); /* 7: positions */
-  size_t size = INSERT_CHUNK * b->ncols * sizeof *b->vals;
+  size_t ncols = insert_columns(L, 3, 2, 6, &b->cols, names); /* 7 */
+  b->op.columns = b->cols;
+  b->op.ncolumns = ncols;
+  size_t size = INSERT_CHUNK * ncols * sizeof *b->vals;
   b->vals = lm_arena_alloc(chunk, size);
-  insert_row(L, 6, 7, chunk, b->cols, b->ncols, 1, b->vals);
+  insert_row(L, 6, 7, chunk, b->cols, ncols, 1, b->vals);
   b->nrows = 1;
   size_t in_arena = 1;          /* rows whose strings the arena holds */
   /* From here on, an op.* call from the generator sends the rows before
@@ -296,14 +235,13 @@ static int bulk_body(lua_State *L) {
       b->vals = lm_arena_alloc(chunk, size);
       in_arena = 0;
     }
-    insert_row(L, 8, 7, chunk, b->cols, b->ncols, (size_t)i,
-               b->vals + b->nrows * b->ncols);
+    insert_row(L, 8, 7, chunk, b->cols, ncols, (size_t)i,
+               b->vals + b->nrows * ncols);
     lua_settop(L, 7);
     b->nrows++;
     in_arena++;
   }
   flush(L, b);
-  if (stream_end(b) != LM_OK) luaL_error(L, "%s", lm_err_msg(&b->err));
   return 0;
 }
 
@@ -321,7 +259,8 @@ int lm_op_bulk_insert(lua_State *L) {
   memset(&b, 0, sizeof b);
   b.hold.release = bulk_release;
   b.env = env;
-  b.table = lm_data_string(L, 1, "bulk_insert", "the table name");
+  b.op.kind = LM_DATA_BULK_INSERT;
+  b.op.table = lm_op_check_name(L, 1, "bulk_insert", "the table name");
   if (!lua_istable(L, 2) && !lua_isfunction(L, 2))
     luaL_error(L, "bulk_insert: rows must be a list of tables or a function "
                "returning rows, not a %s", luaL_typename(L, 2));
@@ -339,15 +278,9 @@ int lm_op_bulk_insert(lua_State *L) {
     }
   }
   lm_op_check_opts(L, 3, "bulk_insert", keys);
-  b.schema = lm_data_opt_string(L, 3, "schema", "bulk_insert");
-  int online = env->mode == LM_EXEC_ONLINE;
-  if (online && !env->conn) luaL_error(L, "bulk_insert: no database connection");
+  b.op.schema = lm_data_opt_string(L, 3, "schema", "bulk_insert");
   lm_err_init(&b.err);
-  b.own_tx = online && !env->tx_open;
-  if (b.own_tx && lm_tx_begin(env) != LM_OK) {
-    lm_err_move(&b.err, &env->err);
-    return lm_op_raise(L, &b.err);
-  }
+  to_executor(L, &b, LM_DATA_START);
   lm_hold *outer = env->hold;   /* released by lm_op_env above */
   lua_pushcfunction(L, bulk_body);
   lua_pushlightuserdata(L, &b);
@@ -355,26 +288,20 @@ int lm_op_bulk_insert(lua_State *L) {
   lua_pushvalue(L, 3);
   int st = lua_pcall(L, 3, 0, 0);
   env->hold = outer;
-  if (b.loader) {
-    /* Raised while a stream was open: it goes with the transaction. */
-    env->dialect->loader_close(b.loader, 1, &b.err);
+  if (st == LUA_OK) {
+    to_executor(L, &b, LM_DATA_FINISH);
+    lm_err_free(&b.err);
+    lua_pushinteger(L, (lua_Integer)b.op.stream.sent);
+    return 1;
   }
-  if (st == LUA_OK && b.own_tx && lm_tx_commit(env) != LM_OK) {
-    lm_err_move(&b.err, &env->err);
-    lm_tx_rollback(env);
-    return lm_op_raise(L, &b.err);
-  }
+  b.op.phase = LM_DATA_ABANDON;
+  env->exec->data(env, &b.op, &b.err);
   lm_err_free(&b.err);
-  if (st != LUA_OK) {
-    if (b.own_tx) lm_tx_rollback(env);
-    /* Our own errors get the script's line, as everywhere in op. */
-    if (!b.in_user && lua_type(L, -1) == LUA_TSTRING) {
-      luaL_where(L, 1);
-      lua_insert(L, -2);
-      lua_concat(L, 2);
-    }
-    return lua_error(L);
+  /* Our own errors get the script's line, as everywhere in op. */
+  if (!b.in_user && lua_type(L, -1) == LUA_TSTRING) {
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
   }
-  lua_pushinteger(L, (lua_Integer)b.rows);
-  return 1;
+  return lua_error(L);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "executor.h"
 #include "op_data.h"
 #include "op_internal.h"
 
@@ -26,29 +27,6 @@
 #define SQLFRAG_META "luamig.sqlfragment"
 
 /* ---- shared helpers ---------------------------------------------------- */
-
-/* The environment, refusing to run where no database can be read. */
-lm_env *lm_data_env(lua_State *L, const char *op) {
-  lm_env *env = lm_op_env(L);
-  if (env->mode == LM_EXEC_OFFLINE)
-    luaL_error(L, "op.%s cannot run in an offline (--sql) script: there is "
-               "no database to read.  Guard the data part of the migration "
-               "with `if not op.offline then ... end`", op);
-  if (!env->conn) luaL_error(L, "op.%s: no database connection", op);
-  return env;
-}
-
-/* A non-empty string argument (strictly: Lua would turn numbers into
- * strings). */
-const char *lm_data_string(lua_State *L, int idx, const char *op,
-                              const char *what) {
-  if (lua_type(L, idx) != LUA_TSTRING)
-    luaL_error(L, "%s: %s must be a string, not a %s", op, what,
-               luaL_typename(L, idx));
-  const char *s = lua_tostring(L, idx);
-  if (!*s) luaL_error(L, "%s: %s must not be empty", op, what);
-  return s;
-}
 
 /* SQL given as a string or as op.text(...). */
 const char *lm_data_sql(lua_State *L, int idx, const char *op,
@@ -64,7 +42,7 @@ const char *lm_data_sql(lua_State *L, int idx, const char *op,
       if (s) return s;
     }
   }
-  return lm_data_string(L, idx, op, what);
+  return lm_op_check_name(L, idx, op, what);
 }
 
 /* Optional string option; NULL when absent. */
@@ -250,7 +228,7 @@ static int query_next(lua_State *L) {
  * break or an error closes the cursor at once. */
 static int op_query(lua_State *L) {
   lua_settop(L, 2);
-  lm_env *env = lm_data_env(L, "query");
+  lm_env *env = lm_op_env(L);
   const char *sql = lm_data_sql(L, 1, "query", "the SQL");
   lm_arena *a = lm_op_push_arena(L);                    /* 3 */
   size_t n;
@@ -261,10 +239,13 @@ static int op_query(lua_State *L) {
   luaL_setmetatable(L, QUERY_META);
   lm_err err;
   lm_err_init(&err);
-  lm_cursor *cur = NULL;
-  int rc = env->dialect->query(env->conn, sql, n, params, &cur, &err);
+  /* The executor opens the cursor, or refuses where nothing can be read. */
+  lm_data_op op = {.kind = LM_DATA_QUERY, .sql = sql, .params = params,
+                   .nparams = n};
+  int rc = env->exec->data(env, &op, &err);
   lm_arena_free(a);
   if (rc != LM_OK) return lm_op_raise(L, &err);
+  lm_cursor *cur = op.cursor;
   q->cur = cur;
   open_list *l = get_open_list(L);
   if (l) {

@@ -1,8 +1,9 @@
 /*
  * op_data.h - what the data operations (op_data.c: op.query,
  * op.bulk_insert; op_backfill.c: op.backfill) share: argument checks that
- * raise errors naming the operation, and conversions between Lua values
- * and lm_values.
+ * raise errors naming the operation (with op_internal.h's), and
+ * conversions between Lua values and lm_values.  Each builds an
+ * lm_data_op (data_op.h) for the executor.
  */
 #ifndef LM_OP_DATA_H
 #define LM_OP_DATA_H
@@ -11,12 +12,6 @@
 
 #include "core.h"
 
-/* The environment, online; raises in an offline (--sql) script with a
- * message telling the author to guard the call with `if not op.offline`. */
-lm_env *lm_data_env(lua_State *L, const char *op);
-/* A non-empty string argument. */
-const char *lm_data_string(lua_State *L, int idx, const char *op,
-                           const char *what);
 /* SQL given as a string or op.text(...). */
 const char *lm_data_sql(lua_State *L, int idx, const char *op,
                         const char *what);

@@ -152,12 +152,6 @@ int lm_sql_mentions(const char *text, const char *name);
 int lm_mconstraint_uses(const lm_mconstraint *c, const char *column);
 int lm_mindex_uses(const lm_mindex *ix, const char *column);
 
-/* executor.c: offline, run the upgrades from base to `heads` into the
- * model only (nothing written), before a --sql range that starts there. */
-struct lm_env;
-int lm_exec_replay(struct lm_env *env, const char *const *heads,
-                   size_t nheads);
-
 /* replay.c: apply an operation to the model, as running it would.  A
  * failure (a table or column that is not there) leaves the model as it was
  * as far as the operation got and says why. */

@@ -17,21 +17,17 @@ void lm_drift_free(lm_drift *d) {
 /* Run a query on the log table and hand each row to fn. */
 typedef int (*row_fn)(lm_env *env, const lm_value *row, void *payload);
 
-static int each_log_row(lm_env *env, const char *columns, const char *where,
-                        row_fn fn, void *payload) {
+static int each_log_row(lm_env *env, lm_sql_kind kind, row_fn fn,
+                        void *payload) {
   int exists = 0;
   if (env->dialect->has_table(env->conn, env->version_table_schema,
                               env->log_table, &exists, &env->err) != LM_OK)
     return LM_ERROR;
   if (!exists) return LM_OK;
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_printf(&sql, "SELECT %s FROM ", columns);
-  if (env->version_table_schema) {
-    env->dialect->quote_ident(&sql, env->version_table_schema);
-    lm_buf_putc(&sql, '.');
-  }
-  env->dialect->quote_ident(&sql, env->log_table);
-  lm_buf_printf(&sql, " WHERE %s ORDER BY id", where);
+  lm_sql_spec spec = {.kind = kind, .schema = env->version_table_schema,
+                      .table = env->log_table};
+  lm_core_sql(env->dialect, &sql, &spec);
   lm_cursor *cur;
   int rc = env->dialect->query(env->conn, lm_buf_str(&sql), 0, NULL, &cur,
                                &env->err);
@@ -93,9 +89,7 @@ static int dirty_row(lm_env *env, const lm_value *row, void *payload) {
 
 int lm_check_dirty(lm_env *env, int *dirty, lm_buf *out) {
   lm_buf_reset(out);
-  int rc = each_log_row(env, "direction, status, revision, started_at, message",
-                        "status <> 'ok' OR direction = 'stamp'", dirty_row,
-                        out);
+  int rc = each_log_row(env, LM_SQL_LOG_DIRTY, dirty_row, out);
   *dirty = rc == LM_OK && out->len > 0;
   return rc;
 }
@@ -142,7 +136,7 @@ static int drift_row(lm_env *env, const lm_value *row, void *payload) {
 int lm_check_drift(lm_env *env, lm_drift *out) {
   drift_state st = {0};
   lm_map_init(&st.latest);
-  int rc = each_log_row(env, "revision, direction, checksum", "status = 'ok'",
+  int rc = each_log_row(env, LM_SQL_LOG_CHECKSUMS,
                         drift_row, &st);
   for (size_t i = 0; rc == LM_OK && i < st.keys.n; i++) {
     const char *row = st.rows.items[i];

@@ -232,18 +232,10 @@ static int hash_rows(lm_env *env, const lm_mtable *t, table_rows *out) {
   for (size_t i = 0; i < t->ncolumns; i++) cols[i] = t->columns[i].name;
   qsort(cols, t->ncolumns, sizeof *cols, compare_names);
   lm_buf sql = LM_BUF_INIT, row = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT ");
-  for (size_t i = 0; i < t->ncolumns; i++) {
-    if (i) lm_buf_puts(&sql, ", ");
-    d->quote_ident(&sql, cols[i]);
-  }
-  if (!t->ncolumns) lm_buf_puts(&sql, "1");
-  lm_buf_puts(&sql, " FROM ");
-  if (t->schema) {
-    d->quote_ident(&sql, t->schema);
-    lm_buf_putc(&sql, '.');
-  }
-  d->quote_ident(&sql, t->name);
+  lm_sql_spec spec = {.kind = LM_SQL_READ_ROWS, .schema = t->schema,
+                      .table = t->name, .columns = cols,
+                      .ncolumns = t->ncolumns};
+  lm_core_sql(d, &sql, &spec);
   free(cols);
   lm_cursor *cur;
   int rc = d->query(env->conn, lm_buf_str(&sql), 0, NULL, &cur, &env->err);
