@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 
 #include "keep.h"
+#include "keep_sql.h"
 #include "schema.h"
 #include "schema_text.h"
 
@@ -26,7 +27,7 @@
 /* A refill done by the running downgrade, finished by lm_keep_finish. */
 typedef struct refill {
   long long id;
-  char *kept;                   /* the kept table, quoted and qualified */
+  char *kept;                   /* the kept table's name (in the kept area) */
   char *schema, *table;
   char *what;                   /* "persons.role", "table roles" */
   lm_strvec lines;              /* the dialect's dependents */
@@ -100,19 +101,6 @@ void lm_group_digits(lm_buf *out, long long n) {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static void quoted_table(lm_env *env, lm_buf *b, const char *schema,
-                         const char *table) {
-  if (schema) {
-    env->dialect->quote_ident(b, schema);
-    lm_buf_putc(b, '.');
-  }
-  env->dialect->quote_ident(b, table);
-}
-
-static void catalogue(lm_env *env, lm_buf *b) {
-  quoted_table(env, b, env->version_table_schema, LM_KEPT_TABLE);
-}
-
 static lm_value text(const char *s) {
   if (!s) return (lm_value){.type = LM_V_NULL};
   return (lm_value){.type = LM_V_TEXT, .s = s, .len = strlen(s)};
@@ -159,22 +147,24 @@ static int query_number(lm_env *env, const char *sql, size_t nparams,
   return rc;
 }
 
-static int count_rows(lm_env *env, const char *qualified, long long *out,
-                      lm_err *err) {
-  char *sql = lm_xasprintf("SELECT count(*) FROM %s", qualified);
-  int rc = query_number(env, sql, 0, NULL, out, err);
-  free(sql);
+static int count_rows(lm_env *env, const char *schema, const char *table,
+                      long long *out, lm_err *err) {
+  lm_buf sql = LM_BUF_INIT;
+  lm_keep_sql_count(env->dialect, &sql, schema, table);
+  int rc = query_number(env, lm_buf_str(&sql), 0, NULL, out, err);
+  lm_buf_free(&sql);
   return rc;
 }
 
 /* A table's column names, in order, from an empty result. */
-static int column_names(lm_env *env, const char *qualified, lm_strvec *out,
-                        lm_err *err) {
+static int column_names(lm_env *env, const char *schema, const char *table,
+                        lm_strvec *out, lm_err *err) {
   const lm_dialect *d = env->dialect;
-  char *sql = lm_xasprintf("SELECT * FROM %s WHERE 1 = 0", qualified);
+  lm_buf sql = LM_BUF_INIT;
+  lm_keep_sql_no_rows(d, &sql, schema, table);
   lm_cursor *cur;
-  int rc = d->query(env->conn, sql, 0, NULL, &cur, err);
-  free(sql);
+  int rc = d->query(env->conn, lm_buf_str(&sql), 0, NULL, &cur, err);
+  lm_buf_free(&sql);
   if (rc != LM_OK) return rc;
   rc = d->cursor_next(cur, err);
   for (size_t i = 0; rc >= 0 && i < d->cursor_ncols(cur); i++)
@@ -226,8 +216,9 @@ static char *kept_name(const lm_keep_methods *km, long long id,
   return name;
 }
 
+/* The kept table's name as messages show it: quoted, qualified. */
 static void kept_quoted(lm_env *env, lm_buf *b, const char *name) {
-  quoted_table(env, b, env->dialect->keep->schema, name);
+  lm_sql_qualified(env->dialect, b, env->dialect->keep->schema, name);
 }
 
 /* The catalogue, made in the migration's transaction when missing. */
@@ -311,8 +302,7 @@ static int keep_start(lm_env *env, keep_state *st, const char *what,
       lm_exec_sql(env, d->keep->prepare_sql, 0, NULL, NULL, err) != LM_OK)
     return LM_ERROR;
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT COALESCE(MAX(id), 0) + 1 FROM ");
-  catalogue(env, &sql);
+  lm_keep_sql_next_id(d, &sql, env->version_table_schema, LM_KEPT_TABLE);
   int rc = query_number(env, lm_buf_str(&sql), 0, NULL, id, err);
   lm_buf_free(&sql);
   return rc;
@@ -330,12 +320,8 @@ static int catalogue_insert(lm_env *env, const catalogue_row *r,
   char now[32];
   lm_utc_timestamp(now);
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "INSERT INTO ");
-  catalogue(env, &sql);
-  lm_buf_puts(&sql, " (id, revision, kind, table_schema, table_name, "
-              "column_name, kept_as, key_columns, definition, dependents, "
-              "row_count, kept_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-              "$9, $10, $11, $12)");
+  lm_keep_sql_catalogue_insert(env->dialect, &sql, env->version_table_schema,
+                               LM_KEPT_TABLE);
   lm_value p[12] = {{.type = LM_V_INT, .i = r->id}, text(r->revision),
                     text(r->kind), text(r->schema), text(r->table),
                     text(r->column), text(r->kept_as), text(r->key_columns),
@@ -362,8 +348,8 @@ static const char *running_revision(lm_env *env) {
 /* drop_column: the primary key and the column, copied. */
 static int keep_column(lm_env *env, keep_state *st, const char *schema,
                        const char *table, const char *column, lm_err *err) {
-  lm_buf what = LM_BUF_INIT, tq = LM_BUF_INIT, sql = LM_BUF_INIT,
-         def = LM_BUF_INIT, keys = LM_BUF_INIT, deps = LM_BUF_INIT;
+  lm_buf what = LM_BUF_INIT, sql = LM_BUF_INIT, def = LM_BUF_INIT,
+         keys = LM_BUF_INIT, deps = LM_BUF_INIT;
   lm_strvec lines = LM_STRVEC_INIT;
   lm_schema m;
   lm_schema_init(&m);
@@ -394,30 +380,19 @@ static int keep_column(lm_env *env, keep_state *st, const char *schema,
       LM_OK)
     goto done;
   name = kept_name(km, id, table, column);
-  quoted_table(env, &tq, schema, table);
+  for (size_t i = 0; i < pk->ncolumns; i++)
+    lm_buf_printf(&keys, "%s%s", i ? "\n" : "", pk->columns[i]);
   /* CREATE TABLE ... AS, where it reports the rows it wrote; else made
    * empty and filled by one INSERT, whose count is exact (no second scan
    * to count them). */
-  lm_buf select = LM_BUF_INIT;
-  lm_buf_puts(&select, "SELECT ");
-  for (size_t i = 0; i < pk->ncolumns; i++) {
-    env->dialect->quote_ident(&select, pk->columns[i]);
-    lm_buf_puts(&select, ", ");
-    lm_buf_printf(&keys, "%s%s", i ? "\n" : "", pk->columns[i]);
-  }
-  env->dialect->quote_ident(&select, column);
-  lm_buf_printf(&select, " FROM %s", lm_buf_str(&tq));
-  lm_buf_puts(&sql, "CREATE TABLE ");
-  kept_quoted(env, &sql, name);
-  lm_buf_printf(&sql, " AS %s%s", lm_buf_str(&select),
-                km->ctas_counts ? "" : " WHERE 1 = 0");
+  lm_keep_sql_column_create(env->dialect, &sql, km->schema, name, schema,
+                            table, pk->columns, pk->ncolumns, column,
+                            !km->ctas_counts);
   int64_t copied = 0;
   rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
   lm_buf_reset(&sql);
-  lm_buf_puts(&sql, "INSERT INTO ");
-  kept_quoted(env, &sql, name);
-  lm_buf_printf(&sql, " %s", lm_buf_str(&select));
-  lm_buf_free(&select);
+  lm_keep_sql_column_fill(env->dialect, &sql, km->schema, name, schema, table,
+                          pk->columns, pk->ncolumns, column);
   if (rc == LM_OK && !km->ctas_counts)
     rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &copied, err);
   if (rc != LM_OK) goto done;
@@ -445,7 +420,6 @@ done:
   lm_strvec_free(&lines);
   free(name);
   lm_buf_free(&what);
-  lm_buf_free(&tq);
   lm_buf_free(&sql);
   lm_buf_free(&def);
   lm_buf_free(&keys);
@@ -461,8 +435,8 @@ static int keep_table(lm_env *env, keep_state *st, const lm_op *op,
                               err) != LM_OK)
     return LM_ERROR;
   if (!exists) return LM_OK;          /* if_exists, or the drop's error */
-  lm_buf what = LM_BUF_INIT, tq = LM_BUF_INIT, def = LM_BUF_INIT,
-         deps = LM_BUF_INIT, msg = LM_BUF_INIT;
+  lm_buf what = LM_BUF_INIT, def = LM_BUF_INIT, deps = LM_BUF_INIT,
+         msg = LM_BUF_INIT;
   lm_strvec lines = LM_STRVEC_INIT;
   lm_schema m;
   lm_schema_init(&m);
@@ -477,7 +451,6 @@ static int keep_table(lm_env *env, keep_state *st, const lm_op *op,
   if ((rc = keep_start(env, st, lm_buf_str(&what), &id, err)) != LM_OK)
     goto done;
   const lm_keep_methods *km = env->dialect->keep;
-  quoted_table(env, &tq, op->schema, op->table);
   if ((rc = km->dependents(env->conn, op->schema, op->table, NULL, &lines,
                            err)) != LM_OK)
     goto done;
@@ -505,7 +478,6 @@ done:
   lm_strvec_free(&lines);
   free(name);
   lm_buf_free(&what);
-  lm_buf_free(&tq);
   lm_buf_free(&def);
   lm_buf_free(&deps);
   lm_buf_free(&msg);
@@ -550,12 +522,8 @@ static int find_kept(lm_env *env, const char *kind, const char *schema,
     return LM_ERROR;
   if (!exists) return LM_OK;
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT id, kept_as, key_columns, dependents, row_count "
-              "FROM ");
-  catalogue(env, &sql);
-  lm_buf_puts(&sql, " WHERE revision = $1 AND kind = $2 AND table_name = $3 "
-              "AND COALESCE(table_schema, '') = $4 AND "
-              "COALESCE(column_name, '') = $5 ORDER BY id DESC");
+  lm_keep_sql_catalogue_find(env->dialect, &sql, env->version_table_schema,
+                             LM_KEPT_TABLE);
   lm_value p[5] = {text(rev), text(kind), text(table),
                    text(schema ? schema : ""), text(column ? column : "")};
   size_t ncols;
@@ -594,30 +562,20 @@ static int refill_column(lm_env *env, keep_state *st, const char *schema,
     lm_strvec_free(&cells);
     return rc;
   }
-  lm_buf sql = LM_BUF_INIT, kq = LM_BUF_INIT, tq = LM_BUF_INIT,
-         msg = LM_BUF_INIT;
+  lm_buf sql = LM_BUF_INIT, kq = LM_BUF_INIT, msg = LM_BUF_INIT;
   kept_quoted(env, &kq, cells.items[1]);
-  quoted_table(env, &tq, schema, table);
   split_lines(cells.items[2], &keys);
-  const lm_dialect *d = env->dialect;
-  lm_buf_printf(&sql, "UPDATE %s AS luamig_t SET ", lm_buf_str(&tq));
-  d->quote_ident(&sql, col->name);
-  lm_buf_puts(&sql, " = luamig_k.");
-  d->quote_ident(&sql, col->name);
-  lm_buf_printf(&sql, " FROM %s AS luamig_k WHERE ", lm_buf_str(&kq));
-  for (size_t i = 0; i < keys.n; i++) {
-    lm_buf_puts(&sql, i ? " AND luamig_t." : "luamig_t.");
-    d->quote_ident(&sql, keys.items[i]);
-    lm_buf_puts(&sql, " = luamig_k.");
-    d->quote_ident(&sql, keys.items[i]);
-  }
+  lm_keep_sql_column_refill(env->dialect, &sql, schema, table,
+                            env->dialect->keep->schema, cells.items[1],
+                            (const char *const *)keys.items, keys.n,
+                            col->name);
   int64_t values = 0;
   long long total = 0;
   rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, &values, err);
-  if (rc == LM_OK) rc = count_rows(env, lm_buf_str(&tq), &total, err);
+  if (rc == LM_OK) rc = count_rows(env, schema, table, &total, err);
   if (rc == LM_OK) {
     lm_buf_printf(&msg, "%s.%s", table, col->name);
-    add_refill(st, strtoll(cells.items[0], NULL, 10), lm_buf_str(&kq), schema,
+    add_refill(st, strtoll(cells.items[0], NULL, 10), cells.items[1], schema,
                table, lm_buf_str(&msg), cells.items[3]);
     lm_buf_reset(&msg);
     long long added = total - values;
@@ -642,7 +600,6 @@ static int refill_column(lm_env *env, keep_state *st, const char *schema,
   lm_strvec_free(&keys);
   lm_buf_free(&sql);
   lm_buf_free(&kq);
-  lm_buf_free(&tq);
   lm_buf_free(&msg);
   return rc;
 }
@@ -658,11 +615,12 @@ static int refill_table(lm_env *env, keep_state *st, const char *schema,
     return rc;
   }
   lm_strvec now = LM_STRVEC_INIT, was = LM_STRVEC_INIT;
-  lm_buf kq = LM_BUF_INIT, tq = LM_BUF_INIT, msg = LM_BUF_INIT;
+  lm_buf kq = LM_BUF_INIT, msg = LM_BUF_INIT;
   kept_quoted(env, &kq, cells.items[1]);
-  quoted_table(env, &tq, schema, table);
-  rc = column_names(env, lm_buf_str(&tq), &now, err);
-  if (rc == LM_OK) rc = column_names(env, lm_buf_str(&kq), &was, err);
+  rc = column_names(env, schema, table, &now, err);
+  if (rc == LM_OK)
+    rc = column_names(env, env->dialect->keep->schema, cells.items[1], &was,
+                      err);
   const char **common = lm_xcalloc(now.n + 1, sizeof *common);
   size_t ncommon = 0;
   for (size_t i = 0; i < now.n; i++)
@@ -676,7 +634,7 @@ static int refill_table(lm_env *env, keep_state *st, const char *schema,
   if (rc == LM_OK) rc = lm_tx_check(env, err);
   if (rc == LM_OK) {
     lm_buf_printf(&msg, "table %s", table);
-    add_refill(st, strtoll(cells.items[0], NULL, 10), lm_buf_str(&kq), schema,
+    add_refill(st, strtoll(cells.items[0], NULL, 10), cells.items[1], schema,
                table, lm_buf_str(&msg), cells.items[3]);
     lm_buf_reset(&msg);
     lm_buf_printf(&msg, "restored table %s: ", table);
@@ -696,7 +654,6 @@ static int refill_table(lm_env *env, keep_state *st, const char *schema,
   lm_strvec_free(&now);
   lm_strvec_free(&was);
   lm_buf_free(&kq);
-  lm_buf_free(&tq);
   lm_buf_free(&msg);
   return rc;
 }
@@ -732,12 +689,11 @@ static int finish_one(lm_env *env, const refill *r, lm_err *err) {
   }
   if (rc == LM_OK) rc = lm_tx_check(env, err);
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_printf(&sql, "DROP TABLE %s", r->kept);
+  lm_keep_sql_drop(env->dialect, &sql, km->schema, r->kept, 0);
   if (rc == LM_OK) rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, NULL, err);
   lm_buf_reset(&sql);
-  lm_buf_puts(&sql, "DELETE FROM ");
-  catalogue(env, &sql);
-  lm_buf_puts(&sql, " WHERE id = $1");
+  lm_keep_sql_catalogue_delete(env->dialect, &sql, env->version_table_schema,
+                               LM_KEPT_TABLE);
   lm_value id = {.type = LM_V_INT, .i = r->id};
   if (rc == LM_OK) rc = lm_exec_sql(env, lm_buf_str(&sql), 1, &id, NULL, err);
   lm_buf_free(&sql);
@@ -795,10 +751,8 @@ int lm_kept_read(lm_env *env, lm_kept **out, size_t *n) {
     return LM_ERROR;
   if (!exists) return LM_OK;
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "SELECT id, revision, kind, table_schema, table_name, "
-              "column_name, kept_as, row_count, kept_at FROM ");
-  catalogue(env, &sql);
-  lm_buf_puts(&sql, " ORDER BY id");
+  lm_keep_sql_catalogue_list(env->dialect, &sql, env->version_table_schema,
+                             LM_KEPT_TABLE);
   lm_strvec cells = LM_STRVEC_INIT;
   size_t ncols = 0;
   int rc = query_cells(env, lm_buf_str(&sql), 0, NULL, &cells, &ncols,
@@ -858,13 +812,12 @@ void lm_kept_describe(lm_buf *out, const lm_kept *row) {
 
 int lm_kept_remove(lm_env *env, const lm_kept *row) {
   lm_buf sql = LM_BUF_INIT;
-  lm_buf_puts(&sql, "DROP TABLE IF EXISTS ");
-  kept_quoted(env, &sql, row->kept_as);
+  lm_keep_sql_drop(env->dialect, &sql, env->dialect->keep->schema,
+                   row->kept_as, 1);
   int rc = lm_exec_sql(env, lm_buf_str(&sql), 0, NULL, NULL, &env->err);
   lm_buf_reset(&sql);
-  lm_buf_puts(&sql, "DELETE FROM ");
-  catalogue(env, &sql);
-  lm_buf_puts(&sql, " WHERE id = $1");
+  lm_keep_sql_catalogue_delete(env->dialect, &sql, env->version_table_schema,
+                               LM_KEPT_TABLE);
   lm_value id = {.type = LM_V_INT, .i = row->id};
   if (rc == LM_OK)
     rc = lm_exec_sql(env, lm_buf_str(&sql), 1, &id, NULL, &env->err);
