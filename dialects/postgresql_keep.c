@@ -324,8 +324,26 @@ static void pattern(lm_buf *b, const char *name) {
   lm_buf_putc(b, '"');
 }
 
-/* Run argv, its stderr into out; the exit status, or -1. */
-static int run_program(char *const *argv, lm_buf *out) {
+/* The URL without the password of its user part ("user:pw@host" becomes
+ * "user@host"), malloc'ed: what another program may see on its command
+ * line.  A password given as a query parameter stays (it is the user's
+ * choice to put it there). */
+static char *url_without_password(const char *url) {
+  const char *auth = strstr(url, "://");
+  if (!auth) return lm_xstrdup(url);
+  auth += 3;
+  size_t len = strcspn(auth, "/?");
+  const char *at = NULL;
+  for (const char *p = auth; p < auth + len; p++)
+    if (*p == '@') at = p;
+  const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+  if (!colon) return lm_xstrdup(url);
+  return lm_xasprintf("%.*s%s", (int)(colon - url), url, at);
+}
+
+/* Run argv, its stderr into out, with PGPASSWORD set to password (when not
+ * NULL) in its environment only; the exit status, or -1. */
+static int run_program(char *const *argv, const char *password, lm_buf *out) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
   pid_t pid = fork();
@@ -343,6 +361,8 @@ static int run_program(char *const *argv, lm_buf *out) {
       dup2(devnull, 0);
       dup2(devnull, 1);
     }
+    /* The child alone: the password never reaches a command line. */
+    if (password && setenv("PGPASSWORD", password, 1) != 0) _exit(127);
     execv(argv[0], argv);
     _exit(127);
   }
@@ -396,7 +416,9 @@ static int pg_backup(lm_conn *c, const lm_url *url, const char *path,
   lm_strvec_push(&args, lm_xstrdup("--format=custom"));
   lm_strvec_push(&args, lm_xstrdup("--no-password"));
   lm_strvec_pushf(&args, "--file=%s", file);
-  lm_strvec_pushf(&args, "--dbname=%s", url->full);
+  char *dburl = url_without_password(url->full);
+  lm_strvec_pushf(&args, "--dbname=%s", dburl);
+  free(dburl);
   for (size_t i = 0; i < ntables; i++) {
     lm_buf b = LM_BUF_INIT;
     lm_buf_puts(&b, "--table=");
@@ -409,7 +431,11 @@ static int pg_backup(lm_conn *c, const lm_url *url, const char *path,
   }
   lm_strvec_push(&args, NULL);
   lm_buf msg = LM_BUF_INIT;
-  int status = run_program(args.items, &msg);
+  /* The password the connection was made with (from the URL, the
+   * environment or a password file) goes to pg_dump's environment. */
+  const char *password = PQpass(c->pg);
+  int status = run_program(args.items, password && *password ? password : NULL,
+                           &msg);
   int rc = LM_OK;
   if (status != 0) {
     while (msg.len && (msg.data[msg.len - 1] == '\n')) msg.data[--msg.len] = 0;

@@ -22,7 +22,7 @@
   X(PQflush) X(PQfname) X(PQfformat) X(PQfreeCancel) X(PQfreemem) X(PQftype)  \
   X(PQgetCancel) X(PQgetCopyData) X(PQgetResult) X(PQgetisnull)               \
   X(PQgetlength) X(PQgetvalue) X(PQisBusy) X(PQnfields) X(PQnparams)          \
-  X(PQntuples) X(PQparameterStatus) X(PQparamtype) X(PQprepare)               \
+  X(PQntuples) X(PQparameterStatus) X(PQparamtype) X(PQpass) X(PQprepare)     \
   X(PQputCopyData) X(PQputCopyEnd) X(PQresStatus) X(PQresultErrorField)       \
   X(PQresultErrorMessage) X(PQresultStatus) X(PQsendPrepare) X(PQsendQuery)   \
   X(PQsendQueryParams) X(PQsendQueryPrepared) X(PQserverVersion)              \
@@ -79,6 +79,7 @@ int lm_pq_load(lm_err *err);
 #define PQntuples (lm_pq.PQntuples)
 #define PQparameterStatus (lm_pq.PQparameterStatus)
 #define PQparamtype (lm_pq.PQparamtype)
+#define PQpass (lm_pq.PQpass)
 #define PQprepare (lm_pq.PQprepare)
 #define PQputCopyData (lm_pq.PQputCopyData)
 #define PQputCopyEnd (lm_pq.PQputCopyEnd)

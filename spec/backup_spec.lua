@@ -105,6 +105,33 @@ describe("upgrade --backup on postgresql", function()
     assert.are.equal("1|a\n2|b\n3|c\n", H.psql(target, "SELECT id, role FROM persons ORDER BY id"))
   end)
 
+  it("gives pg_dump the password in its environment, never on its command line", function()
+    local url = H.pg_fresh()
+    assert.matches(":secret@", url)   -- the test server's URL carries one
+    local proj = H.project(url, revisions)
+    assert.are.equal(0, (H.run({"upgrade", R1}, {dir = proj})))
+    -- a pg_dump in front of the real one, writing down what it was given
+    local bin = H.tempdir()
+    local real = assert(H.popen("command -v pg_dump"):read("l"))
+    H.write(bin .. "/pg_dump", "#!/bin/sh\n" ..
+            "printf '%s\\n' \"$@\" >" .. H.quote(bin .. "/argv") .. "\n" ..
+            "printf '%s\\n' \"$PGPASSWORD\" >" .. H.quote(bin .. "/password") .. "\n" ..
+            "exec " .. H.quote(real) .. " \"$@\"\n")
+    assert.are.equal(0, H.sh("chmod +x " .. H.quote(bin .. "/pg_dump")))
+    local file = proj .. "/with-password.bak"
+    local code, _, err = H.run({"upgrade", "head", "--backup", file},
+                               {dir = proj, env = {PATH = bin .. ":" .. os.getenv("PATH")}})
+    assert.are.equal(0, code, err)
+    local argv = assert(H.read(bin .. "/argv"))
+    assert.is_nil(argv:find("secret", 1, true), argv)
+    assert.matches("--dbname=postgresql://luamig@", argv, 1, true)
+    assert.are.equal("secret\n", H.read(bin .. "/password"))
+    assert.are.equal(R2, current(proj))
+    local target = H.pg_fresh()
+    assert.are.equal(0, H.sh("pg_restore --no-owner -d " .. H.quote(target) .. " " .. H.quote(file) .. " 2>&1"))
+    assert.are.equal("1|a\n2|b\n3|c\n", H.psql(target, "SELECT id, role FROM persons ORDER BY id"))
+  end)
+
   it("fails before migrating when pg_dump is missing or the path is unwritable", function()
     local url = H.pg_fresh()
     local proj = H.project(url, revisions)

@@ -27,6 +27,8 @@ void lm_compare_free(lm_compare *c);
 /* Load the models (models_path), check the database is at head, read it,
  * and compare.  LM_OK, or LM_ERROR with env->err set. */
 int lm_compare_run(lm_env *env, const char *models_path, lm_compare *c);
+/* What `check --json` prints: {match, differences, not_compared}. */
+void lm_compare_json(const lm_compare *c, lm_buf *out);
 
 /* cli_check.c */
 int lm_cmd_check(lm_env *env, lm_args *a);

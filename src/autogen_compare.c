@@ -121,3 +121,18 @@ int lm_compare_run(lm_env *env, const char *models_path, lm_compare *c) {
   list_triggers(c);
   return LM_OK;
 }
+
+void lm_compare_json(const lm_compare *c, lm_buf *out) {
+  lm_buf_printf(out, "{\"match\": %s, \"differences\": [",
+                c->n ? "false" : "true");
+  for (size_t i = 0; i < c->n; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    lm_diff_item_json(c->items[i], out);
+  }
+  lm_buf_puts(out, "], \"not_compared\": [");
+  for (size_t i = 0; i < c->not_compared.n; i++) {
+    if (i) lm_buf_puts(out, ", ");
+    lm_json_string(out, c->not_compared.items[i]);
+  }
+  lm_buf_puts(out, "]}");
+}

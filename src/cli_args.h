@@ -80,5 +80,15 @@ int lm_kept_summary(lm_env *env, lm_buf *text, lm_buf *json);
 /* cli.c */
 int lm_cli_fail(lm_env *env, int rc);
 void lm_json_string(lm_buf *out, const char *s);
+/* A JSON list of strings. */
+void lm_json_list(lm_buf *out, const char *const *items, size_t n);
+
+/* cli_read.c: the commands that only read */
+int lm_cmd_current(lm_env *env, lm_args *a);
+int lm_cmd_heads(lm_env *env, lm_args *a);
+int lm_cmd_branches(lm_env *env, lm_args *a);
+int lm_cmd_history(lm_env *env, lm_args *a);
+int lm_cmd_show(lm_env *env, lm_args *a);
+int lm_cmd_status(lm_env *env, lm_args *a);
 
 #endif

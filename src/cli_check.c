@@ -22,18 +22,8 @@ int lm_cmd_check(lm_env *env, lm_args *a) {
   }
   lm_buf out = LM_BUF_INIT;
   if (a->json) {
-    lm_buf_printf(&out, "{\"match\": %s, \"differences\": [",
-                  c.n ? "false" : "true");
-    for (size_t i = 0; i < c.n; i++) {
-      if (i) lm_buf_puts(&out, ", ");
-      lm_diff_item_json(c.items[i], &out);
-    }
-    lm_buf_puts(&out, "], \"not_compared\": [");
-    for (size_t i = 0; i < c.not_compared.n; i++) {
-      if (i) lm_buf_puts(&out, ", ");
-      lm_json_string(&out, c.not_compared.items[i]);
-    }
-    lm_buf_puts(&out, "]}\n");
+    lm_compare_json(&c, &out);
+    lm_buf_putc(&out, '\n');
   } else {
     for (size_t i = 0; i < c.n; i++) {
       lm_diff_item_line(c.items[i], &out);

@@ -514,6 +514,25 @@ static const char *op_word(lm_op_kind k) {
   return "an operation";
 }
 
+/* A drop that keeps what it removes (keep = true, or keep_dropped in the
+ * configuration) loses nothing a downgrade cannot put back: the finding
+ * just added is a warning, unless the configuration set its severity. */
+static void soften_if_kept(lm_lint_ctx *c, const lm_op *op) {
+  int kept = op->keep > 0 || (op->keep == 0 && c->env->keep_dropped);
+  lm_lint_report *r = c->report;
+  if (!kept || !c->reporting || !r->n) return;
+  lm_finding *f = &r->items[r->n - 1];
+  if (strcmp(lm_lint_rules[f->rule].code, op->kind == LM_OP_DROP_TABLE
+                                              ? "drop_table"
+                                              : "drop_column") != 0)
+    return;
+  if (c->cfg->severity[f->rule] < 0) f->severity = LM_SEV_WARNING;
+  char *msg = lm_xasprintf("%s; it is kept (keep = true), and the "
+                           "downgrade puts it back", f->message);
+  free(f->message);
+  f->message = msg;
+}
+
 static void check_op(lm_lint_ctx *c, const lm_op *op, lm_schema *model,
                      int line) {
   const char *t = op->table;
@@ -525,8 +544,10 @@ static void check_op(lm_lint_ctx *c, const lm_op *op, lm_schema *model,
     lm_strvec_push(&c->created, qualified(op->schema, t));
     break;
   case LM_OP_DROP_TABLE:
-    if (!created(c, op->schema, t))
+    if (!created(c, op->schema, t)) {
       lm_lint_add(c, "drop_table", line, "dropping %s loses its rows", t);
+      soften_if_kept(c, op);
+    }
     break;
   case LM_OP_RENAME_TABLE:
     if (created(c, op->schema, t))
@@ -542,6 +563,7 @@ static void check_op(lm_lint_ctx *c, const lm_op *op, lm_schema *model,
     if (created(c, op->schema, t)) break;
     lm_lint_add(c, "drop_column", line, "dropping %s.%s loses its data", t,
                 op->name);
+    soften_if_kept(c, op);
     if (in_primary_key(model_table(model, op->schema, t), op->name))
       lm_lint_add(c, "primary_key_change", line, "dropping %s.%s drops the "
                   "table's primary key", t, op->name);

@@ -397,6 +397,8 @@ static const luaL_Reg runner_methods[] = {
   {"status", lm_mod_status},
   {"schema", lm_mod_schema},
   {"verify", lm_mod_verify},
+  {"check", lm_mod_check},
+  {"lint", lm_mod_lint},
   {"dialect", lm_mod_dialect},
   {"execute", lm_mod_execute},
   {"query", lm_mod_query},

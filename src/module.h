@@ -65,6 +65,9 @@ int lm_mod_push_fail_err(lua_State *L, const char *msg, const lm_err *e);
 int lm_mod_push_fail_info(lua_State *L, lm_err *info);
 /* The runner's last failure. */
 int lm_mod_push_fail(lua_State *L, lm_mod_runner *r);
+/* The JSON text the core wrote (malloc'ed, freed here whatever happens)
+ * pushed as a Lua table; raises if it cannot be (module_commands.c). */
+void lm_mod_push_json(lua_State *L, char *json);
 void lm_mod_push_list(lua_State *L, char **items);
 void lm_mod_push_strings(lua_State *L, const char *const *items, size_t n);
 /* A revision as a table with the fields of `history --json`. */
@@ -80,6 +83,9 @@ int lm_mod_stamp(lua_State *L);
 int lm_mod_status(lua_State *L);
 int lm_mod_schema(lua_State *L);
 int lm_mod_verify(lua_State *L);
+/* module_review.c */
+int lm_mod_check(lua_State *L);
+int lm_mod_lint(lua_State *L);
 int lm_mod_revision(lua_State *L);
 
 /* module_read.c */

@@ -211,7 +211,7 @@ static int decode_json(lua_State *L) {
 
 /* The JSON text the core wrote (malloc'ed, freed here whatever happens)
  * pushed as a table; raises if it cannot be. */
-static void push_json(lua_State *L, char *json) {
+void lm_mod_push_json(lua_State *L, char *json) {
   lua_pushcfunction(L, decode_json);
   lua_pushlightuserdata(L, json);
   int status = lua_pcall(L, 1, 1, 0);
@@ -232,7 +232,7 @@ int lm_mod_schema(lua_State *L) {
   r->busy = NULL;
   if (rc != LM_OK) return lm_mod_command_end(L, r, "schema", rc,
                                         lm_mod_push_fail(L, r));
-  push_json(L, json);
+  lm_mod_push_json(L, json);
   return lm_mod_command_end(L, r, "schema", rc, 1);
 }
 
@@ -258,12 +258,12 @@ int lm_mod_verify(lua_State *L) {
   if (!json) return lm_mod_command_end(L, r, "verify", rc,
                                         lm_mod_push_fail(L, r));
   if (rc == LM_OK) {
-    push_json(L, json);
+    lm_mod_push_json(L, json);
     return lm_mod_command_end(L, r, "verify", rc, 1);
   }
   luaL_pushfail(L);
   lua_pushstring(L, lm_errmsg(r->env));
-  push_json(L, json);
+  lm_mod_push_json(L, json);
   return lm_mod_command_end(L, r, "verify", rc, 3);
 }
 
