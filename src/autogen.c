@@ -37,6 +37,17 @@ static long find_table(const lm_mtable *const *tabs, size_t n,
   return -1;
 }
 
+/* The table constraint k of table i references, when it is a foreign key
+ * to another of tabs; else -1. */
+static long fk_target(const lm_mtable *const *tabs, size_t n, size_t i,
+                      size_t k) {
+  const lm_constraint *c = &tabs[i]->constraints[k].con;
+  if (c->kind != LM_CON_FOREIGN_KEY) return -1;
+  long j = find_table(tabs, n, c->ref_schema ? c->ref_schema : tabs[i]->schema,
+                      c->ref_table);
+  return (size_t)j == i ? -1 : j;
+}
+
 /* Order tabs so that a table comes after the tables its foreign keys
  * reference (Kahn's algorithm, by position among the ready ones).  When
  * only tables in a cycle are left, the first of them comes next, and its
@@ -50,12 +61,8 @@ static void fk_order(const lm_mtable *const *tabs, size_t n, size_t *order,
   size_t nedges = 0;
   for (size_t i = 0; i < n; i++)
     for (size_t k = 0; k < tabs[i]->nconstraints; k++) {
-      const lm_constraint *c = &tabs[i]->constraints[k].con;
-      if (c->kind != LM_CON_FOREIGN_KEY) continue;
-      long j = find_table(tabs, n, c->ref_schema ? c->ref_schema
-                                                  : tabs[i]->schema,
-                          c->ref_table);
-      if (j < 0 || (size_t)j == i) continue;
+      long j = fk_target(tabs, n, i, k);
+      if (j < 0) continue;
       indeg[i]++;
       rstart[j + 1]++;
       nedges++;
@@ -65,12 +72,8 @@ static void fk_order(const lm_mtable *const *tabs, size_t n, size_t *order,
   size_t *fill = lm_xcalloc(n ? n : 1, sizeof *fill);
   for (size_t i = 0; i < n; i++)
     for (size_t k = 0; k < tabs[i]->nconstraints; k++) {
-      const lm_constraint *c = &tabs[i]->constraints[k].con;
-      if (c->kind != LM_CON_FOREIGN_KEY) continue;
-      long j = find_table(tabs, n, c->ref_schema ? c->ref_schema
-                                                  : tabs[i]->schema,
-                          c->ref_table);
-      if (j < 0 || (size_t)j == i) continue;
+      long j = fk_target(tabs, n, i, k);
+      if (j < 0) continue;
       rdeps[rstart[j] + fill[j]++] = i;
     }
   unsigned char *placed = lm_xcalloc(n ? n : 1, 1);
@@ -85,13 +88,9 @@ static void fk_order(const lm_mtable *const *tabs, size_t n, size_t *order,
     }
     placed[pick] = 1;
     order[done] = pick;
-    const lm_mtable *t = tabs[pick];
-    for (size_t k = 0; k < t->nconstraints; k++) {
-      const lm_constraint *c = &t->constraints[k].con;
-      if (c->kind != LM_CON_FOREIGN_KEY) continue;
-      long j = find_table(tabs, n, c->ref_schema ? c->ref_schema : t->schema,
-                          c->ref_table);
-      if (j >= 0 && (size_t)j != pick && !placed[j]) deferred[pick][k] = 1;
+    for (size_t k = 0; k < tabs[pick]->nconstraints; k++) {
+      long j = fk_target(tabs, n, pick, k);
+      if (j >= 0 && !placed[j]) deferred[pick][k] = 1;
     }
     next_ready = 0;
     for (size_t e = rstart[pick]; e < rstart[pick + 1]; e++)

@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 
 #include "lint.h"
+#include "lua_registry.h"
 
 #define SAFETY_KEY "luamig.safety"
 
@@ -25,23 +26,15 @@ static int safety_gc(lua_State *L) {
 }
 
 static lm_safety_config *settings(lua_State *L) {
-  if (lua_getfield(L, LUA_REGISTRYINDEX, SAFETY_KEY) == LUA_TUSERDATA) {
-    lm_safety_config *c = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return c;
+  int created;
+  lm_safety_config *c = lm_registry_userdata(L, SAFETY_KEY, sizeof *c,
+                                             safety_gc, &created);
+  if (created) {
+    c->large_table_rows = 100000;
+    c->disabled = lm_xcalloc(lm_lint_nrules, 1);
+    c->severity = lm_xmalloc(lm_lint_nrules);
+    memset(c->severity, -1, lm_lint_nrules);
   }
-  lua_pop(L, 1);
-  lm_safety_config *c = lua_newuserdatauv(L, sizeof *c, 0);
-  memset(c, 0, sizeof *c);
-  c->large_table_rows = 100000;
-  c->disabled = lm_xcalloc(lm_lint_nrules, 1);
-  c->severity = lm_xmalloc(lm_lint_nrules);
-  memset(c->severity, -1, lm_lint_nrules);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, safety_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, SAFETY_KEY);
   return c;
 }
 

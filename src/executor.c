@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "executor.h"
+#include "lua_registry.h"
 #include "schema.h"
 
 #define MODEL_KEY "luamig.executor"
@@ -54,21 +55,10 @@ static int model_gc(lua_State *L) {
 
 lm_schema *lm_exec_model(lm_env *env, int fresh) {
   lua_State *L = env->L;
-  model_ud *m;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, MODEL_KEY) == LUA_TUSERDATA) {
-    m = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-  } else {
-    lua_pop(L, 1);
-    m = lua_newuserdatauv(L, sizeof *m, 0);
-    memset(m, 0, sizeof *m);
-    lm_schema_init(&m->model);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, model_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, LUA_REGISTRYINDEX, MODEL_KEY);
-  }
+  int created;
+  model_ud *m = lm_registry_userdata(L, MODEL_KEY, sizeof *m, model_gc,
+                                     &created);
+  if (created) lm_schema_init(&m->model);
   if (fresh && env->sql_out && env->sql_out->len == 0)
     lm_schema_reset(&m->model);
   return &m->model;

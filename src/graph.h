@@ -140,6 +140,8 @@ enum { LM_FMT_VERBOSE = 1, LM_FMT_BRANCHES = 2 /* (labels) */, LM_FMT_TREE = 4 /
 /* Alembic's Script.doc: the first paragraph of the doc (the script's
  * leading comment), or the message when there is none. */
 void lm_graph_short_doc(const lm_graph *g, size_t idx, const char *doc, lm_buf *out);
+/* The ids of l as "a, b, c". */
+void lm_graph_ids_joined(const lm_graph *g, const lm_revlist *l, lm_buf *out);
 void lm_graph_format(const lm_graph *g, size_t idx, unsigned flags, lm_buf *out);
 /* Same, with the text Alembic prints as the module docstring in the
  * verbose form (luamig: the script's leading comment block, comment

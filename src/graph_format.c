@@ -168,3 +168,8 @@ void lm_graph_format_branch_point(const lm_graph *g, size_t idx, int verbose, co
   }
   lm_buf_putc(out, '\n');
 }
+
+void lm_graph_ids_joined(const lm_graph *g, const lm_revlist *l, lm_buf *out) {
+  for (size_t i = 0; i < l->n; i++)
+    lm_buf_printf(out, "%s%s", i ? ", " : "", lm_graph_rev(g, l->idx[i])->id);
+}

@@ -18,6 +18,7 @@
 
 #include "keep.h"
 #include "keep_sql.h"
+#include "lua_registry.h"
 #include "schema.h"
 #include "schema_text.h"
 
@@ -59,21 +60,9 @@ static int state_gc(lua_State *L) {
 
 /* Lives in the environment's Lua registry, like the executor's. */
 static keep_state *state(lm_env *env) {
-  lua_State *L = env->L;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, STATE_KEY) == LUA_TUSERDATA) {
-    keep_state *st = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return st;
-  }
-  lua_pop(L, 1);
-  keep_state *st = lua_newuserdatauv(L, sizeof *st, 0);
-  memset(st, 0, sizeof *st);
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, state_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  lua_setfield(L, LUA_REGISTRYINDEX, STATE_KEY);
-  return st;
+  int created;
+  return lm_registry_userdata(env->L, STATE_KEY, sizeof(keep_state), state_gc,
+                              &created);
 }
 
 int lm_keep_option(lua_State *L, int idx, const char *op) {

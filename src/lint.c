@@ -179,9 +179,7 @@ static void check_heads(lm_lint_ctx *c) {
   lm_graph_heads(env->graph, &heads);
   if (heads.n > 1) {
     lm_buf ids = LM_BUF_INIT;
-    for (size_t i = 0; i < heads.n; i++)
-      lm_buf_printf(&ids, "%s%s", i ? ", " : "",
-                    lm_graph_rev(env->graph, heads.idx[i])->id);
+    lm_graph_ids_joined(env->graph, &heads, &ids);
     /* Reported at each head, so that allow in a head acknowledges it. */
     for (size_t i = 0; i < heads.n; i++) {
       lm_script *s = lm_script_at(env, heads.idx[i]);

@@ -97,9 +97,7 @@ static void check_graph(verify_run *v) {
   lm_graph_heads(env->graph, &heads);
   if (heads.n > 1) {
     lm_buf ids = LM_BUF_INIT;
-    for (size_t i = 0; i < heads.n; i++)
-      lm_buf_printf(&ids, "%s%s", i ? ", " : "",
-                    lm_graph_rev(env->graph, heads.idx[i])->id);
+    lm_graph_ids_joined(env->graph, &heads, &ids);
     add_problem(v, "heads", NO_REV, "the history has %zu heads: %s (join "
                 "them with `luamig merge heads -m MSG`)", heads.n,
                 lm_buf_str(&ids));
