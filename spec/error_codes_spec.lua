@@ -33,6 +33,21 @@ for _, d in ipairs(H.dialects) do
       assert.are.equal("aaaaaaaaaaa1\n", query("SELECT version_num FROM luamig_version"))
     end)
 
+    it("a unique violation in a backfill's batch write is 23505", function()
+      local url, query = d.fresh()
+      local dir = H.project(url, {unique_table,
+        {rev = "bbbbbbbbbbb2", down = "aaaaaaaaaaa1",
+         up = [[op.execute("INSERT INTO t (id, k) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+                op.backfill("t", {batch_size = 2}, function(row) return {k = "same"} end)]]}})
+      local m = assert(luamig.open{config = dir .. "/luamig.lua"})
+      local ok, msg, code = m:upgrade("head")
+      m:close()
+      assert.is_nil(ok)
+      assert.matches("backfill t", msg)
+      assert.are.equal("23505", code)
+      assert.are.equal("aaaaaaaaaaa1\n", query("SELECT version_num FROM luamig_version"))
+    end)
+
     it("a Lua error in a script is script_error, also after a caught database error", function()
       local url = d.fresh()
       local dir = H.project(url, {unique_table,

@@ -89,6 +89,8 @@ typedef struct backfill {
   lm_progress progress;
   int progress_started;
   lm_err err;
+  lm_err fail_code;             /* the code of the failure body_fail raised
+                                   (no message: nothing to free) */
 } backfill;
 
 /* Grow an array to hold n elements of size sz. */

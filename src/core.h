@@ -161,6 +161,10 @@ void lm_op_to_value(lua_State *L, lm_arena *a, int idx, const char *op,
 void lm_op_push_null(lua_State *L);     /* op.null */
 /* Raise err (freed) as a Lua error that starts with the script line. */
 int lm_op_raise(lua_State *L, lm_err *err);
+/* The error message on top of L is about to be raised with the code of
+ * `code` (its SQLSTATE or luamig code): remember both for the script's
+ * error (lm_op_raise does this itself). */
+void lm_op_note_raised(lua_State *L, const lm_err *code);
 /* op_data.c: add query, bulk_insert, backfill to the op table on top. */
 void lm_op_data_register(lua_State *L);
 /* op_data.c: close the op.query cursors a script left open (before the

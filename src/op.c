@@ -200,10 +200,7 @@ const char *const *lm_op_string_array(lua_State *L, lm_arena *a, int idx,
 /* ---- applying ----------------------------------------------------------- */
 
 /* Raise a failure as a Lua error that starts with the script line. */
-int lm_op_raise(lua_State *L, lm_err *err) {
-  luaL_where(L, 1);
-  lua_pushstring(L, lm_err_msg(err));
-  lua_concat(L, 2);
+void lm_op_note_raised(lua_State *L, const lm_err *code) {
   /* The script may let this error through as it is: remember its text
    * and code (lm_script_call gives the code back when the text matches). */
   lua_getfield(L, LUA_REGISTRYINDEX, ENV_KEY);
@@ -211,8 +208,15 @@ int lm_op_raise(lua_State *L, lm_err *err) {
   lua_pop(L, 1);
   if (env) {
     lm_err_set(&env->raised, "%s", lua_tostring(L, -1));
-    lm_err_copy_code(&env->raised, err);
+    lm_err_copy_code(&env->raised, code);
   }
+}
+
+int lm_op_raise(lua_State *L, lm_err *err) {
+  luaL_where(L, 1);
+  lua_pushstring(L, lm_err_msg(err));
+  lua_concat(L, 2);
+  lm_op_note_raised(L, err);
   lm_err_free(err);
   return lua_error(L);
 }

@@ -154,6 +154,7 @@ static void take_result(lua_State *L, backfill *b, slot *s, int res,
 /* Raise b->err from inside the protected body. */
 static int body_fail(lua_State *L, backfill *b) {
   lua_pushfstring(L, "backfill %s: %s", b->table, lm_err_msg(&b->err));
+  lm_err_copy_code(&b->fail_code, &b->err);   /* for the script's error */
   return lua_error(L);
 }
 
@@ -523,6 +524,7 @@ int lm_op_backfill(lua_State *L) {
     luaL_where(L, 1);
     lua_insert(L, -2);
     lua_concat(L, 2);
+    lm_op_note_raised(L, &b.fail_code);
     return lua_error(L);
   }
   char nr[32], nu[32], ns[32], rate[32];
