@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "backfill.h"
+#include "oom.h"
 
 /* ---- the write ------------------------------------------------------------- */
 
@@ -55,8 +56,16 @@ static void layout(backfill *b, slot *s) {
 
 /* The write itself; it touches the slot, the writer and the connection,
  * never Lua. */
+static void *write_failed(slot *s) {
+  s->rc = LM_ERROR;
+  lm_oom_set(&s->err);
+  return NULL;
+}
+
 static void *write_thread(void *arg) {
   slot *s = arg;
+  /* Memory running out while writing fails this write, not the process. */
+  LM_OOM_GUARD(NULL, 0, write_failed(s));
   backfill *b = s->owner;
   s->rc = b->d->writer_run(b->writer, s->nused, s->usedcols, s->nchanged,
                            s->matrix, s->all ? NULL : s->set, &s->affected,

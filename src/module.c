@@ -412,10 +412,11 @@ static const luaL_Reg runner_metamethods[] = {
   {"__index", NULL},
   {NULL, NULL}};
 
-/* luamig._test_fail_alloc(n): a test hook for luamig's own specs (oom.h):
- * the n-th allocation of the core from now on, on this thread, fails. */
+/* luamig._test_fail_alloc(n [, other_threads]): a test hook for luamig's
+ * own specs (oom.h): the n-th allocation of the core from now on fails;
+ * with other_threads, the n-th of threads other than this one. */
 static int test_fail_alloc(lua_State *L) {
-  lm_oom_fail_after((long)luaL_checkinteger(L, 1));
+  lm_oom_fail_after((long)luaL_checkinteger(L, 1), lua_toboolean(L, 2));
   return 0;
 }
 

@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <lauxlib.h>
 #include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +14,13 @@
 #include "core.h"
 #include "oom.h"
 
-/* The innermost recovery point of this thread, and the test hook's
- * countdown. */
+/* The innermost recovery point of this thread; the test hook's countdown,
+ * which every thread's allocations count down (a backfill's writer
+ * thread's too). */
 static _Thread_local lm_oom_point *top;
-static _Thread_local long fail_countdown;
+static _Atomic long fail_countdown;
+static _Atomic int fail_elsewhere;      /* count other threads' only */
+static pthread_t fail_setter;
 
 /* How many calls are active on L. */
 static int lua_depth(lua_State *L) {
@@ -73,13 +78,21 @@ void lm_oom_leave(lm_oom_point *p) {
   }
 }
 
-void lm_oom_fail_after(long n) {
-  fail_countdown = n > 0 ? n : 0;
+void lm_oom_fail_after(long n, int other_threads) {
+  fail_setter = pthread_self();
+  atomic_store(&fail_elsewhere, other_threads);
+  atomic_store(&fail_countdown, n > 0 ? n : 0);
 }
 
 int lm_oom_injected(void) {
-  return fail_countdown > 0 && --fail_countdown == 0;
+  if (atomic_load(&fail_elsewhere) && pthread_equal(pthread_self(), fail_setter))
+    return 0;
+  long n = atomic_load(&fail_countdown);
+  while (n > 0 && !atomic_compare_exchange_weak(&fail_countdown, &n, n - 1)) {}
+  return n == 1;
 }
+
+void lm_oom_set(lm_err *err) { set_out_of_memory(err, 0); }
 
 void lm_out_of_memory(void) {
   lm_oom_point *p = top;

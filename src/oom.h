@@ -20,9 +20,11 @@
  * their structures may be half-built, so every later call on it fails the
  * same way except lm_close, which only rolls back and closes the database
  * connection (so the database is left as it was and the run lock goes)
- * and frees nothing else.  An allocation that fails with no recovery point
- * (a thread of luamig's own, code outside any entry) still ends the
- * process with a message and exit status 1.
+ * and frees nothing else.  A backfill's writer thread has a point of its
+ * own: the batch's write fails with that code and the migration rolls
+ * back as after any failed write.  An allocation that fails with no
+ * recovery point (code outside any entry) still ends the process with a
+ * message and exit status 1.
  */
 #ifndef LM_OOM_H
 #define LM_OOM_H
@@ -46,15 +48,19 @@ int lm_oom_enter(lm_oom_point *p, lm_env *const *envp, int refuse_spent);
 /* Take p off the list (the cleanup of LM_OOM_ENTRY), naming the failure
  * "out_of_memory" when an allocation failed under it. */
 void lm_oom_leave(lm_oom_point *p);
+/* Name err "out of memory" (code out_of_memory), allocating nothing. */
+struct lm_err;
+void lm_oom_set(struct lm_err *err);
 /* Is env spent by running out of memory? */
 int lm_oom_spent(const lm_env *env);
 /* lm_close of a spent env: roll back, close the connection; returns 0
  * when env is not spent (the whole close is to be done). */
 int lm_oom_close_spent(lm_env *env);
 
-/* Test hook: the n-th allocation from now on this thread (through
- * lm_xmalloc & co) fails, once; 0 turns it off. */
-void lm_oom_fail_after(long n);
+/* Test hook: the n-th allocation from now on, on any thread (through
+ * lm_xmalloc & co), fails, once; 0 turns it off.  other_threads: count
+ * only those of threads other than the caller's (a backfill's writer). */
+void lm_oom_fail_after(long n, int other_threads);
 
 /* The first lines of a public function: a recovery point for env (an
  * lm_env * variable; NULL allowed) that lives as long as the function's
