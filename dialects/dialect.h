@@ -344,9 +344,16 @@ typedef struct lm_dialect {
    * quote_ident, which both dialects here accept; a dialect whose SQL
    * differs (no LIMIT, another way to say "now") fills this in. */
   void (*core_sql)(lm_buf *out, const struct lm_sql_spec *spec);
+
+  /* ---- version 12: lint ---------------------------------------------- */
+
+  /* Schema changes take locks that block readers or writers for as long
+   * as they run (PostgreSQL): lint's lock rules apply (an index without
+   * concurrently, a constraint without not_valid, ...). */
+  int ddl_locks_block;
 } lm_dialect;
 
-#define LM_DIALECT_VERSION 11
+#define LM_DIALECT_VERSION 12
 
 /* The statements the core runs for itself, described rather than
  * written in the core: the version table, the log, a backfill's keyset
@@ -412,6 +419,10 @@ void lm_sql_qualified(const lm_dialect *d, lm_buf *out, const char *schema,
 
 /* The dialect serving a URL scheme, or NULL (dialects/registry.c). */
 const lm_dialect *lm_dialect_for_scheme(const char *scheme);
+/* The dialect lint checks for when no database is configured: the first
+ * one whose schema changes take blocking locks, so that every rule
+ * applies (dialects/registry.c). */
+const lm_dialect *lm_dialect_for_lint(void);
 /* The registered dialects, NULL-terminated. */
 extern const lm_dialect *const lm_dialects[];
 /* "SQLite 3.x, libpq 15.y": the libraries the dialects run with

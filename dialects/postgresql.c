@@ -552,6 +552,7 @@ const lm_dialect lm_postgresql_dialect = {
   .scratch_drop = lm_pg_scratch_drop,
   .scratch_tune = lm_pg_scratch_tune,
   .render_params = pg_render_params,
+  .ddl_locks_block = 1,
   .options = pg_options,
   .lock_timeout_sql = lm_pg_lock_timeout_sql,
   .is_lock_timeout = lm_pg_is_lock_timeout,

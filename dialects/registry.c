@@ -21,3 +21,10 @@ const lm_dialect *lm_dialect_for_scheme(const char *scheme) {
       if (strcmp(*s, scheme) == 0) return lm_dialects[i];
   return NULL;
 }
+
+const lm_dialect *lm_dialect_for_lint(void) {
+  for (size_t i = 0; lm_dialects[i]; i++)
+    if (lm_dialects[i]->version >= 12 && lm_dialects[i]->ddl_locks_block)
+      return lm_dialects[i];
+  return lm_dialects[0];
+}

@@ -104,6 +104,27 @@ describe("the core", function()
     assert.are.same({}, hits)
   end)
 
+  it("names no dialect: no string of the core is a dialect's name", function()
+    local hits = {}
+    local ls = H.popen("ls " .. H.quote(root) .. "/src/*.c")
+    for path in ls:lines() do
+      local n = 0
+      for line in io.lines(path) do
+        n = n + 1
+        if not is_comment(line) then
+          for _, lit in ipairs(literals(line)) do
+            -- (as code spells them; prose says PostgreSQL, SQLite)
+            if lit == "postgresql" or lit == "postgres" or lit == "sqlite" or lit == "sqlite3" then
+              hits[#hits + 1] = path:match("[^/]+$") .. ":" .. n .. ": " .. line
+            end
+          end
+        end
+      end
+    end
+    ls:close()
+    assert.are.same({}, hits)
+  end)
+
   it("the rule's own check finds SQL where there is some", function()
     -- The check above must be able to fail: it finds a statement in a
     -- file written the way the core used to write them.

@@ -299,8 +299,8 @@ static void add_live_tables(lm_env *env, lm_schema *model) {
 int lm_lint_run(lm_env *env, const char *range, int all,
                 lm_lint_report *report) {
   if (lm_scripts_load(env) != LM_OK) return LM_ERROR;
-  /* Without a URL lint still runs: PostgreSQL's rules, no database. */
-  if (!env->url) env->dialect = lm_dialect_for_scheme("postgresql");
+  /* Without a URL lint still runs, every rule applying, no database. */
+  if (!env->url) env->dialect = lm_dialect_for_lint();
   else if (lm_pick_dialect(env) != LM_OK) return LM_ERROR;
   if (!env->dialect) return lm_err_set(&env->err, "no dialect to lint for");
   int connected = env->url && lm_connect(env) == LM_OK;
@@ -324,7 +324,7 @@ int lm_lint_run(lm_env *env, const char *range, int all,
   c.env = env;
   c.cfg = lm_safety_config_of(env);
   c.report = report;
-  c.postgresql = strcmp(env->dialect->name, "postgresql") == 0;
+  c.lock_rules = env->dialect->version >= 12 && env->dialect->ddl_locks_block;
   if (rc == LM_OK) {
     int live_read = 0;
     lm_recorder_install(env, &r);

@@ -74,7 +74,7 @@ typedef struct lm_lint_ctx {
   lm_env *env;
   const lm_safety_config *cfg;
   lm_lint_report *report;
-  int postgresql;               /* PostgreSQL's lock rules apply */
+  int lock_rules;               /* the dialect's DDL locks block: lock rules apply */
   const char *revision, *file;
   int transactional;
   int reporting;                /* 0: replaying only (outside the range) */

@@ -397,7 +397,7 @@ static void check_add_column(lm_lint_ctx *c, const lm_op *op, int line) {
   if (col->primary_key)
     lm_lint_add(c, "primary_key_change", line, "adding %s.%s as the primary "
                 "key changes the table's key", t, col->name);
-  if (col->index && c->postgresql)
+  if (col->index && c->lock_rules)
     lm_lint_add(c, "index_not_concurrent", line, "index = true on %s.%s "
                 "builds the index without concurrently, blocking writes to "
                 "%s", t, col->name, t);
@@ -458,19 +458,19 @@ static void check_constraint(lm_lint_ctx *c, const lm_op *op, int line) {
                 "%s changes the table's key", name, t);
     break;
   case LM_CON_FOREIGN_KEY:
-    if (c->postgresql && !k->not_valid)
+    if (c->lock_rules && !k->not_valid)
       lm_lint_add(c, "foreign_key_not_valid", line, "foreign key %s on %s "
                   "checks every row while holding a lock on %s and %s", name,
                   t, t, k->ref_table);
     note_fk(c, t, k->columns, k->ncolumns, line);
     break;
   case LM_CON_CHECK:
-    if (c->postgresql && !k->not_valid)
+    if (c->lock_rules && !k->not_valid)
       lm_lint_add(c, "check_not_valid", line, "check constraint %s on %s "
                   "scans every row under an ACCESS EXCLUSIVE lock", name, t);
     break;
   case LM_CON_UNIQUE:
-    if (c->postgresql && !k->using_index)
+    if (c->lock_rules && !k->using_index)
       lm_lint_add(c, "unique_constraint_locks", line, "unique constraint %s "
                   "on %s builds its index under an ACCESS EXCLUSIVE lock",
                   name, t);
@@ -572,11 +572,11 @@ static void check_op(lm_lint_ctx *c, const lm_op *op, lm_schema *model,
     check_alter(c, op, model, line);
     break;
   case LM_OP_CREATE_INDEX:
-    if (c->postgresql && op->index.concurrently && c->transactional)
+    if (c->lock_rules && op->index.concurrently && c->transactional)
       lm_lint_add(c, "concurrent_in_transaction", line, "index %s is created "
                   "concurrently, which PostgreSQL refuses inside the "
                   "migration's transaction", op->name);
-    if (c->postgresql && !op->index.concurrently && !created(c, op->schema, t))
+    if (c->lock_rules && !op->index.concurrently && !created(c, op->schema, t))
       lm_lint_add(c, "index_not_concurrent", line, "index %s on %s is built "
                   "without concurrently, blocking writes to %s", op->name, t,
                   t);
