@@ -340,10 +340,35 @@ static const char *kind_word(lm_constraint_kind k) {
   return "";
 }
 
+/* Is `name` the one PostgreSQL gives the unnamed constraint c (<t>_pkey,
+ * <t>_<cols>_key, <t>_<cols>_fkey)?  DESIGN 4 names unnamed constraints
+ * so, and autogenerate drops one under that name on every dialect. */
+static int conventional_name(const lm_mtable *t, const lm_constraint *c,
+                             const char *name) {
+  const char *suffix = c->kind == LM_CON_PRIMARY_KEY ? "pkey"
+                       : c->kind == LM_CON_UNIQUE    ? "key"
+                       : c->kind == LM_CON_FOREIGN_KEY ? "fkey"
+                                                     : NULL;
+  if (c->name || !suffix) return 0;
+  lm_buf want = LM_BUF_INIT;
+  lm_buf_printf(&want, "%s_", t->name);
+  for (size_t i = 0; c->kind != LM_CON_PRIMARY_KEY && i < c->ncolumns; i++)
+    lm_buf_printf(&want, "%s_", c->columns[i]);
+  lm_buf_puts(&want, suffix);
+  int same = strcmp(lm_buf_str(&want), name) == 0;
+  lm_buf_free(&want);
+  return same;
+}
+
 static int drop_constraint(lm_mtable *t, const lm_op *op, lm_err *err) {
+  for (int pass = 0; pass < 2; pass++)
   for (size_t i = 0; i < t->nconstraints; i++) {
     const lm_constraint *c = &t->constraints[i].con;
-    if (!c->name || strcmp(c->name, op->name) != 0) continue;
+    /* a constraint of that name; failing that, an unnamed one that
+     * goes by it */
+    if (pass == 0 ? !c->name || strcmp(c->name, op->name) != 0
+                  : !conventional_name(t, c, op->name))
+      continue;
     if (op->constraint_type && strcmp(op->constraint_type,
                                       kind_word(c->kind)) != 0)
       continue;
