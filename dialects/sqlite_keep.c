@@ -158,6 +158,63 @@ static int has_item(const char *list, const char *name) {
   return 0;
 }
 
+/* The CHECKs of the table that name `column` (NULL: all of them):
+ * "check\tNAME\tCONDITION"
+ * (NAME empty when unnamed; tabs of the condition made spaces, the line
+ * being tab-separated). */
+static int check_lines(lm_conn *c, const char *schema, const char *table,
+                       const char *column, lm_strvec *out, lm_err *err) {
+  lm_schema model;
+  lm_schema_init(&model);
+  int found = 0;
+  int rc = lm_sqlite_introspect(c, schema, table, &model, &found, err);
+  lm_mtable *t = rc == LM_OK && found ? lm_schema_table(&model, schema, table)
+                                      : NULL;
+  for (size_t i = 0; t && i < t->nconstraints; i++) {
+    const lm_constraint *k = &t->constraints[i].con;
+    if (k->kind != LM_CON_CHECK || !k->condition ||
+        (column && !lm_sql_mentions(k->condition, column)))
+      continue;
+    char *cond = lm_xstrdup(k->condition);
+    for (char *p = cond; *p; p++)
+      if (*p == '\t') *p = ' ';
+    lm_strvec_pushf(out, "check\t%s\t%s", k->name ? k->name : "", cond);
+    free(cond);
+  }
+  lm_schema_free(&model);
+  return rc;
+}
+
+/* A CHECK back on the table, by a rebuild, unless one of its condition is
+ * there. */
+static int restore_check(lm_conn *c, const char *schema, const char *table,
+                         const char *name, const char *condition, int *made,
+                         lm_err *err) {
+  lm_strvec have = LM_STRVEC_INIT;
+  int rc = check_lines(c, schema, table, NULL, &have, err);
+  char *want = lm_xasprintf("\t%s", condition);
+  int present = 0;
+  for (size_t i = 0; i < have.n; i++) {
+    const char *tail = strchr(have.items[i] + 6, '\t');
+    present |= tail && strcmp(tail, want) == 0;
+  }
+  free(want);
+  lm_strvec_free(&have);
+  if (rc != LM_OK || present) return rc;
+  lm_constraint con = {.kind = LM_CON_CHECK, .name = *name ? name : NULL,
+                       .condition = condition, .deferrable = -1};
+  lm_op op = {.kind = LM_OP_ADD_CONSTRAINT, .schema = schema, .table = table,
+              .constraints = &con, .nconstraints = 1};
+  lm_compile_ctx ctx = {.conn = c};
+  lm_strvec stmts = LM_STRVEC_INIT;
+  rc = lm_sqlite_compile(&ctx, &op, &stmts, err);
+  for (size_t i = 0; rc == LM_OK && i < stmts.n; i++)
+    rc = exec(c, stmts.items[i], err);
+  *made = rc == LM_OK;
+  lm_strvec_free(&stmts);
+  return rc;
+}
+
 static int sqlite_keep_dependents(lm_conn *c, const char *schema,
                                   const char *table, const char *column,
                                   lm_strvec *out, lm_err *err) {
@@ -189,6 +246,7 @@ static int sqlite_keep_dependents(lm_conn *c, const char *schema,
       lm_strvec_pushf(out, "unique\t%s", sets.items[i]);
   lm_strvec_free(&sets);
   if (rc == LM_OK) rc = fk_lines(c, schema, table, column, out, err);
+  if (rc == LM_OK) rc = check_lines(c, schema, table, column, out, err);
   return rc;
 }
 
@@ -347,6 +405,8 @@ static int sqlite_keep_restore(lm_conn *c, const char *schema,
   int rc = LM_OK;
   if (strcmp(f[0], "fk") == 0 && nf == 6) {
     rc = restore_fk(c, schema, table, f, made, err);
+  } else if (strcmp(f[0], "check") == 0 && nf == 3) {
+    rc = restore_check(c, schema, table, f[1], f[2], made, err);
   } else if (strcmp(f[0], "unique") == 0 && nf >= 2) {
     rc = restore_unique(c, schema, table, f[1], made, err);
   } else if (nf >= 3) {          /* index or trigger: its own SQL */
