@@ -360,18 +360,25 @@ static int conventional_name(const lm_mtable *t, const lm_constraint *c,
   return same;
 }
 
+/* The constraint op drops: one of its name and type; failing that, an
+ * unnamed one that goes by the name (conventional_name); -1 when none. */
+static long constraint_to_drop(const lm_mtable *t, const lm_op *op) {
+  for (int conventional = 0; conventional < 2; conventional++)
+    for (size_t i = 0; i < t->nconstraints; i++) {
+      const lm_constraint *c = &t->constraints[i].con;
+      int named = conventional ? conventional_name(t, c, op->name)
+                               : c->name && strcmp(c->name, op->name) == 0;
+      if (named && (!op->constraint_type ||
+                    strcmp(op->constraint_type, kind_word(c->kind)) == 0))
+        return (long)i;
+    }
+  return -1;
+}
+
 static int drop_constraint(lm_mtable *t, const lm_op *op, lm_err *err) {
-  for (int pass = 0; pass < 2; pass++)
-  for (size_t i = 0; i < t->nconstraints; i++) {
-    const lm_constraint *c = &t->constraints[i].con;
-    /* a constraint of that name; failing that, an unnamed one that
-     * goes by it */
-    if (pass == 0 ? !c->name || strcmp(c->name, op->name) != 0
-                  : !conventional_name(t, c, op->name))
-      continue;
-    if (op->constraint_type && strcmp(op->constraint_type,
-                                      kind_word(c->kind)) != 0)
-      continue;
+  long at = constraint_to_drop(t, op);
+  if (at >= 0) {
+    size_t i = (size_t)at;
     memmove(&t->constraints[i], &t->constraints[i + 1],
             (t->nconstraints - i - 1) * sizeof *t->constraints);
     t->nconstraints--;
